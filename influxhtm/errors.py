@@ -1,0 +1,108 @@
+"""The exception hierarchy: every error influxhtm raises on purpose is an InfluxHtmError.
+
+Messages name the argument or field and the offending value, and never carry a
+password.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+
+class InfluxHtmError(Exception):
+    """Base class of every error raised by influxhtm."""
+
+
+class ConfigurationError(InfluxHtmError, ValueError):
+    """A setting (host, port, credentials, server binary, ...) is wrong or missing."""
+
+
+class InfluxdNotFound(ConfigurationError):
+    """No `influxd` binary could be found to start a managed local server."""
+
+
+class ServerStartError(InfluxHtmError):
+    """A managed `influxd` did not come up; the message carries the tail of its log."""
+
+
+class ValidationError(InfluxHtmError, ValueError):
+    """Input that cannot be stored or queried as given.
+
+    `errors` maps each field name (or item index, then field name) to a list of
+    messages, like marshmallow's `ValidationError.messages`, so that every
+    problem of a batch is reported at once.
+    """
+
+    def __init__(self, message: str | Mapping[Any, Any], errors: Mapping[Any, Any] | None = None):
+        if errors is None and not isinstance(message, str):
+            errors = dict(message)
+            message = format_errors(errors)
+        super().__init__(message)
+        self.errors: dict[Any, Any] = dict(errors or {})
+
+
+def format_errors(errors: Mapping[Any, Any], prefix: str = "") -> str:
+    """Render a nested error mapping as `key.sub: message; ...` on one line."""
+    parts: list[str] = []
+    for key, value in errors.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            parts.append(format_errors(value, prefix=f"{path}."))
+        elif isinstance(value, (list, tuple)):
+            parts.append(f"{path}: " + " ".join(str(v) for v in value))
+        else:
+            parts.append(f"{path}: {value}")
+    return "; ".join(parts)
+
+
+class NotFound(InfluxHtmError, LookupError):
+    """Something asked for by name does not exist."""
+
+
+class SensorNotFound(NotFound):
+    """No series with this measurement and component exists."""
+
+
+class ModelNotFound(NotFound):
+    """No model with this id is registered for the sensor."""
+
+
+class AlreadyExists(InfluxHtmError):
+    """Something to be created exists already."""
+
+
+class ModelExists(AlreadyExists):
+    """A model with this id is registered for the sensor already."""
+
+
+class ServerError(InfluxHtmError):
+    """InfluxDB answered with an error.
+
+    `status` is the HTTP status code (None when the error came inside a 200
+    answer, as InfluxQL errors do).
+    """
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class QueryError(ServerError):
+    """InfluxDB refused or failed a query."""
+
+
+class PartialWriteError(ServerError):
+    """InfluxDB stored only part of a write; `dropped` points were refused and `reason` says why."""
+
+    def __init__(self, message: str, dropped: int | None = None, reason: str = "", status: int | None = 400):
+        super().__init__(message, status)
+        self.dropped = dropped
+        self.reason = reason
+
+
+class InfluxConnectionError(InfluxHtmError, ConnectionError):
+    """The server could not be reached (refused, reset, timed out), after all retries."""
+
+
+class AuthenticationError(InfluxHtmError):
+    """The server refused the credentials (or requires some and none were given)."""
