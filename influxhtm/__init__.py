@@ -3,7 +3,11 @@
 Importing the package reads no environment variable and opens no connection.
 """
 
+from . import nab
 from ._version import __version__
+from .client import InfluxHtmClient
+from .combined import CombinedData
+from .declarations import declaration, field, measurement, tag, timestamp
 from .errors import (
     AlreadyExists,
     AuthenticationError,
@@ -21,6 +25,30 @@ from .errors import (
     ServerStartError,
     ValidationError,
 )
+from .influxql import (
+    Query,
+    col,
+    count,
+    first,
+    last,
+    max_,
+    mean,
+    median,
+    min_,
+    mode,
+    percentile,
+    regex,
+    select,
+    spread,
+    stddev,
+    sum_,
+)
+from .line_protocol import encode, to_line
+from .model_store import HtmModelStore
+from .plotting import plot, plot_html, plot_png
+from .records import HtmResult, ModelRecord, SensorReading
+from .repository import Repository
+from .sensor import Sensor
 from .server import LocalInfluxd
 from .settings import Settings
 
@@ -28,19 +56,54 @@ __all__ = [
     "__version__",
     "AlreadyExists",
     "AuthenticationError",
+    "CombinedData",
     "ConfigurationError",
+    "HtmModelStore",
+    "HtmResult",
     "InfluxConnectionError",
     "InfluxdNotFound",
+    "InfluxHtmClient",
     "InfluxHtmError",
     "LocalInfluxd",
     "ModelExists",
     "ModelNotFound",
+    "ModelRecord",
     "NotFound",
     "PartialWriteError",
+    "Query",
     "QueryError",
+    "Repository",
+    "Sensor",
     "SensorNotFound",
+    "SensorReading",
     "ServerError",
     "ServerStartError",
     "Settings",
     "ValidationError",
+    "col",
+    "count",
+    "declaration",
+    "encode",
+    "field",
+    "first",
+    "last",
+    "max_",
+    "mean",
+    "measurement",
+    "median",
+    "min_",
+    "mode",
+    "nab",
+    "percentile",
+    "plot",
+    "plot_html",
+    "plot_png",
+    "regex",
+    "select",
+    "spread",
+    "stddev",
+    "sum_",
+    "tag",
+    "timestamp",
+    "to_line",
 ]

@@ -48,15 +48,16 @@ def timedelta_to_ns(delta: timedelta) -> int:
 
 def datetime_to_ns(value: datetime, *, name: str = "time", strict: bool = False) -> int:
     """Nanoseconds since the epoch of a datetime; naive means local time."""
+    extra_ns = getattr(value, "nanosecond", 0)  # pandas.Timestamp carries nanoseconds
+    if hasattr(value, "to_pydatetime"):
+        value = value.to_pydatetime(warn=False)
     if value.tzinfo is None or value.utcoffset() is None:
         if strict:
             raise ValidationError(
                 {name: [f"naive datetime {value.isoformat()!r} refused: give a timezone-aware datetime"]}
             )
         value = value.astimezone()  # local time, the same rule as datetime.timestamp()
-    ns = timedelta_to_ns(value - EPOCH)
-    ns += getattr(value, "nanosecond", 0)  # pandas.Timestamp carries nanoseconds
-    return ns
+    return timedelta_to_ns(value - EPOCH) + extra_ns
 
 
 def to_ns(value: object, *, name: str = "time", strict: bool = False) -> int:

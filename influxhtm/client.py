@@ -1,0 +1,201 @@
+"""`InfluxHtmClient`: the gateway to sensors, models and repositories of one database.
+
+The constructor does no I/O: settings are resolved (arguments, then `INFLUX_*`),
+and the database is created when it is first written to.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .connection import Connection
+from .errors import SensorNotFound
+from .influxql import Query, admin, col
+from .records import REGISTRY_MEASUREMENT, RESULT_SUFFIX
+from .sensor import Sensor, check_name
+from .settings import Settings
+from .times import to_ns
+
+
+class InfluxHtmClient:
+    """Sensors, HTM model stores and repositories over one InfluxDB database."""
+
+    def __init__(
+        self,
+        database: str,
+        host: str | None = None,
+        port: int | str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        ssl: bool | str | None = None,
+        **options: Any,
+    ):
+        self.database = check_name(database, "database")
+        self.settings = Settings.resolve(host, port, username, password, ssl, **options)
+        self.connection = Connection(self.settings)
+        self._database_ready = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, database: str, settings: Settings) -> InfluxHtmClient:
+        """A client with ready-made settings (e.g. a worker process of a sweep)."""
+        client = cls.__new__(cls)
+        client.database = check_name(database, "database")
+        client.settings = settings
+        client.connection = Connection(settings)
+        client._database_ready = False
+        client._lock = threading.Lock()
+        return client
+
+    def __repr__(self) -> str:
+        return f"InfluxHtmClient(database={self.database!r}, url={self.settings.url!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"database": self.database, "settings": self.settings}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        fresh = InfluxHtmClient.from_settings(state["database"], state["settings"])
+        self.__dict__.update(fresh.__dict__)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    # -- database ------------------------------------------------------------
+    def create_database(self) -> None:
+        """Create the database (nothing happens if it exists)."""
+        self.execute(admin.create_database(self.database))
+        self._database_ready = True
+
+    def drop_database(self) -> None:
+        """Drop the database and everything in it."""
+        self.execute(admin.drop_database(self.database))
+        self._database_ready = False
+
+    def ping(self) -> str:
+        """The server's version (raises InfluxConnectionError when unreachable)."""
+        return self.connection.ping()
+
+    # -- low level: the one place queries and writes go through ------------------
+    def write_lines(self, lines: Sequence[str]) -> None:
+        """POST line protocol lines, creating the database on first use."""
+        if not lines:
+            return
+        if not self._database_ready:
+            with self._lock:
+                if not self._database_ready:
+                    self.create_database()
+        self.connection.write("\n".join(lines), database=self.database)
+
+    def execute(self, statement: Any) -> list[dict[str, Any]]:
+        """Run a Query or admin Statement (anything with `render()`); returns the statement results."""
+        text, params = statement.render()
+        method = getattr(statement, "method", "GET")
+        return self.connection.query(text, params=params, database=self.database, method=method)
+
+    def series(self, query: Any) -> list[dict[str, Any]]:
+        """The series of a query's answer (`name`, `tags`, `columns`, `values`)."""
+        return [s for result in self.execute(query) for s in result.get("series", [])]
+
+    def rows(self, query: Any, columns: Sequence[str] | None = None) -> list[list[Any]]:
+        """All rows of all series; with `columns`, each row holds those columns in that order."""
+        out: list[list[Any]] = []
+        for series in self.series(query):
+            if columns is None:
+                out.extend(series["values"])
+            else:
+                out.extend(_reorder(series["columns"], series["values"], columns))
+        return out
+
+    def stream_rows(self, query: Query, chunk_size: int = 10_000) -> Iterator[list[Any]]:
+        """Rows of a large answer, streamed in chunks."""
+        text, params = query.render()
+        for result in self.connection.query_chunks(text, params=params, database=self.database,
+                                                   chunk_size=chunk_size):
+            for series in result.get("series", []):
+                yield from series["values"]
+
+    def bounded(self, query: Query, bounds: Any) -> Query:
+        """A time-grouped `query` bounded to the data (`bounds()` gives first and last ns) where it is open.
+
+        Without bounds the server fills empty buckets from 1970 to now, which is slow.
+        """
+        if query.has_lower_time_bound and query.has_upper_time_bound:
+            return query
+        found = bounds()
+        if found is None:
+            return query.with_time_bounds(0, 1)  # an empty sensor: nothing to aggregate
+        lo, hi = found
+        if not query.has_lower_time_bound:
+            query = query.since(lo)
+        if not query.has_upper_time_bound:
+            query = query.until(hi + 1)
+        return query
+
+    def delete(self, measurement: str, /, since: Any = None, until: Any = None, **tags: str) -> None:
+        """Delete points of a measurement matching tag equality and inclusive time bounds."""
+        lo = to_ns(since, name="since") if since is not None else None
+        hi = to_ns(until, name="until") + 1 if until is not None else None
+        conditions = [col(key) == value for key, value in tags.items()]
+        self.execute(admin.delete(measurement, *conditions, since=lo, until=hi))
+
+    def tag_values(self, measurement: str, key: str, **where: str) -> list[str]:
+        """The values of a tag key in a measurement, optionally filtered by tag equality."""
+        conditions = [col(k) == v for k, v in where.items()]
+        rows = self.rows(admin.show_tag_values(key, measurement, *conditions))
+        return sorted({row[1] for row in rows})
+
+    # -- sensors -------------------------------------------------------------
+    def create_sensor(self, measurement: str, component: str) -> Sensor:
+        """A sensor for `measurement` and `component` (both required); nothing is written yet."""
+        return Sensor(self, measurement, component)
+
+    def get_sensor(self, measurement: str, component: str) -> Sensor:
+        """The existing sensor, or SensorNotFound."""
+        sensor = Sensor(self, measurement, component)
+        if (sensor.measurement, sensor.component) not in self._sensor_keys():
+            raise SensorNotFound(f"no sensor {measurement!r}/{component!r} in database {self.database!r}")
+        return sensor
+
+    def list_sensors(self) -> list[Sensor]:
+        """Every series with a measurement and a `component` tag, read from the server.
+
+        Model results (`<measurement>_model` of a sensor with models) and the model
+        registry are not sensors.
+        """
+        return [Sensor(self, m, c) for m, c in sorted(self._sensor_keys())]
+
+    def _sensor_keys(self) -> set[tuple[str, str]]:
+        series = self.series(admin.show_tag_values("component"))
+        keys = {(s["name"], row[1]) for s in series for row in s["values"]}
+        registry = self.rows(admin.show_tag_values("measurement", REGISTRY_MEASUREMENT))
+        result_measurements = {row[1] + RESULT_SUFFIX for row in registry}
+        # Results of models written before the registry existed: an `id` tag and anomaly fields.
+        for name in {m for m, _ in keys} - result_measurements:
+            if name.endswith(RESULT_SUFFIX) and self._looks_like_results(name):
+                result_measurements.add(name)
+        return {(m, c) for m, c in keys if m not in result_measurements and m != REGISTRY_MEASUREMENT}
+
+    def _looks_like_results(self, measurement: str) -> bool:
+        fields = {row[0] for row in self.rows(admin.show_field_keys(measurement))}
+        return "anomalyScore" in fields and "value" not in fields
+
+    createSensor = create_sensor
+    getSensor = get_sensor
+    listSensors = list_sensors
+
+    # -- repositories ----------------------------------------------------------
+    def repository(self, cls: type) -> Any:
+        """A `Repository` of a declared measurement class over this database."""
+        from .repository import Repository
+
+        return Repository(self, cls)
+
+
+def _reorder(columns: Sequence[str], values: list[list[Any]], wanted: Sequence[str]) -> list[list[Any]]:
+    index = {name: i for i, name in enumerate(columns)}
+    if list(columns) == list(wanted):
+        return values
+    picks = [index.get(name) for name in wanted]
+    return [[row[i] if i is not None else None for i in picks] for row in values]

@@ -1,0 +1,149 @@
+"""Raw data merged with model results, for plotting and scoring.
+
+Rows are the sensor's timestamps (or its time buckets when aggregated); each
+model's results are aligned to them by time. A missing result is null, never a
+carried-forward value. Aggregated, the anomaly columns take the bucket's `max`
+so that an anomaly inside a bucket is not averaged away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .records import RESULT_KEYS
+from .times import format_rfc3339, from_ns, parse_duration
+
+if TYPE_CHECKING:
+    import pandas
+
+    from .sensor import Sensor
+
+#: How each result field is aggregated over a bucket.
+RESULT_AGGREGATES = {
+    "anomalyScore": "max",
+    "anomalyLikelihood": "max",
+    "rawScore": "max",
+    "prediction": "mean",
+    "predictionConfidence": "mean",
+}
+#: Columns always present for a model; the others appear when a model has them.
+ALWAYS = ("anomalyScore", "anomalyLikelihood")
+
+
+@attrs.frozen
+class CombinedData:
+    """A table of `columns` and `values` (rows); the first column is `time` (UTC datetime)."""
+
+    name: str
+    columns: tuple[str, ...]
+    values: tuple[tuple[Any, ...], ...]
+    models: tuple[str, ...] = ()
+    aggregation: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Each row as a dict of column to value."""
+        for row in self.values:
+            yield dict(zip(self.columns, row))
+
+    @property
+    def empty(self) -> bool:
+        return not self.values
+
+    def column(self, name: str) -> list[Any]:
+        """One column's values, in row order."""
+        index = self.columns.index(name)
+        return [row[index] for row in self.values]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The original influxhtm's shape: `{"series": [{"name", "columns", "values"}]}`, times as RFC 3339."""
+        values = [[_rfc3339(row[0]), *row[1:]] for row in self.values]
+        return {"series": [{"name": self.name, "columns": list(self.columns), "values": values}]}
+
+    toDict = to_dict
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """A DataFrame with a UTC `time` index; nulls become NaN."""
+        import pandas
+
+        frame = pandas.DataFrame(list(self.values), columns=list(self.columns))
+        frame["time"] = pandas.to_datetime(frame["time"], utc=True)
+        frame = frame.set_index("time")
+        return frame.astype("float64")
+
+    def plot(self, path: str | Path, **options: Any) -> Path:
+        """Draw the data and the anomaly panels to a `.png` or self-contained `.html` file."""
+        from .plotting import plot
+
+        return plot(self.to_dataframe(), path, **options)
+
+
+def _rfc3339(value: datetime) -> str:
+    from .times import datetime_to_ns
+
+    return format_rfc3339(datetime_to_ns(value))
+
+
+def combine(
+    sensor: Sensor,
+    since: Any,
+    until: Any,
+    aggregation: str | None,
+    agg: str,
+    models: Iterable[str] | None,
+    limit: int | None,
+) -> CombinedData:
+    """Build the CombinedData of a sensor (see `Sensor.get_combined_sensor_data`)."""
+    model_ids = (
+        [store.model_id for store in sensor.list_htm_models()] if models is None else list(models)
+    )
+    rows = sensor._values(since, until, limit, aggregation, agg)
+    results = _results(sensor, model_ids, rows, aggregation) if rows and model_ids else {}
+    present = {field for per_model in results.values() for by_time in per_model.values() for field in by_time}
+    fields = [f for f in RESULT_KEYS.values() if f in ALWAYS or f in present]
+    single = len(model_ids) == 1
+    columns = ["time", "value"]
+    for model_id in model_ids:
+        columns.extend(f if single else f"{model_id}.{f}" for f in fields)
+    values = []
+    for ns, value in rows:
+        row: list[Any] = [from_ns(ns), value]
+        for model_id in model_ids:
+            at = results.get(model_id, {}).get(ns, {})
+            row.extend(at.get(f) for f in fields)
+        values.append(tuple(row))
+    return CombinedData(sensor.measurement, tuple(columns), tuple(values), tuple(model_ids), aggregation)
+
+
+def _results(
+    sensor: Sensor, model_ids: list[str], rows: list[tuple[int, Any]], aggregation: str | None
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """model id -> time ns -> field -> value, over the span of `rows`, in one query."""
+    from . import influxql
+
+    first, last = rows[0][0], rows[-1][0]
+    query = influxql.Query().from_(sensor.result_measurement).where(component=sensor.component)
+    query = query.where(influxql.col("id").in_(model_ids)).group_by("id")
+    fields = list(RESULT_KEYS.values())
+    if aggregation is None:
+        query = query.select(*fields).since(first).until(last + 1)
+    else:
+        step = parse_duration(aggregation, name="aggregation")
+        functions = {"max": influxql.max_, "mean": influxql.mean}
+        query = query.select(*(functions[RESULT_AGGREGATES[f]](f).as_(f) for f in fields))
+        query = query.since(first).until(last + step).group_by_time(aggregation).fill("none")
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    for series in sensor.client.series(query):
+        model_id = series.get("tags", {}).get("id", "")
+        by_time = found.setdefault(model_id, {})
+        columns = series["columns"]
+        for row in series["values"]:
+            by_time[row[0]] = {c: v for c, v in zip(columns[1:], row[1:]) if v is not None}
+    return found

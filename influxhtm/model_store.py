@@ -1,0 +1,264 @@
+"""`HtmModelStore`: one model of one sensor, its registry entry and its results.
+
+Results live in `<measurement>_model` with tags `component` and `id`; each has
+the timestamp of the input point it answers, so writing a result again for the
+same point overwrites it. The registry (`influxhtm_models`) holds one point per
+model with its parameters, engine, aggregation and creation time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .errors import ModelExists, ModelNotFound, ValidationError
+from .influxql import Query
+from .line_protocol import encode_point
+from .records import REGISTRY_MEASUREMENT, RESULT_KEYS, HtmResult
+from .result_forms import to_htm_result
+from .sensor import _check_limit, check_name
+from .times import from_ns, to_ns
+
+if TYPE_CHECKING:
+    from .sensor import Sensor
+
+_MISSING = object()
+_RESULT_COLUMNS = ("time", *RESULT_KEYS.values())
+_REGISTRY_COLUMNS = ("time", "id", "params", "engine", "aggregation", "created")
+
+
+class HtmModelStore:
+    """Where one model's results for one sensor are stored and read back."""
+
+    def __init__(
+        self,
+        sensor: Sensor,
+        model_id: str,
+        params: Mapping[str, Any] | None = None,
+        engine: str | None = None,
+        aggregation: str | None = None,
+        created: datetime | None = None,
+        registered: bool = True,
+    ):
+        self.sensor = sensor
+        self.model_id = check_name(model_id, "model_id")
+        self.params: dict[str, Any] | None = dict(params) if params is not None else None
+        self.engine = engine
+        self.aggregation = aggregation
+        self.created = created
+        self.registered = registered
+        self._tags = {"component": sensor.component, "id": self.model_id}
+
+    def __repr__(self) -> str:
+        return f"HtmModelStore({self.sensor}, id={self.model_id!r}, engine={self.engine!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HtmModelStore) and (other.sensor, other.model_id) == (self.sensor, self.model_id)
+
+    def __hash__(self) -> int:
+        return hash((self.sensor, self.model_id))
+
+    @property
+    def id(self) -> str:
+        return self.model_id
+
+    @property
+    def measurement(self) -> str:
+        return self.sensor.result_measurement
+
+    # -- writing -------------------------------------------------------------
+    def write_result(self, result: Any, second: Any = _MISSING) -> HtmResult:
+        """Store one result: `write_result(result)`, or `write_result(time, result)` (the original's form)."""
+        if second is not _MISSING:
+            htm_result = to_htm_result(second, time=result)
+        else:
+            htm_result = to_htm_result(result)
+        self.sensor.client.write_lines([self.result_line(htm_result)])
+        return htm_result
+
+    writeResult = write_result
+
+    def write_results(self, results: Iterable[Any], *, batch_size: int = 5000) -> int:
+        """Store many results in batches; each batch is validated whole before it is sent."""
+        written = 0
+        batch: list[str] = []
+        errors: dict[int, Any] = {}
+        for index, result in enumerate(results):
+            if result is None:
+                continue
+            try:
+                batch.append(self.result_line(to_htm_result(result)))
+            except ValidationError as error:
+                errors[index] = error.errors or str(error)
+            if len(batch) >= batch_size:
+                if errors:
+                    raise ValidationError(errors)
+                self.sensor.client.write_lines(batch)
+                written += len(batch)
+                batch = []
+        if errors:
+            raise ValidationError(errors)
+        if batch:
+            self.sensor.client.write_lines(batch)
+            written += len(batch)
+        return written
+
+    writeResults = write_results
+
+    def result_line(self, result: HtmResult) -> str:
+        """The line protocol of one result of this model."""
+        fields = {}
+        for attr, key in RESULT_KEYS.items():
+            value = getattr(result, attr)
+            if value is not None:
+                fields[key] = float(value)
+        if not fields:
+            raise ValidationError({"result": [f"{result!r} holds no value: give at least an anomaly_score"]})
+        return encode_point(self.measurement, self._tags, fields, to_ns(result.time))
+
+    # -- reading -------------------------------------------------------------
+    def _query(self) -> Query:
+        return Query().from_(self.measurement).where(component=self.sensor.component, id=self.model_id)
+
+    def get_results(self, since: Any = None, until: Any = None, limit: int | None = None) -> list[HtmResult]:
+        """Results in ascending time, bounds inclusive; `limit` keeps the latest N."""
+        query = self.sensor._bounded(self._query().select(*RESULT_KEYS.values()), since, until)
+        if limit is not None:
+            query = query.order_by("time", "desc").limit(_check_limit(limit))
+        rows = self.sensor.client.rows(query, columns=_RESULT_COLUMNS)
+        if limit is not None:
+            rows.reverse()
+        return [HtmResult(from_ns(row[0]), *row[1:]) for row in rows]
+
+    getResults = get_results
+
+    def last_result_time(self) -> datetime | None:
+        """The time of the latest stored result, or None when there is none."""
+        ns = self.last_result_ns()
+        return None if ns is None else from_ns(ns)
+
+    def last_result_ns(self) -> int | None:
+        rows = self.sensor.client.rows(self._query().select("*").order_by("time", "desc").limit(1))
+        return rows[0][0] if rows else None
+
+    def count(self) -> int:
+        """How many results are stored."""
+        from .influxql import count
+
+        rows = self.sensor.client.rows(self._query().select(count("anomalyScore")))
+        total = int(rows[0][1]) if rows else 0
+        return total
+
+    def delete_results(self, since: Any = None, until: Any = None) -> None:
+        """Delete this model's results between the bounds (inclusive); all without bounds."""
+        self.sensor.client.delete(
+            self.measurement, since=since, until=until, component=self.sensor.component, id=self.model_id
+        )
+
+    def delete(self) -> None:
+        """Delete this model's results and its registry entry (nothing else)."""
+        self.delete_results()
+        self.sensor.client.delete(
+            REGISTRY_MEASUREMENT,
+            measurement=self.sensor.measurement,
+            component=self.sensor.component,
+            id=self.model_id,
+        )
+        self.registered = False
+
+
+def _registry_query(sensor: Sensor) -> Query:
+    return (
+        Query()
+        .from_(REGISTRY_MEASUREMENT)
+        .select(*_REGISTRY_COLUMNS[1:])
+        .where(measurement=sensor.measurement, component=sensor.component)
+    )
+
+
+def _stores_from_registry(sensor: Sensor, rows: list[list[Any]]) -> list[HtmModelStore]:
+    stores = []
+    for _, model_id, params, engine, aggregation, created in rows:
+        stores.append(
+            HtmModelStore(
+                sensor,
+                model_id,
+                json.loads(params) if params else None,
+                engine or None,
+                aggregation or None,
+                datetime.fromisoformat(created) if created else None,
+            )
+        )
+    return stores
+
+
+def registered_models(sensor: Sensor) -> list[HtmModelStore]:
+    """The registry's models of this sensor, by id."""
+    rows = sensor.client.rows(_registry_query(sensor), columns=_REGISTRY_COLUMNS)
+    return sorted(_stores_from_registry(sensor, rows),
+                  key=lambda s: s.model_id)
+
+
+def get_model(sensor: Sensor, model_id: str) -> HtmModelStore:
+    check_name(model_id, "model_id")
+    rows = sensor.client.rows(_registry_query(sensor).where(id=model_id), columns=_REGISTRY_COLUMNS)
+    if rows:
+        return _stores_from_registry(sensor, rows)[0]
+    if model_id in _result_ids(sensor):
+        return HtmModelStore(sensor, model_id, registered=False)
+    raise ModelNotFound(f"no model {model_id!r} for sensor {sensor}")
+
+
+def list_models(sensor: Sensor) -> list[HtmModelStore]:
+    stores = {s.model_id: s for s in registered_models(sensor)}
+    for model_id in _result_ids(sensor):
+        stores.setdefault(model_id, HtmModelStore(sensor, model_id, registered=False))
+    return [stores[k] for k in sorted(stores)]
+
+
+def _result_ids(sensor: Sensor) -> list[str]:
+    """Model ids that have results for this sensor (also models written before the registry existed)."""
+    return sensor.client.tag_values(sensor.result_measurement, "id", component=sensor.component)
+
+
+def create_model(
+    sensor: Sensor,
+    model_id: str,
+    params: Mapping[str, Any] | None,
+    engine: str | None,
+    aggregation: str | None,
+    exist_ok: bool,
+) -> HtmModelStore:
+    check_name(model_id, "model_id")
+    if params is not None and not isinstance(params, Mapping):
+        raise ValidationError({"params": [f"{params!r} is not a mapping of parameter names to values"]})
+    try:
+        params_text = json.dumps(dict(params or {}), sort_keys=True)
+    except (TypeError, ValueError) as error:
+        raise ValidationError({"params": [f"cannot be stored as JSON: {error}"]}) from None
+    if engine is not None:
+        check_name(engine, "engine")
+    if aggregation is not None:
+        from .times import parse_duration
+
+        parse_duration(aggregation, name="aggregation")
+    try:
+        existing = get_model(sensor, model_id)
+    except ModelNotFound:
+        existing = None
+    if existing is not None:
+        if not exist_ok:
+            raise ModelExists(f"model {model_id!r} exists already for sensor {sensor}; use exist_ok=True to reuse it")
+        if existing.registered:
+            return existing
+    created = datetime.now(timezone.utc)
+    fields: dict[str, Any] = {"params": params_text, "created": created.isoformat()}
+    if engine is not None:
+        fields["engine"] = engine
+    if aggregation is not None:
+        fields["aggregation"] = aggregation
+    tags = {"measurement": sensor.measurement, "component": sensor.component, "id": model_id}
+    sensor.client.write_lines([encode_point(REGISTRY_MEASUREMENT, tags, fields, 0)])
+    return HtmModelStore(sensor, model_id, dict(params or {}), engine, aggregation, created)

@@ -1,0 +1,66 @@
+"""The data layout of influxhtm in InfluxDB, as declared measurements.
+
+- `SensorReading`: a sensor's point: tag `component`, float field `value`
+  (written to the sensor's own measurement, e.g. `power`).
+- `HtmResult`: a model's answer for one input point, written to
+  `<measurement>_model` with tags `component` and `id`.
+- `ModelRecord`: one registry point per model in `influxhtm_models`.
+
+The measurement names declared here are placeholders for the first two: the
+sensor decides where they are stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from .declarations import field, measurement, tag, timestamp
+
+REGISTRY_MEASUREMENT = "influxhtm_models"
+RESULT_SUFFIX = "_model"
+
+
+@measurement("sensor")
+class SensorReading:
+    """One point of a sensor: its time, component and value."""
+
+    time: datetime = timestamp()
+    value: float = field()
+    component: str = tag()
+
+
+@measurement("htm_result", kw_only=False)
+class HtmResult:
+    """A model's result for the input point at `time`."""
+
+    time: datetime = timestamp()
+    anomaly_score: Optional[float] = field(name="anomalyScore")
+    anomaly_likelihood: Optional[float] = field(name="anomalyLikelihood", default=None)
+    raw_score: Optional[float] = field(name="rawScore", default=None)
+    prediction: Optional[float] = field(default=None)
+    prediction_confidence: Optional[float] = field(name="predictionConfidence", default=None)
+
+
+@measurement(REGISTRY_MEASUREMENT)
+class ModelRecord:
+    """The registry entry that makes a model findable and its experiment reproducible."""
+
+    time: datetime = timestamp()
+    sensor_measurement: str = tag(name="measurement")
+    component: str = tag()
+    model_id: str = tag(name="id")
+    params: str = field()
+    created: str = field()
+    engine: Optional[str] = field(default=None)
+    aggregation: Optional[str] = field(default=None)
+
+
+#: InfluxDB field key of each HtmResult attribute, in the order of the combined columns.
+RESULT_KEYS: dict[str, str] = {
+    "anomaly_score": "anomalyScore",
+    "anomaly_likelihood": "anomalyLikelihood",
+    "raw_score": "rawScore",
+    "prediction": "prediction",
+    "prediction_confidence": "predictionConfidence",
+}

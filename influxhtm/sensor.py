@@ -1,0 +1,322 @@
+"""`Sensor`: one series of a measurement and a component, with its data and its models."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .errors import ValidationError
+from .influxql import Query
+from .line_protocol import encode_point
+from .records import RESULT_SUFFIX, SensorReading
+from .times import from_ns, to_ns
+
+if TYPE_CHECKING:
+    import pandas
+
+    from .client import InfluxHtmClient
+    from .combined import CombinedData
+    from .model_store import HtmModelStore
+
+AGGREGATES = ("mean", "median", "mode", "count", "sum", "min", "max", "first", "last", "spread", "stddev")
+
+
+def check_name(value: object, what: str) -> str:
+    """A non-empty text name (measurement, component, model id)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError({what: [f"{value!r} is not a valid {what}: give a non-empty text"]})
+    return value
+
+
+class Sensor:
+    """The series of `measurement` tagged `component=<component>`; field `value`, always a float."""
+
+    def __init__(self, client: InfluxHtmClient, measurement: str, component: str):
+        self.client = client
+        self.measurement = check_name(measurement, "measurement")
+        self.component = check_name(component, "component")
+
+    def __repr__(self) -> str:
+        return f"Sensor(measurement={self.measurement!r}, component={self.component!r})"
+
+    def __str__(self) -> str:
+        return f"{self.measurement}/{self.component}"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Sensor)
+            and other.client.database == self.client.database
+            and (other.measurement, other.component) == (self.measurement, self.component)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.client.database, self.measurement, self.component))
+
+    @property
+    def result_measurement(self) -> str:
+        """Where this sensor's model results are stored: `<measurement>_model`."""
+        return self.measurement + RESULT_SUFFIX
+
+    # -- writing -------------------------------------------------------------
+    def write(self, points: Any, *, batch_size: int = 5000) -> int:
+        """Store one point, many, or a DataFrame; returns how many points were written.
+
+        A point is a `SensorReading` or a mapping with `time` and `value`; other keys
+        become tags. A list or DataFrame is validated whole before anything is sent; a
+        generator is validated and sent batch by batch.
+        """
+        if isinstance(points, (SensorReading, Mapping)):
+            points = [points]
+        elif _is_dataframe(points):
+            points = _frame_points(points)
+        if isinstance(points, Sequence):
+            lines = self._lines(points, offset=0)
+            for start in range(0, len(lines), batch_size):
+                self.client.write_lines(lines[start:start + batch_size])
+            return len(lines)
+        if not isinstance(points, Iterable):
+            raise ValidationError({"points": [f"{points!r} is not a point, an iterable of points or a DataFrame"]})
+        written = 0
+        batch: list[Any] = []
+        for point in points:
+            batch.append(point)
+            if len(batch) >= batch_size:
+                self.client.write_lines(self._lines(batch, offset=written))
+                written += len(batch)
+                batch = []
+        if batch:
+            self.client.write_lines(self._lines(batch, offset=written))
+            written += len(batch)
+        return written
+
+    def _lines(self, points: Sequence[Any], offset: int) -> list[str]:
+        """Validate every point and encode them; all problems are reported at once, keyed by index."""
+        lines: list[str] = []
+        errors: dict[int, Any] = {}
+        base_tags = {"component": self.component}
+        for index, point in enumerate(points, start=offset):
+            try:
+                lines.append(self._line(point, base_tags))
+            except ValidationError as error:
+                errors[index] = error.errors or str(error)
+        if errors:
+            raise ValidationError(errors)
+        return lines
+
+    def _line(self, point: Any, base_tags: dict[str, str]) -> str:
+        if isinstance(point, SensorReading):
+            return encode_point(self.measurement, base_tags, {"value": point.value}, to_ns(point.time))
+        if not isinstance(point, Mapping):
+            raise ValidationError({"point": [f"{point!r} is not a mapping with time and value"]})
+        problems: dict[str, list[str]] = {}
+        if "time" not in point:
+            problems["time"] = ["missing"]
+        if "value" not in point:
+            problems["value"] = ["missing"]
+        if problems:
+            raise ValidationError(problems)
+        value = point["value"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError({"value": [f"{value!r} is not a number"]})
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValidationError({"value": [f"{value!r} cannot be stored: InfluxDB has no NaN or infinity"]})
+        tags = dict(base_tags)
+        for key, tag_value in point.items():
+            if key in ("time", "value"):
+                continue
+            if key == "component" and tag_value != self.component:
+                raise ValidationError({"component": [f"{tag_value!r} is not this sensor's {self.component!r}"]})
+            if not isinstance(tag_value, str):
+                raise ValidationError({str(key): [f"{tag_value!r} is not a text tag value"]})
+            tags[str(key)] = tag_value
+        return encode_point(self.measurement, tags, {"value": value}, to_ns(point["time"]))
+
+    # -- reading -------------------------------------------------------------
+    def _query(self) -> Query:
+        return Query().from_(self.measurement).where(component=self.component)
+
+    def get_data(
+        self,
+        since: Any = None,
+        until: Any = None,
+        limit: int | None = None,
+        aggregation: str | None = None,
+        agg: str = "mean",
+    ) -> list[SensorReading]:
+        """Readings in ascending time, bounds inclusive; `limit` keeps the latest N.
+
+        With `aggregation` (e.g. "10m"), one reading per bucket holding the `agg`
+        aggregate of the bucket (empty buckets are left out).
+        """
+        return [
+            SensorReading(time=from_ns(ns), value=float(value), component=self.component)
+            for ns, value in self._values(since, until, limit, aggregation, agg)
+        ]
+
+    def _values(
+        self, since: Any, until: Any, limit: int | None, aggregation: str | None, agg: str
+    ) -> list[tuple[int, Any]]:
+        """(time ns, value) pairs of the sensor, ascending; the one query behind get_data."""
+        query = self._bounded(self._query(), since, until)
+        if aggregation is not None:
+            grouped = query.select(_aggregate(agg, "value")).group_by_time(aggregation)
+            query = self.client.bounded(grouped, self.time_bounds_ns).fill("none")
+        else:
+            query = query.select("value")
+        if limit is not None:
+            query = query.order_by("time", "desc").limit(_check_limit(limit))
+        rows = [(row[0], row[1]) for row in self.client.rows(query, columns=("time", "value")) if row[1] is not None]
+        if limit is not None:
+            rows.reverse()
+        return rows
+
+    getData = get_data
+
+    @staticmethod
+    def _bounded(query: Query, since: Any, until: Any) -> Query:
+        """Inclusive bounds on both ends."""
+        if since is not None:
+            query = query.since(to_ns(since, name="since"))
+        if until is not None:
+            query = query.until(to_ns(until, name="until") + 1)
+        return query
+
+    def iter_data(self, since: Any = None, until: Any = None, chunk_size: int = 10_000) -> Iterator[SensorReading]:
+        """Stream readings in ascending time, in constant memory."""
+        query = self._bounded(self._query().select("value"), since, until)
+        for ns, value in self.client.stream_rows(query, chunk_size=chunk_size):
+            if value is not None:
+                yield SensorReading(time=from_ns(ns), value=float(value), component=self.component)
+
+    def time_bounds_ns(self) -> tuple[int, int] | None:
+        """First and last time in nanoseconds, or None for an empty sensor."""
+        first = self.client.rows(self._query().select(_aggregate("first", "value")))
+        if not first:
+            return None
+        last = self.client.rows(self._query().select(_aggregate("last", "value")))
+        return first[0][0], last[0][0]
+
+    def time_bounds(self) -> tuple[datetime, datetime] | None:
+        """First and last time of the sensor's data, or None when it has none."""
+        bounds = self.time_bounds_ns()
+        return None if bounds is None else (from_ns(bounds[0]), from_ns(bounds[1]))
+
+    timeBounds = time_bounds
+
+    def value_range(self) -> tuple[float, float] | None:
+        """Smallest and largest value, or None for an empty sensor (engines use it for encoders)."""
+        from .influxql import max_, min_
+
+        rows = self.client.rows(self._query().select(min_("value").as_("lo"), max_("value").as_("hi")))
+        if not rows or rows[0][1] is None:
+            return None
+        return float(rows[0][1]), float(rows[0][2])
+
+    def count(self) -> int:
+        """How many points the sensor holds."""
+        from .influxql import count
+
+        rows = self.client.rows(self._query().select(count("value")))
+        return int(rows[0][1]) if rows else 0
+
+    def delete_data(self, since: Any = None, until: Any = None) -> None:
+        """Delete the sensor's points between the bounds (inclusive); all of them without bounds."""
+        self.client.delete(self.measurement, since=since, until=until, component=self.component)
+
+    deleteData = delete_data
+
+    def to_dataframe(self, since: Any = None, until: Any = None, aggregation: str | None = None) -> pandas.DataFrame:
+        """The sensor's values as a DataFrame with a UTC time index."""
+        return self.get_combined_sensor_data(since, until, aggregation=aggregation, models=[]).to_dataframe()
+
+    # -- models --------------------------------------------------------------
+    def create_htm_model(
+        self,
+        model_id: str,
+        params: Mapping[str, Any] | None = None,
+        engine: str | None = None,
+        aggregation: str | None = None,
+        exist_ok: bool = False,
+    ) -> HtmModelStore:
+        """Register a model for this sensor and return its store (ModelExists if the id is taken)."""
+        from .model_store import create_model
+
+        return create_model(self, model_id, params, engine, aggregation, exist_ok)
+
+    def get_htm_model(self, model_id: str) -> HtmModelStore:
+        """The store of a model of this sensor, or ModelNotFound."""
+        from .model_store import get_model
+
+        return get_model(self, model_id)
+
+    def list_htm_models(self) -> list[HtmModelStore]:
+        """Every model of this sensor: registered ones, and any with results but no registry entry."""
+        from .model_store import list_models
+
+        return list_models(self)
+
+    def delete_htm_model(self, model_id: str) -> None:
+        """Delete one model's results and registry entry, and nothing else."""
+        self.get_htm_model(model_id).delete()
+
+    def delete_htm_models(self) -> None:
+        """Delete every model of this sensor (other sensors' models are untouched)."""
+        for store in self.list_htm_models():
+            store.delete()
+
+    createHtmModel = create_htm_model
+    getHtmModel = get_htm_model
+    listHtmModels = list_htm_models
+    deleteHtmModel = delete_htm_model
+    deleteHtmModels = delete_htm_models
+
+    # -- combined data -------------------------------------------------------
+    def get_combined_sensor_data(
+        self,
+        since: Any = None,
+        until: Any = None,
+        aggregation: str | None = None,
+        agg: str = "mean",
+        models: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> CombinedData:
+        """The sensor's data with its models' results aligned by time (see `CombinedData`)."""
+        from .combined import combine
+
+        return combine(self, since, until, aggregation, agg, models, limit)
+
+    getCombinedSensorData = get_combined_sensor_data
+
+
+def _aggregate(name: str, column: str) -> Any:
+    """The builder's aggregate `name(column)` aliased to `column`."""
+    from . import influxql
+
+    if name not in AGGREGATES:
+        raise ValidationError({"agg": [f"{name!r} is not an aggregate; use one of {', '.join(AGGREGATES)}"]})
+    function = getattr(influxql, name + "_" if name in ("sum", "min", "max") else name)
+    return function(column).as_(column)
+
+
+def _check_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError({"limit": [f"{limit!r} is not a positive integer"]})
+    return limit
+
+
+def _is_dataframe(value: object) -> bool:
+    return type(value).__name__ == "DataFrame" and hasattr(value, "itertuples")
+
+
+def _frame_points(frame: Any) -> list[dict[str, Any]]:
+    """Points of a DataFrame: the index (or a `time` column) is the time, `value` the value."""
+    if "value" not in frame.columns:
+        raise ValidationError({"value": ["the DataFrame has no 'value' column"]})
+    frame = frame.reset_index() if "time" not in frame.columns else frame
+    if "time" not in frame.columns:
+        frame = frame.rename(columns={frame.columns[0]: "time"})
+    return frame.to_dict("records")
+
