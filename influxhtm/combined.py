@@ -140,7 +140,7 @@ def _results(
         query = query.select(*(functions[RESULT_AGGREGATES[f]](f).as_(f) for f in fields))
         query = query.since(first).until(last + step).group_by_time(aggregation).fill("none")
     found: dict[str, dict[int, dict[str, Any]]] = {}
-    for series in sensor.client.series(query):
+    for series in sensor.client.result_series(query):
         model_id = series.get("tags", {}).get("id", "")
         by_time = found.setdefault(model_id, {})
         columns = series["columns"]

@@ -119,7 +119,7 @@ class Repository:
 
     def _prepare(self, query: Query) -> Query:
         """Bound a time-grouped query to the data when it lacks bounds (no filling from 1970)."""
-        if query.interval is None or (query.has_lower_time_bound and query.has_upper_time_bound):
+        if query.interval is None:
             return query
         return self.client.bounded(query, lambda: self._data_bounds(query))
 
@@ -155,7 +155,7 @@ class Repository:
                     yield mapper(values)
 
     def _typed_rows(self, query: Query) -> Iterator[Any]:
-        for series in self.client.series(query):
+        for series in self.client.result_series(query):
             tags = series.get("tags") or {}
             columns = series["columns"]
             row_class = _row_class(tuple(columns), tuple(sorted(tags)))
@@ -179,7 +179,7 @@ class Repository:
         base = attrs.evolve(query, select_items=(count_of("*"),), interval=None, interval_offset=None,
                             group_tags=(), fill_value=None, order=None, limit_value=None,
                             offset_value=None, slimit_value=None, soffset_value=None, executor=None)
-        rows = self.client.series(base)
+        rows = self.client.result_series(base)
         if not rows:
             return 0
         series = rows[0]
