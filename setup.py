@@ -21,6 +21,7 @@ extras = {
     ],
     "docs": ["sphinx>=7"],
     "lint": ["ruff>=0.4", "mypy>=1.8", "types-requests", "pandas-stubs"],
+    "bench": ["psutil>=5.9"],
 }
 extras["all"] = sorted({req for name, reqs in extras.items() for req in reqs})
 
@@ -44,6 +45,7 @@ setup(
         "click>=8.1",
         "tqdm>=4.60",
         "pandas>=2.0",
+        "numpy>=1.24",
     ],
     extras_require=extras,
     entry_points={

@@ -111,8 +111,9 @@ class InfluxHtmClient:
     def stream_rows(self, query: Query, chunk_size: int = 10_000) -> Iterator[list[Any]]:
         """Rows of a large answer, streamed in chunks."""
         text, params = query.render()
-        for result in self.connection.query_chunks(text, params=params, database=self.database,
-                                                   chunk_size=chunk_size):
+        for result in self.connection.query_chunks(
+            text, params=params, database=self.database, chunk_size=chunk_size
+        ):
             for series in result.get("series", []):
                 yield from series["values"]
 
@@ -167,25 +168,51 @@ class InfluxHtmClient:
         return [row[0] for row in self.rows(admin.show_series(measurement, *conditions))]
 
     def retention_policies(self) -> list[dict[str, Any]]:
-        """This database's retention policies, each a dict (name, duration, shardGroupDuration, replicaN, default)."""
+        """This database's retention policies, each a dict (name, duration, replicaN, default, ...)."""
         found = []
         for series in self.result_series(admin.show_retention_policies(self.database)):
             found.extend(dict(zip(series["columns"], row)) for row in series["values"])
         return found
 
-    def create_retention_policy(self, name: str, duration: Any = None, replication: int = 1,
-                                shard_duration: Any = None, default: bool = False) -> None:
+    def create_retention_policy(
+        self,
+        name: str,
+        duration: Any = None,
+        replication: int = 1,
+        shard_duration: Any = None,
+        default: bool = False,
+    ) -> None:
         """Create a retention policy (duration None keeps data forever)."""
-        self.execute(admin.create_retention_policy(name, database=self.database, duration=duration,
-                                                   replication=replication, shard_duration=shard_duration,
-                                                   default=default))
+        self.execute(
+            admin.create_retention_policy(
+                name,
+                database=self.database,
+                duration=duration,
+                replication=replication,
+                shard_duration=shard_duration,
+                default=default,
+            )
+        )
 
-    def alter_retention_policy(self, name: str, duration: Any = None, replication: int | None = None,
-                               shard_duration: Any = None, default: bool = False) -> None:
+    def alter_retention_policy(
+        self,
+        name: str,
+        duration: Any = None,
+        replication: int | None = None,
+        shard_duration: Any = None,
+        default: bool = False,
+    ) -> None:
         """Change the given settings of a retention policy."""
-        self.execute(admin.alter_retention_policy(name, database=self.database, duration=duration,
-                                                  replication=replication, shard_duration=shard_duration,
-                                                  default=default))
+        self.execute(
+            admin.alter_retention_policy(
+                name,
+                database=self.database,
+                duration=duration,
+                replication=replication,
+                shard_duration=shard_duration,
+                default=default,
+            )
+        )
 
     def drop_retention_policy(self, name: str) -> None:
         self.execute(admin.drop_retention_policy(name, database=self.database))
@@ -198,11 +225,19 @@ class InfluxHtmClient:
                 found.extend(dict(zip(series["columns"], row)) for row in series["values"])
         return found
 
-    def create_continuous_query(self, name: str, query: Query, resample_every: Any = None,
-                                resample_for: Any = None) -> None:
+    def create_continuous_query(
+        self, name: str, query: Query, resample_every: Any = None, resample_for: Any = None
+    ) -> None:
         """Create a continuous query from a Query with `into(...)` and `group_by_time(...)`."""
-        self.execute(admin.create_continuous_query(name, database=self.database, query=query,
-                                                   resample_every=resample_every, resample_for=resample_for))
+        self.execute(
+            admin.create_continuous_query(
+                name,
+                database=self.database,
+                query=query,
+                resample_every=resample_every,
+                resample_for=resample_for,
+            )
+        )
 
     def drop_continuous_query(self, name: str) -> None:
         self.execute(admin.drop_continuous_query(name, database=self.database))

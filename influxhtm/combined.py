@@ -63,7 +63,7 @@ class CombinedData:
         return [row[index] for row in self.values]
 
     def to_dict(self) -> dict[str, Any]:
-        """The original influxhtm's shape: `{"series": [{"name", "columns", "values"}]}`, times as RFC 3339."""
+        """The original's shape: `{"series": [{"name", "columns", "values"}]}`, times as RFC 3339."""
         values = [[_rfc3339(row[0]), *row[1:]] for row in self.values]
         return {"series": [{"name": self.name, "columns": list(self.columns), "values": values}]}
 
@@ -101,9 +101,7 @@ def combine(
     limit: int | None,
 ) -> CombinedData:
     """Build the CombinedData of a sensor (see `Sensor.get_combined_sensor_data`)."""
-    model_ids = (
-        [store.model_id for store in sensor.list_htm_models()] if models is None else list(models)
-    )
+    model_ids = [store.model_id for store in sensor.list_htm_models()] if models is None else list(models)
     rows = sensor._values(since, until, limit, aggregation, agg)
     results = _results(sensor, model_ids, rows, aggregation) if rows and model_ids else {}
     present = {field for per_model in results.values() for by_time in per_model.values() for field in by_time}

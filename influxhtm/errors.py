@@ -82,9 +82,10 @@ class ServerError(InfluxHtmError):
     answer, as InfluxQL errors do).
     """
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, url: str | None = None):
         super().__init__(message)
         self.status = status
+        self.url = url
 
 
 class QueryError(ServerError):
@@ -92,17 +93,48 @@ class QueryError(ServerError):
 
 
 class PartialWriteError(ServerError):
-    """InfluxDB stored only part of a write; `dropped` points were refused and `reason` says why."""
+    """InfluxDB stored only part of a write; `dropped` points were refused and `reason` says why.
 
-    def __init__(self, message: str, dropped: int | None = None, reason: str = "", status: int | None = 400):
-        super().__init__(message, status)
+    `dropped` is the number of refused points (None when the server did not
+    say), `reason` the kind of refusal ("field type conflict",
+    "max-values-per-tag limit exceeded", "point larger than max-body-size", ...;
+    several joined by "; "), `detail` the server's own message(s), and `lines`
+    the refused lines of line protocol (the first 100), when they are known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        dropped: int | None = None,
+        reason: str = "",
+        status: int | None = 400,
+        url: str | None = None,
+        detail: str = "",
+        lines: list[str] | None = None,
+    ):
+        super().__init__(message, status, url)
         self.dropped = dropped
         self.reason = reason
+        self.detail = detail
+        self.lines: list[str] = list(lines or [])
 
 
 class InfluxConnectionError(InfluxHtmError, ConnectionError):
     """The server could not be reached (refused, reset, timed out), after all retries."""
 
+    def __init__(self, message: str, url: str | None = None):
+        super().__init__(message)
+        self.url = url
+
+
+class TLSError(InfluxConnectionError):
+    """The TLS handshake failed (certificate not trusted, wrong protocol): never retried."""
+
 
 class AuthenticationError(InfluxHtmError):
     """The server refused the credentials (or requires some and none were given)."""
+
+    def __init__(self, message: str, status: int | None = None, url: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.url = url

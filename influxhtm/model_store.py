@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelExists, ModelNotFound, ValidationError
@@ -55,7 +55,10 @@ class HtmModelStore:
         return f"HtmModelStore({self.sensor}, id={self.model_id!r}, engine={self.engine!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, HtmModelStore) and (other.sensor, other.model_id) == (self.sensor, self.model_id)
+        return isinstance(other, HtmModelStore) and (other.sensor, other.model_id) == (
+            self.sensor,
+            self.model_id,
+        )
 
     def __hash__(self) -> int:
         return hash((self.sensor, self.model_id))
@@ -197,8 +200,7 @@ def _stores_from_registry(sensor: Sensor, rows: list[list[Any]]) -> list[HtmMode
 def registered_models(sensor: Sensor) -> list[HtmModelStore]:
     """The registry's models of this sensor, by id."""
     rows = sensor.client.rows(_registry_query(sensor), columns=_REGISTRY_COLUMNS)
-    return sorted(_stores_from_registry(sensor, rows),
-                  key=lambda s: s.model_id)
+    return sorted(_stores_from_registry(sensor, rows), key=lambda s: s.model_id)
 
 
 def get_model(sensor: Sensor, model_id: str) -> HtmModelStore:
@@ -250,10 +252,12 @@ def create_model(
         existing = None
     if existing is not None:
         if not exist_ok:
-            raise ModelExists(f"model {model_id!r} exists already for sensor {sensor}; use exist_ok=True to reuse it")
+            raise ModelExists(
+                f"model {model_id!r} exists already for sensor {sensor}; use exist_ok=True to reuse it"
+            )
         if existing.registered:
             return existing
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     fields: dict[str, Any] = {"params": params_text, "created": created.isoformat()}
     if engine is not None:
         fields["engine"] = engine

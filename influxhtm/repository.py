@@ -125,9 +125,20 @@ class Repository:
 
     def _data_bounds(self, query: Query) -> tuple[int, int] | None:
         field = self.declaration.fields[0].key
-        base = attrs.evolve(query, select_items=(), interval=None, interval_offset=None, group_tags=(),
-                            fill_value=None, order=None, limit_value=None, offset_value=None,
-                            slimit_value=None, soffset_value=None, executor=None)
+        base = attrs.evolve(
+            query,
+            select_items=(),
+            interval=None,
+            interval_offset=None,
+            group_tags=(),
+            fill_value=None,
+            order=None,
+            limit_value=None,
+            offset_value=None,
+            slimit_value=None,
+            soffset_value=None,
+            executor=None,
+        )
         lo = self.client.rows(base.select(first_of(field)))
         if not lo:
             return None
@@ -176,9 +187,20 @@ class Repository:
 
     def count(self, query: Query) -> int:
         """How many points match the query's conditions and bounds."""
-        base = attrs.evolve(query, select_items=(count_of("*"),), interval=None, interval_offset=None,
-                            group_tags=(), fill_value=None, order=None, limit_value=None,
-                            offset_value=None, slimit_value=None, soffset_value=None, executor=None)
+        base = attrs.evolve(
+            query,
+            select_items=(count_of("*"),),
+            interval=None,
+            interval_offset=None,
+            group_tags=(),
+            fill_value=None,
+            order=None,
+            limit_value=None,
+            offset_value=None,
+            slimit_value=None,
+            soffset_value=None,
+            executor=None,
+        )
         rows = self.client.result_series(base)
         if not rows:
             return 0

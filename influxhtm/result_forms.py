@@ -26,23 +26,37 @@ def to_htm_result(result: Any, time: Any = None) -> HtmResult:
     if isinstance(result, HtmResult):
         if time is None:
             return result
-        return HtmResult(time, result.anomaly_score, result.anomaly_likelihood, result.raw_score,
-                         result.prediction, result.prediction_confidence)
+        return HtmResult(
+            time,
+            result.anomaly_score,
+            result.anomaly_likelihood,
+            result.raw_score,
+            result.prediction,
+            result.prediction_confidence,
+        )
     if isinstance(result, Mapping):
         values, found_time = _from_mapping(result)
     elif hasattr(result, "inferences"):
         values, found_time = _from_nupic(result)
     else:
         raise ValidationError(
-            {"result": [f"{result!r} is not a result: give an HtmResult, a mapping with anomaly_score, "
-                        "or a NuPIC ModelResult"]}
+            {
+                "result": [
+                    f"{result!r} is not a result: give an HtmResult, a mapping with anomaly_score, "
+                    "or a NuPIC ModelResult"
+                ]
+            }
         )
     if time is None:
         time = found_time
     if time is None:
         raise ValidationError(
-            {"time": ["the result has no time: include 'time' (or 'timestamp') in it, "
-                      "or call write_result(time, result)"]}
+            {
+                "time": [
+                    "the result has no time: include 'time' (or 'timestamp') in it, "
+                    "or call write_result(time, result)"
+                ]
+            }
         )
     return HtmResult(time=time, **values)
 

@@ -74,10 +74,12 @@ class Sensor:
         if isinstance(points, Sequence):
             lines = self._lines(points, offset=0)
             for start in range(0, len(lines), batch_size):
-                self.client.write_lines(lines[start:start + batch_size])
+                self.client.write_lines(lines[start : start + batch_size])
             return len(lines)
         if not isinstance(points, Iterable):
-            raise ValidationError({"points": [f"{points!r} is not a point, an iterable of points or a DataFrame"]})
+            raise ValidationError(
+                {"points": [f"{points!r} is not a point, an iterable of points or a DataFrame"]}
+            )
         written = 0
         batch: list[Any] = []
         for point in points:
@@ -128,7 +130,9 @@ class Sensor:
             if key in ("time", "value"):
                 continue
             if key == "component" and tag_value != self.component:
-                raise ValidationError({"component": [f"{tag_value!r} is not this sensor's {self.component!r}"]})
+                raise ValidationError(
+                    {"component": [f"{tag_value!r} is not this sensor's {self.component!r}"]}
+                )
             if not isinstance(tag_value, str):
                 raise ValidationError({str(key): [f"{tag_value!r} is not a text tag value"]})
             tags[str(key)] = tag_value
@@ -168,7 +172,11 @@ class Sensor:
             query = query.select("value")
         if limit is not None:
             query = query.order_by("time", "desc").limit(_check_limit(limit))
-        rows = [(row[0], row[1]) for row in self.client.rows(query, columns=("time", "value")) if row[1] is not None]
+        rows = [
+            (row[0], row[1])
+            for row in self.client.rows(query, columns=("time", "value"))
+            if row[1] is not None
+        ]
         if limit is not None:
             rows.reverse()
         return rows
@@ -184,7 +192,9 @@ class Sensor:
             query = query.until(to_ns(until, name="until") + 1)
         return query
 
-    def iter_data(self, since: Any = None, until: Any = None, chunk_size: int = 10_000) -> Iterator[SensorReading]:
+    def iter_data(
+        self, since: Any = None, until: Any = None, chunk_size: int = 10_000
+    ) -> Iterator[SensorReading]:
         """Stream readings in ascending time, in constant memory."""
         query = self._bounded(self._query().select("value"), since, until)
         for ns, value in self.client.stream_rows(query, chunk_size=chunk_size):
@@ -228,7 +238,9 @@ class Sensor:
 
     deleteData = delete_data
 
-    def to_dataframe(self, since: Any = None, until: Any = None, aggregation: str | None = None) -> pandas.DataFrame:
+    def to_dataframe(
+        self, since: Any = None, until: Any = None, aggregation: str | None = None
+    ) -> pandas.DataFrame:
         """The sensor's values as a DataFrame with a UTC time index."""
         return self.get_combined_sensor_data(since, until, aggregation=aggregation, models=[]).to_dataframe()
 
@@ -319,4 +331,3 @@ def _frame_points(frame: Any) -> list[dict[str, Any]]:
     if "time" not in frame.columns:
         frame = frame.rename(columns={frame.columns[0]: "time"})
     return frame.to_dict("records")
-

@@ -12,7 +12,7 @@ nanoseconds, before 1970 too.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Union
 
 from .errors import ValidationError
@@ -21,7 +21,7 @@ from .errors import ValidationError
 MIN_NS = -9223372036854775806
 MAX_NS = 9223372036854775806
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 TimeLike = Union[datetime, str, int]
 
@@ -132,7 +132,7 @@ def format_duration(ns: int) -> str:
 
 def now_ns() -> int:
     """The present instant in nanoseconds."""
-    return datetime_to_ns(datetime.now(timezone.utc))
+    return datetime_to_ns(datetime.now(UTC))
 
 
 def format_rfc3339(ns: int) -> str:

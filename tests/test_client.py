@@ -1,7 +1,7 @@
 """The influxhtm API against a real server: sensors, model stores, combined data,
 and each bug of the original influxhtm as a test that would have failed on it."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,8 +14,9 @@ from influxhtm import (
     SensorReading,
     ValidationError,
 )
+from influxhtm.influxql import admin
 
-T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -37,15 +38,15 @@ def test_constructor_does_no_io_and_database_is_created_on_first_write(influx_se
 
     name = f"lazy_{uuid.uuid4().hex[:8]}"
     client = InfluxHtmClient.from_settings(name, influx_settings)
-    databases = lambda: {row[0] for row in client.rows(__import__("influxhtm").influxql.admin.show_databases())}  # noqa: E731
-    assert name not in databases()
+    assert name not in client.databases()
     client.create_sensor("power", "a").write({"time": T0, "value": 1})
-    assert name in databases()
+    assert name in client.databases()
     client.drop_database()
 
 
-@pytest.mark.parametrize("measurement, component", [("", "a"), ("power", ""), (None, "a"), ("power", 3),
-                                                    ("  ", "a")])
+@pytest.mark.parametrize(
+    "measurement, component", [("", "a"), ("power", ""), (None, "a"), ("power", 3), ("  ", "a")]
+)
 def test_create_sensor_requires_both_names(client, measurement, component):
     with pytest.raises(ValidationError) as info:
         client.create_sensor(measurement, component)
@@ -68,7 +69,9 @@ def test_list_sensors_from_server_not_memory(client, influx_settings, influx_dat
 
 def test_list_sensors_excludes_results_and_registry_and_lists_extra_tags_once(client):
     sensor = client.create_sensor("power", "a")
-    sensor.write([{"time": minutes(0), "value": 1.0, "site": "x"}, {"time": minutes(1), "value": 2.0, "site": "y"}])
+    sensor.write(
+        [{"time": minutes(0), "value": 1.0, "site": "x"}, {"time": minutes(1), "value": 2.0, "site": "y"}]
+    )
     store = sensor.create_htm_model("m1")
     store.write_result({"time": minutes(0), "anomaly_score": 0.5})
     assert [str(s) for s in client.list_sensors()] == ["power/a"]
@@ -88,18 +91,22 @@ def test_write_forms_and_value_always_float(client):
     sensor.write({"time": minutes(0), "value": 1})  # an int
     sensor.write(SensorReading(time=minutes(1), value=2.5, component="a"))
     sensor.write(pandas.DataFrame({"value": [3, 4]}, index=pandas.DatetimeIndex([minutes(2), minutes(3)])))
-    sensor.write(({"time": minutes(i), "value": i} for i in range(4, 6)))  # a generator
+    sensor.write({"time": minutes(i), "value": i} for i in range(4, 6))  # a generator
     data = sensor.get_data()
     assert [r.value for r in data] == [1.0, 2.5, 3.0, 4.0, 4.0, 5.0]
     assert all(isinstance(r.value, float) for r in data)
-    fields = client.rows(__import__("influxhtm").influxql.admin.show_field_keys("power"))
+    fields = client.rows(admin.show_field_keys("power"))
     assert fields == [["value", "float"]]
 
 
 def test_a_bad_batch_is_refused_whole_with_every_problem(client):
     sensor = client.create_sensor("power", "a")
-    points = [{"time": minutes(0), "value": 1.0}, {"time": minutes(1), "value": float("nan")},
-              {"value": 2.0}, {"time": minutes(3), "value": "x"}]
+    points = [
+        {"time": minutes(0), "value": 1.0},
+        {"time": minutes(1), "value": float("nan")},
+        {"value": 2.0},
+        {"time": minutes(3), "value": "x"},
+    ]
     with pytest.raises(ValidationError) as info:
         sensor.write(points)
     assert set(info.value.errors) == {1, 2, 3}
@@ -159,14 +166,19 @@ def test_create_get_list_models_with_registry(client):
 def test_write_result_forms(client):
     sensor = client.create_sensor("power", "a")
     store = sensor.create_htm_model("m")
-    store.write_result(HtmResult(minutes(0), 0.1, 0.2, raw_score=0.3, prediction=5.0, prediction_confidence=0.9))
+    store.write_result(
+        HtmResult(minutes(0), 0.1, 0.2, raw_score=0.3, prediction=5.0, prediction_confidence=0.9)
+    )
     store.write_result({"time": minutes(1), "anomalyScore": 0.4, "anomalyLikelihood": 0.5})
     store.write_result({"timestamp": minutes(2), "anomaly_score": 0.6})
 
     class ModelResult:  # NuPIC OPF style
         rawInput = {"timestamp": minutes(3), "value": 1.0}
-        inferences = {"anomalyScore": 0.7, "multiStepBestPredictions": {1: 42.0},
-                      "multiStepPredictions": {1: {42.0: 0.8, 41.0: 0.2}}}
+        inferences = {
+            "anomalyScore": 0.7,
+            "multiStepBestPredictions": {1: 42.0},
+            "multiStepPredictions": {1: {42.0: 0.8, 41.0: 0.2}},
+        }
 
     store.write_result(ModelResult())
     store.write_result(minutes(4), {"inferences": {"anomalyScore": 0.8}, "anomalyLikelihood": 0.9})
@@ -195,9 +207,11 @@ def test_underscore_measurement_results_go_to_the_right_place(client):
     fill(sensor, 3)
     store = sensor.create_htm_model("m")
     store.write_result({"time": minutes(1), "anomaly_score": 0.5})
-    names = {row[0] for row in client.rows(__import__("influxhtm").influxql.admin.show_measurements())}
+    names = {row[0] for row in client.rows(admin.show_measurements())}
     assert names == {"power_usage", "power_usage_model", "influxhtm_models"}
-    assert [r.anomaly_score for r in client.get_sensor("power_usage", "a").get_htm_model("m").get_results()] == [0.5]
+    assert [
+        r.anomaly_score for r in client.get_sensor("power_usage", "a").get_htm_model("m").get_results()
+    ] == [0.5]
 
 
 def test_several_models_per_sensor_each_read_alone(client):
@@ -280,12 +294,19 @@ def test_combined_two_models_raw_matches_what_was_written(client):
     for model_id, skip in (("exp-1", 3), ("exp-2", 5)):
         store = sensor.create_htm_model(model_id)
         rows = {i: (((i * 7) % 10) / 10, ((i * 3) % 10) / 10) for i in range(50) if i % skip}
-        store.write_results({"time": minutes(i), "anomaly_score": s, "anomaly_likelihood": lk}
-                            for i, (s, lk) in rows.items())
+        store.write_results(
+            {"time": minutes(i), "anomaly_score": s, "anomaly_likelihood": lk} for i, (s, lk) in rows.items()
+        )
         written[model_id] = rows
     data = sensor.get_combined_sensor_data()
-    assert data.columns == ("time", "value", "exp-1.anomalyScore", "exp-1.anomalyLikelihood",
-                            "exp-2.anomalyScore", "exp-2.anomalyLikelihood")
+    assert data.columns == (
+        "time",
+        "value",
+        "exp-1.anomalyScore",
+        "exp-1.anomalyLikelihood",
+        "exp-2.anomalyScore",
+        "exp-2.anomalyLikelihood",
+    )
     assert len(data.values) == 50
     for i, row in enumerate(data.values):
         assert row[0] == minutes(i) and row[1] == float(i * i % 17)
@@ -302,15 +323,22 @@ def test_combined_aggregated_matches_values_computed_here(client):
     sensor.write([{"time": minutes(i), "value": v} for i, v in enumerate(values)])
     scores = {i: ((i * 31) % 100) / 100 for i in range(60) if i % 4}
     store = sensor.create_htm_model("m")
-    store.write_results({"time": minutes(i), "anomaly_score": s, "anomaly_likelihood": s / 2}
-                        for i, s in scores.items())
+    store.write_results(
+        {"time": minutes(i), "anomaly_score": s, "anomaly_likelihood": s / 2} for i, s in scores.items()
+    )
     data = sensor.get_combined_sensor_data(aggregation="10m")
     assert len(data.values) == 6
     for bucket, row in enumerate(data.values):
         members = range(bucket * 10, bucket * 10 + 10)
         assert row[0] == minutes(bucket * 10)
         assert row[1] == pytest.approx(sum(values[i] for i in members) / 10)
-        assert row[2] == max(scores[i] for i in members if i in scores)  # max: an anomaly is not averaged away
+        assert row[2] == max(
+            scores[i] for i in members if i in scores
+        )  # max: an anomaly is not averaged away
         assert row[3] == max(scores[i] / 2 for i in members if i in scores)
     frame = data.to_dataframe()
-    assert str(frame.index.tz) == "UTC" and list(frame.columns) == ["value", "anomalyScore", "anomalyLikelihood"]
+    assert str(frame.index.tz) == "UTC" and list(frame.columns) == [
+        "value",
+        "anomalyScore",
+        "anomalyLikelihood",
+    ]

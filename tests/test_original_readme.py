@@ -62,12 +62,7 @@ class MyHtmModel:
 
 def test_client_with_keyword_credentials_does_no_io():
     client = InfluxHtmClient(
-        "database-name",
-        host="localhost",
-        port=8086,
-        username="username",
-        password="password",
-        ssl=True
+        "database-name", host="localhost", port=8086, username="username", password="password", ssl=True
     )
     assert client.settings.url == "https://localhost:8086"
     assert client.settings.username == "username" and client.settings.password == "password"
@@ -82,7 +77,13 @@ def test_client_from_environment_variables(monkeypatch):
     monkeypatch.setenv("INFLUX_SSL", "1")
     client = InfluxHtmClient("database-name")
     s = client.settings
-    assert (s.host, s.port, s.username, s.password, s.ssl) == ("127.0.0.1", 8086, "username", "password", True)
+    assert (s.host, s.port, s.username, s.password, s.ssl) == (
+        "127.0.0.1",
+        8086,
+        "username",
+        "password",
+        True,
+    )
 
 
 @pytest.fixture
@@ -99,29 +100,24 @@ def env_client(influxd, monkeypatch):
 
 def test_the_readme_line_by_line(env_client, capsys):
     client = env_client
-    sensor = client.createSensor(
-      measurement="power", component="coffee-machine"
-    )
-    sensor.write({
-      "time": datetime.datetime.now(),
-      "value": 23.33
-    })
+    sensor = client.createSensor(measurement="power", component="coffee-machine")
+    sensor.write({"time": datetime.datetime.now(), "value": 23.33})
     # a little more history, so that the loop and the aggregation have something to do
     now = datetime.datetime.now()
     for minutes in range(1, 120):
         sensor.write({"time": now - datetime.timedelta(minutes=minutes), "value": float(minutes)})
 
     for sensor in client.listSensors():
-      print(sensor)
+        print(sensor)
     assert capsys.readouterr().out.strip() == "power/coffee-machine"
 
     myHtmModel = MyHtmModel()
     htmModelStore = sensor.createHtmModel("unique-id")
 
     for point in sensor.getData(limit=1000):
-      # Process each data point through an HTM here.
-      results = myHtmModel.run(point)
-      htmModelStore.writeResult(results)
+        # Process each data point through an HTM here.
+        results = myHtmModel.run(point)
+        htmModelStore.writeResult(results)
 
     assert myHtmModel.seen == 120
     assert len(htmModelStore.getResults()) == 120
@@ -135,4 +131,4 @@ def test_the_readme_line_by_line(env_client, capsys):
     assert as_dict["series"][0]["columns"][:4] == ["time", "value", "anomalyScore", "anomalyLikelihood"]
     # the write of datetime.now() is the present instant (naive = local time)
     latest = sensor.get_data(limit=1)[0].time
-    assert abs((latest - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) < 60
+    assert abs((latest - datetime.datetime.now(datetime.UTC)).total_seconds()) < 60

@@ -1,14 +1,14 @@
 """The repository and the client's introspection, against a real server."""
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Optional
 
 import pytest
 
 import influxhtm as ih
 
-T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 @ih.measurement("power")
@@ -61,10 +61,16 @@ def test_the_issue_example_returns_typed_rows(repo):
     repo.add_all(readings(7 * 24 * 6, step=timedelta(minutes=10)))
     repo.add_all(readings(60, component="other"))
     week_ago = T0  # the data starts here
-    q = (repo.query().where(component="coffee-machine").since(week_ago).group_by_time("10m")
-         .select(ih.mean("value")).fill("previous"))
+    q = (
+        repo.query()
+        .where(component="coffee-machine")
+        .since(week_ago)
+        .group_by_time("10m")
+        .select(ih.mean("value"))
+        .fill("previous")
+    )
     text = str(q)
-    assert text.startswith('SELECT mean(value) FROM power WHERE component = $')
+    assert text.startswith("SELECT mean(value) FROM power WHERE component = $")
     assert text.endswith("GROUP BY time(10m) fill(previous)")
     rows = list(q)
     assert len(rows) == 7 * 24 * 6

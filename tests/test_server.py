@@ -19,8 +19,11 @@ def influxd_children() -> list[int]:
     """PIDs of influxd processes whose parent is this test process."""
     out = subprocess.run(["ps", "-eo", "pid,ppid,comm"], capture_output=True, text=True).stdout
     me = os.getpid()
-    return [int(p) for p, pp, c in (line.split(None, 2) for line in out.splitlines()[1:])
-            if int(pp) == me and c.strip() == "influxd"]
+    return [
+        int(p)
+        for p, pp, c in (line.split(None, 2) for line in out.splitlines()[1:])
+        if int(pp) == me and c.strip() == "influxd"
+    ]
 
 
 def test_start_ping_write_query_stop():
@@ -30,8 +33,17 @@ def test_start_ping_write_query_stop():
         assert requests.get(f"{server.url}/ping", timeout=5).status_code == 204
         client = InfluxDBClient(server.host, server.port, database="smoke")
         client.create_database("smoke")
-        client.write_points([{"measurement": "power", "tags": {"component": "c"}, "fields": {"value": 2.5},
-                              "time": 1_000_000_000}], time_precision="n")
+        client.write_points(
+            [
+                {
+                    "measurement": "power",
+                    "tags": {"component": "c"},
+                    "fields": {"value": 2.5},
+                    "time": 1_000_000_000,
+                }
+            ],
+            time_precision="n",
+        )
         points = list(client.query("SELECT * FROM power").get_points())
         assert points[0]["value"] == 2.5 and points[0]["component"] == "c"
         data_dir = server.data_dir
@@ -57,7 +69,7 @@ def listening_addresses(pid: int) -> list[str]:
             if cols[3] == "0A" and cols[9] in inodes:  # 0A = LISTEN
                 host, port = cols[1].split(":")
                 if len(host) == 8:
-                    host = ".".join(str(int(host[i:i + 2], 16)) for i in (6, 4, 2, 0))
+                    host = ".".join(str(int(host[i : i + 2], 16)) for i in (6, 4, 2, 0))
                 found.append(f"{host}:{int(port, 16)}")
     return found
 
@@ -153,8 +165,9 @@ def test_interpreter_exit_reaps_the_server(tmp_path):
 
 
 def test_cli_server_runs_until_interrupted():
-    process = subprocess.Popen([sys.executable, "-m", "influxhtm.cli", "server"], stdout=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "influxhtm.cli", "server"], stdout=subprocess.PIPE, text=True
+    )
     try:
         line = process.stdout.readline()
         assert line.startswith("influxd running at http://127.0.0.1:"), line

@@ -1,0 +1,265 @@
+"""Import a CSV file (NAB's format works as it is) into a sensor.
+
+A CSV has a header row naming a time column (`timestamp` by default) and a value
+column (`value`). Timestamps are ISO 8601 (`2014-04-01 00:00:00`, with or
+without `T`, fraction or offset); naive ones are read in the zone given as `tz`
+(UTC by default), because NAB and most exports carry no zone. CRLF and LF line
+endings and a UTF-8 byte order mark are accepted.
+
+A row that cannot be read (bad timestamp, value that is not a finite number,
+missing cell) is reported with its line number, and every other row is written.
+InfluxDB keeps one point per series and timestamp, so rows that repeat an
+earlier row's timestamp are stored as one point (the later value wins); they are
+counted as *merged* so that no row is lost without a word.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+
+from .errors import ConfigurationError, ValidationError
+from .line_protocol import encode_point
+from .times import from_ns, to_ns
+
+if TYPE_CHECKING:
+    from .sensor import Sensor
+
+#: How many row problems `ImportReport.summary` lists before it says "and N more".
+SHOWN_ERRORS = 10
+
+
+@attrs.frozen
+class RowError:
+    """A CSV row that was not imported: its line number in the file (the header is line 1) and why."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@attrs.frozen
+class ImportReport:
+    """What an import did.
+
+    `rows` data rows were read; `written` of them were sent to InfluxDB; `merged`
+    of those repeated the timestamp of an earlier row of the file and so share
+    its point (the later value wins), leaving `stored` distinct points; `errors`
+    are the rows that could not be read, by line number.
+    """
+
+    path: str
+    measurement: str
+    component: str
+    rows: int
+    written: int
+    merged: int
+    errors: tuple[RowError, ...]
+    first: datetime | None
+    last: datetime | None
+
+    @property
+    def stored(self) -> int:
+        """Distinct points the file gave the sensor (written rows minus merged duplicates)."""
+        return self.written - self.merged
+
+    @property
+    def skipped(self) -> int:
+        """Rows that could not be read."""
+        return len(self.errors)
+
+    def summary(self, shown: int = SHOWN_ERRORS) -> str:
+        """A few lines for people: counts, time span, merged duplicates and the unreadable rows."""
+        lines = [
+            f"imported {self.path} into {self.measurement}/{self.component}: "
+            f"{self.rows:,} rows read, {self.stored:,} points stored"
+        ]
+        if self.first is not None and self.last is not None:
+            lines.append(f"  time span: {self.first.isoformat()} .. {self.last.isoformat()}")
+        if self.merged:
+            lines.append(
+                f"  {self.merged:,} row(s) repeated an earlier timestamp and were merged into its point "
+                "(InfluxDB keeps one point per series and time; the later value wins)"
+            )
+        if self.errors:
+            lines.append(f"  {len(self.errors):,} row(s) could not be read and were skipped:")
+            lines.extend(f"    {error}" for error in self.errors[:shown])
+            if len(self.errors) > shown:
+                lines.append(f"    ... and {len(self.errors) - shown:,} more")
+        return "\n".join(lines)
+
+
+def zone_of(tz: str | tzinfo) -> tzinfo:
+    """The zone named `tz` (an IANA name such as "UTC" or "Europe/Berlin"), or `tz` itself."""
+    if isinstance(tz, tzinfo):
+        return tz
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValidationError({"tz": [f"unknown time zone {tz!r}: use an IANA name such as 'UTC'"]}) from None
+
+
+def parse_timestamp(text: str, zone: tzinfo) -> int:
+    """Nanoseconds since the epoch of an ISO 8601 text; a naive one is read in `zone`."""
+    text = text.strip()
+    if not text:
+        raise ValueError("empty timestamp")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 timestamp (YYYY-MM-DD HH:MM:SS)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    ns = to_ns(parsed)
+    fraction = text.rpartition(".")[2]
+    digits = len(fraction) - len(fraction.lstrip("0123456789"))
+    if "." in text and digits > 6:  # datetime keeps microseconds; keep the nanoseconds too
+        ns += int(fraction[6:9].ljust(3, "0"))
+    return ns
+
+
+def parse_value(text: str) -> float:
+    """A finite float (InfluxDB stores no NaN or infinity)."""
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError("empty value")
+    try:
+        value = float(stripped)
+    except ValueError:
+        raise ValueError(f"{stripped!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{stripped!r} cannot be stored: InfluxDB has no NaN or infinity")
+    return value
+
+
+def count_rows(path: str | os.PathLike[str]) -> int:
+    """Data rows of a CSV, estimated from its line count (for a progress bar's total)."""
+    lines = 0
+    last = b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    if last != b"\n":
+        lines += 1
+    return max(0, lines - 1)
+
+
+def import_csv(
+    sensor: Sensor,
+    path: str | os.PathLike[str],
+    *,
+    time_column: str = "timestamp",
+    value_column: str = "value",
+    tz: str | tzinfo = "UTC",
+    batch_size: int = 5000,
+    progress: Callable[[int], object] | None = None,
+) -> ImportReport:
+    """Write the rows of the CSV at `path` to `sensor`; return an `ImportReport`.
+
+    `progress(n)` is called after each batch with the number of rows handled
+    since the last call (for a progress bar).
+    """
+    zone = zone_of(tz)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError({"batch_size": [f"{batch_size!r} is not a positive integer"]})
+    try:
+        handle = open(path, newline="", encoding="utf-8-sig")
+    except OSError as error:
+        raise ConfigurationError(f"cannot read CSV file {os.fspath(path)!r}: {error.strerror}") from None
+    measurement = sensor.measurement
+    tags = {"component": sensor.component}
+    seen: set[int] = set()
+    errors: list[RowError] = []
+    rows = written = merged = 0
+    first = last = None
+    batch: list[str] = []
+    reported = 0
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise ValidationError({"path": [f"{os.fspath(path)!r} is empty: expected a header row"]}) from None
+        except (csv.Error, UnicodeDecodeError) as error:
+            raise ValidationError({"path": [f"{os.fspath(path)!r} line 1: {error}"]}) from None
+        columns = [name.strip() for name in header]
+        missing = [c for c in (time_column, value_column) if c not in columns]
+        if missing:
+            raise ValidationError({
+                ("time_column" if time_column in missing else "value_column"): [
+                    f"{os.fspath(path)!r} has no column {', '.join(map(repr, missing))}; "
+                    f"its columns are {', '.join(map(repr, columns))}"
+                ]
+            })
+        t_index, v_index = columns.index(time_column), columns.index(value_column)
+        width = max(t_index, v_index) + 1
+        line = 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except (csv.Error, UnicodeDecodeError) as error:
+                line = reader.line_num
+                rows += 1
+                errors.append(RowError(line, f"unreadable CSV: {error}"))
+                continue
+            line = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            rows += 1
+            try:
+                if len(row) < width:
+                    raise ValueError(f"{len(row)} cell(s), expected at least {width}")
+                ns = parse_timestamp(row[t_index], zone)
+                value = parse_value(row[v_index])
+                batch.append(encode_point(measurement, tags, {"value": value}, ns))
+            except (ValueError, ValidationError) as error:
+                errors.append(RowError(line, str(error)))
+                continue
+            if ns in seen:
+                merged += 1
+            else:
+                seen.add(ns)
+            first = ns if first is None or ns < first else first
+            last = ns if last is None or ns > last else last
+            if len(batch) >= batch_size:
+                sensor.client.write_lines(batch)
+                written += len(batch)
+                batch = []
+                if progress is not None:
+                    progress(rows - reported)
+                    reported = rows
+    if batch:
+        sensor.client.write_lines(batch)
+        written += len(batch)
+    if progress is not None and rows > reported:
+        progress(rows - reported)
+    return ImportReport(
+        path=os.fspath(path),
+        measurement=measurement,
+        component=sensor.component,
+        rows=rows,
+        written=written,
+        merged=merged,
+        errors=tuple(errors),
+        first=from_ns(first) if first is not None else None,
+        last=from_ns(last) if last is not None else None,
+    )
+
+
+def nab_key(path: str | os.PathLike[str]) -> str:
+    """NAB's label key of a data file (`realKnownCause/nyc_taxi.csv`): its category folder and name."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}"

@@ -1,0 +1,77 @@
+"""Engine adapters: influxhtm runs no HTM itself, it adapts engines through one small protocol.
+
+An *engine* is a factory ``factory(**params) -> model``; a *model* has
+``run(point) -> result dict`` (see :mod:`influxhtm.engines.base`). Engines are
+looked up by name in ``ENGINES``; ``register_engine`` adds one. Importing this
+package imports no engine library: each factory imports its own when called.
+
+>>> model = create_model("brainblocks", value_range=(0.0, 100.0))   # doctest: +SKIP
+>>> model.run(point)["raw_score"]                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..errors import ValidationError
+from . import brainblocks, htmcore, replay
+from .base import RESULT_KEYS, EngineNotInstalled, FunctionModel, Model, as_model
+from .likelihood import AnomalyLikelihood, log_likelihood, nab_params
+
+Factory = Callable[..., Any]
+
+#: Engine name -> factory(**params) -> model.
+ENGINES: dict[str, Factory] = {
+    "brainblocks": brainblocks.create,
+    "htmcore": htmcore.create,
+    "replay": replay.create,
+}
+
+
+def register_engine(name: str, factory: Factory, *, replace: bool = False) -> None:
+    """Make `factory` available as engine `name` (refused if taken, unless `replace`)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError({"name": [f"an engine name must be a non-empty text, got {name!r}"]})
+    if not callable(factory):
+        raise ValidationError({"factory": [f"must be callable, got {factory!r}"]})
+    if name in ENGINES and not replace and ENGINES[name] is not factory:
+        raise ValidationError({"name": [f"engine {name!r} is registered already (pass replace=True)"]})
+    ENGINES[name] = factory
+
+
+def get_engine(name: str) -> Factory:
+    """The factory registered as `name`; ValidationError listing the known names otherwise."""
+    try:
+        return ENGINES[name]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(ENGINES))
+        raise ValidationError({"engine": [f"unknown engine {name!r} (known: {known})"]}) from None
+
+
+def create_model(engine: str | Factory, **params: Any) -> Model:
+    """A new model from an engine name or a factory callable, with `params`.
+
+    The result always has a ``run`` method: a factory that returns a plain
+    callable ``f(point)`` gets it wrapped in a FunctionModel.
+    """
+    factory = get_engine(engine) if isinstance(engine, str) else engine
+    if not callable(factory):
+        raise ValidationError({"engine": [f"must be an engine name or a factory callable, got {engine!r}"]})
+    return as_model(factory(**params))
+
+
+__all__ = [
+    "ENGINES",
+    "RESULT_KEYS",
+    "AnomalyLikelihood",
+    "EngineNotInstalled",
+    "Factory",
+    "FunctionModel",
+    "Model",
+    "as_model",
+    "create_model",
+    "get_engine",
+    "log_likelihood",
+    "nab_params",
+    "register_engine",
+]

@@ -1,0 +1,60 @@
+"""What a model is, for influxhtm: the protocol every engine adapter follows.
+
+A model is any object with ``run(point) -> result``, or a plain callable
+``f(point) -> result``. ``point`` has ``.time`` (UTC-aware datetime) and
+``.value`` (float). ``result`` is a dict::
+
+    {"time": point.time, "anomaly_score": float, "anomaly_likelihood": float | None,
+     "raw_score": float | None, "prediction": float | None, "prediction_confidence": float | None}
+
+(keys whose value is None may be left out), or None for "no result for this
+point". Optional methods: ``reset()`` (start a new sequence),
+``get_state() -> picklable`` and ``set_state(state)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from ..errors import ConfigurationError, ValidationError
+
+#: The keys a result dict may carry besides "time".
+RESULT_KEYS = ("anomaly_score", "anomaly_likelihood", "raw_score", "prediction", "prediction_confidence")
+
+
+class EngineNotInstalled(ConfigurationError, ImportError):
+    """The package an engine adapter needs is not installed."""
+
+
+@runtime_checkable
+class Model(Protocol):
+    """The one method a model must have."""
+
+    def run(self, point: Any) -> dict[str, Any] | None: ...
+
+
+class FunctionModel:
+    """A plain callable ``f(point) -> result`` seen as a model (no state, reset does nothing)."""
+
+    def __init__(self, function: Callable[[Any], dict[str, Any] | None]):
+        self.function = function
+
+    def run(self, point: Any) -> dict[str, Any] | None:
+        return self.function(point)
+
+    __call__ = run
+
+    def reset(self) -> None:
+        """A plain function keeps no sequence state."""
+
+    def __repr__(self) -> str:
+        return f"FunctionModel({self.function!r})"
+
+
+def as_model(obj: Any) -> Model:
+    """`obj` itself if it has a ``run`` method, a FunctionModel if it is a plain callable."""
+    if callable(getattr(obj, "run", None)):
+        return obj  # type: ignore[no-any-return]
+    if callable(obj):
+        return FunctionModel(obj)
+    raise ValidationError({"model": [f"{obj!r} has no run(point) method and is not callable"]})
