@@ -1,0 +1,364 @@
+"""InfluxDB 1.x line protocol: exact escaping, the checks of what it can carry, fast encoders.
+
+Escaping follows InfluxDB 1.x exactly: measurement names escape comma and
+space; tag keys, tag values and field keys escape comma, equals sign and space;
+string field values are double-quoted with `"` and `\\` escaped. Nothing else
+is escaped.
+
+Some values cannot be carried at all, and are refused (with the field and the
+value named) before anything is written. The limits were checked against a
+real InfluxDB 1.6 server:
+
+- tag keys and tag values: empty, containing a newline, or ending in a
+  backslash (InfluxDB has no escape for a backslash in tags);
+- field keys and measurement names: the same, and also a backslash directly
+  before a comma, space, equals sign or double quote (the server drops that
+  backslash); a measurement name starting with `#` (the line is a comment);
+- the key `time`; integers outside int64; NaN and infinities; text that is not
+  valid Unicode (lone surrogates); times outside InfluxDB's range.
+
+Declared classes get an encoder generated once per class (`encoder_for`), the
+way attrs generates `__init__`: one f-string per point, no per-point dispatch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from weakref import WeakKeyDictionary
+
+from .errors import ValidationError
+from .times import EPOCH, MAX_NS, MIN_NS
+
+if TYPE_CHECKING:
+    from .declarations import Declaration
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+_BAD_BACKSLASH = re.compile(r'\\[, ="]')
+_US = timedelta(microseconds=1)
+
+
+# -- escaping ------------------------------------------------------------------
+def escape_measurement(name: str) -> str:
+    """Escape a measurement name: comma and space."""
+    return name.replace(",", "\\,").replace(" ", "\\ ")
+
+
+def escape_key(key: str) -> str:
+    """Escape a tag key or field key: comma, equals sign and space."""
+    return key.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def escape_tag_value(value: str) -> str:
+    """Escape a tag value: comma, equals sign and space."""
+    return value.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def quote_string_field(value: str) -> str:
+    """A string field value: double-quoted, with `\\` and `"` escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_float(value: float) -> str:
+    """The shortest text InfluxDB parses back to exactly this float (Python's repr)."""
+    return repr(float(value))
+
+
+# -- checks: None when fine, else the reason -------------------------------------
+def _unicode_problem(text: str) -> str | None:
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (it contains a lone surrogate)"
+    return None
+
+
+def measurement_problem(name: object) -> str | None:
+    """Why `name` cannot be a measurement name, or None."""
+    if not isinstance(name, str):
+        return "is not a str"
+    if not name:
+        return "is empty"
+    if "\n" in name:
+        return "contains a newline, which line protocol cannot carry"
+    if name.startswith("#"):
+        return "starts with '#', which makes the line a comment"
+    if name.endswith("\\"):
+        return "ends in a backslash, which line protocol cannot carry"
+    if _BAD_BACKSLASH.search(name):
+        return "has a backslash before a comma, space, '=' or '\"', which InfluxDB would drop"
+    return _unicode_problem(name)
+
+
+def key_problem(key: object, *, kind: str = "tag") -> str | None:
+    """Why `key` cannot be a tag key (kind="tag") or field key (kind="field"), or None."""
+    if not isinstance(key, str):
+        return "is not a str"
+    if not key:
+        return "is empty"
+    if key == "time":
+        return "is reserved: InfluxDB refuses a tag or field named 'time'"
+    if "\n" in key:
+        return "contains a newline, which line protocol cannot carry"
+    if key.endswith("\\"):
+        return "ends in a backslash, which line protocol cannot carry"
+    if kind == "field" and _BAD_BACKSLASH.search(key):
+        return "has a backslash before a comma, space, '=' or '\"', which InfluxDB would drop"
+    return _unicode_problem(key)
+
+
+def tag_value_problem(value: str) -> str | None:
+    """Why the str `value` cannot be a tag value, or None."""
+    if not value:
+        return "is empty: InfluxDB cannot store an empty tag value (leave the tag out instead)"
+    if "\n" in value:
+        return "contains a newline, which line protocol cannot carry in a tag"
+    if value.endswith("\\"):
+        return "ends in a backslash, which line protocol cannot carry in a tag"
+    return _unicode_problem(value)
+
+
+def string_field_problem(value: str) -> str | None:
+    """Why the str `value` cannot be a string field value, or None.
+
+    Newlines, NUL and long texts are fine: InfluxDB 1.6 stores and returns them
+    exactly (its documented 64 KiB limit is not enforced).
+    """
+    return _unicode_problem(value)
+
+
+def _fail(name: str, value: object, reason: str) -> ValidationError:
+    return ValidationError({name: [f"{_show(value)} {reason}"]})
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# -- escaped tag values, cached (tag values repeat: components, ids) ---------------
+_TAG_CACHE: dict[str, str] = {}
+_TAG_CACHE_LIMIT = 100_000
+
+
+def _escape_tag_cached(value: str) -> str:
+    escaped = value.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    if len(_TAG_CACHE) >= _TAG_CACHE_LIMIT:
+        _TAG_CACHE.clear()
+    _TAG_CACHE[value] = escaped
+    return escaped
+
+
+# -- plain rows ----------------------------------------------------------------
+def encode_point(
+    measurement: str,
+    tags: Mapping[str, Any] | None,
+    fields: Mapping[str, Any],
+    time_ns: int,
+    *,
+    ints_as_floats: bool = True,
+) -> str:
+    """One line for a plain row, every part checked.
+
+    A None tag or field is left out; a row whose fields are all None is
+    refused. Python ints are written as floats unless `ints_as_floats=False`
+    (so `value=5` and `value=5.5` never cause a "field type conflict").
+    """
+    problem = measurement_problem(measurement)
+    if problem:
+        raise _fail("measurement", measurement, problem)
+    if isinstance(time_ns, bool) or not isinstance(time_ns, int):
+        raise _fail("time", time_ns, "is not integer nanoseconds")
+    if not MIN_NS <= time_ns <= MAX_NS:
+        raise _fail("time", time_ns, "is outside InfluxDB's time range (1677-09-21 to 2262-04-11)")
+    parts = [escape_measurement(measurement)]
+    if tags:
+        for key in sorted(tags):
+            value = tags[key]
+            if value is None:
+                continue
+            problem = key_problem(key, kind="tag")
+            if problem:
+                raise _fail("tag key", key, problem)
+            if not isinstance(value, str):
+                value = getattr(value, "value", value)  # an Enum member
+                if not isinstance(value, str):
+                    raise _fail(key, value, "is not a str: tag values are text")
+            problem = tag_value_problem(value)
+            if problem:
+                raise _fail(key, value, problem)
+            parts.append(f",{escape_key(key)}={escape_tag_value(value)}")
+    field_parts = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        problem = key_problem(key, kind="field")
+        if problem:
+            raise _fail("field key", key, problem)
+        field_parts.append(f"{escape_key(key)}={_field_value(key, value, ints_as_floats)}")
+    if not field_parts:
+        raise ValidationError(
+            {"fields": [f"a point needs at least one field that is not None (got {_show(dict(fields))})"]}
+        )
+    parts.append(" ")
+    parts.append(",".join(field_parts))
+    parts.append(f" {time_ns}")
+    return "".join(parts)
+
+
+def _field_value(key: str, value: Any, ints_as_floats: bool) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _fail(key, value, "is not a finite number: line protocol cannot carry NaN or infinity")
+        return repr(float(value))
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise _fail(key, value, "is outside the 64-bit integer range InfluxDB stores")
+        if ints_as_floats:
+            try:
+                return repr(float(value))
+            except OverflowError:  # pragma: no cover - int64 always fits a float
+                raise _fail(key, value, "is too large for a float") from None
+        return f"{int(value)}i"
+    if isinstance(value, str):
+        problem = string_field_problem(value)
+        if problem:
+            raise _fail(key, value, problem)
+        return quote_string_field(value)
+    kind = type(value).__name__
+    if kind.startswith("bool"):  # numpy.bool_
+        return "true" if value else "false"
+    if hasattr(value, "__float__") and not hasattr(value, "__index__"):  # numpy floats
+        return _field_value(key, float(value), ints_as_floats)
+    if hasattr(value, "__index__"):  # numpy ints
+        return _field_value(key, int(value.__index__()), ints_as_floats)
+    raise _fail(key, value, "is not a float, int, bool or str")
+
+
+# -- declared objects ----------------------------------------------------------
+_ENCODERS: "WeakKeyDictionary[type, Callable[[Any], str]]" = WeakKeyDictionary()
+
+
+def encoder_for(cls: type) -> Callable[[Any], str]:
+    """The line encoder of a declared class: generated once, then cached.
+
+    Instances were validated when they were built, so the encoder only formats.
+    Given an instance of another class, it hands over to that class's encoder.
+    """
+    try:
+        return _ENCODERS[cls]
+    except (KeyError, TypeError):
+        pass
+    from .declarations import declaration
+
+    encoder = _generate_encoder(declaration(cls))
+    _ENCODERS[cls] = encoder
+    return encoder
+
+
+def to_line(obj: Any) -> str:
+    """The line-protocol line of one declared object."""
+    return encoder_for(obj.__class__)(obj)
+
+
+def encode(objs: Iterable[Any], *, as_bytes: bool = False) -> str | bytes:
+    """Lines of many declared objects (of one or several classes), joined by newlines."""
+    if not isinstance(objs, (list, tuple)):
+        objs = list(objs)
+    if not objs:
+        return b"" if as_bytes else ""
+    text = "\n".join(map(encoder_for(objs[0].__class__), objs))
+    return text.encode("utf-8") if as_bytes else text
+
+
+def _generate_encoder(decl: "Declaration") -> Callable[[Any], str]:
+    """Write and compile the source of an encoder for one declared class.
+
+    Every name and key is escaped here, once; the generated function only
+    fetches attributes and formats values into one f-string.
+    """
+    namespace: dict[str, Any] = {
+        "_cls": decl.cls,
+        "_other": to_line,
+        "_EPOCH": EPOCH,
+        "_US": _US,
+        "_tc": _TAG_CACHE,
+        "_esc": _escape_tag_cached,
+        "_BS": "\\",
+        "_BS2": "\\\\",
+        "_Q": '"',
+        "_BSQ": '\\"',
+        "_T": "true",
+        "_F": "false",
+    }
+    body = ["def encode(obj):", "    if obj.__class__ is not _cls:", "        return _other(obj)"]
+    line = [_literal(escape_measurement(decl.measurement))]
+
+    for i, col in enumerate(sorted(decl.tags, key=lambda c: c.key)):
+        var = f"t{i}"
+        if col.is_enum:
+            namespace[f"_e{i}"] = {m: escape_tag_value(m.value) for m in col.type}
+            expr = f"_e{i}[{var}]"
+        else:
+            expr = f"(_tc.get({var}) or _esc({var}))"
+        segment = f",{_literal(escape_key(col.key))}={{{expr}}}"
+        body.append(f"    {var} = obj.{col.attr}")
+        if col.optional:
+            body.append(f"    {var} = '' if {var} is None else f{segment!r}")
+            line.append(f"{{{var}}}")
+        else:
+            line.append(segment)
+
+    # Required fields first, so that the first segment needs no comma.
+    ordered = sorted(decl.fields, key=lambda c: c.optional)
+    all_optional = all(c.optional for c in ordered)
+    segments = []
+    for i, col in enumerate(ordered):
+        var = f"f{i}"
+        comma = "" if i == 0 and not all_optional else ","
+        segment = f"{comma}{_literal(escape_key(col.key))}={_value_piece(col, var)}"
+        body.append(f"    {var} = obj.{col.attr}")
+        if col.optional:
+            body.append(f"    {var} = '' if {var} is None else f{segment!r}")
+            segments.append(f"{{{var}}}")
+        else:
+            segments.append(segment)
+    fields = "".join(segments)
+    if all_optional:
+        body.append(f"    fs = f{fields!r}[1:]")
+        fields = "{fs}"
+    line.append(f" {fields} {{(obj.{decl.time.attr} - _EPOCH) // _US * 1000}}")
+    body.append(f"    return f{''.join(line)!r}")
+    source = "\n".join(body) + "\n"
+    code = compile(source, f"<influxhtm encoder for {decl.cls.__qualname__}>", "exec")
+    exec(code, namespace)  # noqa: S102 - generated from checked, escaped names only
+    encoder = namespace["encode"]
+    encoder.__source__ = source
+    return encoder
+
+
+def _literal(text: str) -> str:
+    """Text for the literal part of an f-string."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _value_piece(col: Any, var: str) -> str:
+    """The f-string piece that formats field `var` of column `col`."""
+    if col.type is float:
+        return f"{{{var}!r}}"
+    if col.type is bool:
+        return f"{{_T if {var} else _F}}"
+    if col.type is int:
+        return f"{{{var}}}i"
+    value = f"{var}.value" if col.is_enum else var
+    return f'"{{{value}.replace(_BS, _BS2).replace(_Q, _BSQ)}}"'
