@@ -148,7 +148,7 @@ class Declaration:
     cls: type
     measurement: str
     retention_policy: Optional[str]
-    naive_times: str
+    naive_times: Optional[str]
     time: Column
     tags: tuple[Column, ...]
     fields: tuple[Column, ...]
@@ -160,9 +160,9 @@ class Declaration:
         return (self.time, *self.tags, *self.fields)
 
     @property
-    def strict(self) -> bool:
-        """True when naive times are refused."""
-        return self.naive_times == "error"
+    def strict(self) -> Optional[bool]:
+        """True when naive times are refused, False when read as local, None: the process-wide rule."""
+        return None if self.naive_times is None else self.naive_times == "error"
 
     def column(self, key_or_attr: str) -> Column:
         """The column with this InfluxDB key or Python attribute name."""
@@ -207,7 +207,7 @@ def measurement(
     name: str,
     *,
     retention_policy: Optional[str] = None,
-    naive_times: str = "local",
+    naive_times: Optional[str] = None,
     kw_only: bool = True,
 ) -> Callable[[type], Any]:
     """Declare a class as an InfluxDB measurement named `name`.
@@ -222,7 +222,7 @@ def measurement(
         raise ValidationError({"measurement": [f"measurement name {name!r} {problem}"]})
     if retention_policy is not None and (not isinstance(retention_policy, str) or not retention_policy):
         raise ValidationError({"retention_policy": [f"{retention_policy!r} is not a retention policy name"]})
-    if naive_times not in NAIVE_TIME_POLICIES:
+    if naive_times is not None and naive_times not in NAIVE_TIME_POLICIES:
         raise ValidationError({"naive_times": [f"{naive_times!r} is not one of {NAIVE_TIME_POLICIES}"]})
 
     def decorate(cls: type) -> Any:
@@ -236,7 +236,7 @@ def _declare(
     cls: type,
     name: str,
     retention_policy: Optional[str],
-    naive_times: str,
+    naive_times: Optional[str],
     localns: dict[str, Any],
     kw_only: bool = True,
 ) -> type:
@@ -266,7 +266,7 @@ def _declare(
         columns.append(column)
         these[attr] = attrs.field(
             default=spec.default,
-            converter=_converter(column, naive_times == "error"),
+            converter=_converter(column, None if naive_times is None else naive_times == "error"),
             validator=_wrap_validator(attr, spec.validator),
             kw_only=kw_only,
             metadata={**(spec.metadata or {}), "influxhtm": column},
@@ -465,7 +465,7 @@ def _fail(name: str, value: Any, reason: str) -> ValidationError:
     return ValidationError({name: [f"{lp._show(value)} {reason}"]})
 
 
-def convert_time(value: Any, name: str = TIME, strict: bool = False) -> datetime:
+def convert_time(value: Any, name: str = TIME, strict: Optional[bool] = None) -> datetime:
     """A UTC-aware datetime within InfluxDB's range from any accepted time."""
     if value.__class__ is datetime and value.tzinfo is UTC:
         result = value
@@ -480,7 +480,7 @@ def convert_time(value: Any, name: str = TIME, strict: bool = False) -> datetime
     raise _fail(name, value, "is outside InfluxDB's time range (1677-09-21 to 2262-04-11)")
 
 
-def _converter(column: Column, strict: bool) -> Callable[[Any], Any]:
+def _converter(column: Column, strict: Optional[bool]) -> Callable[[Any], Any]:
     name = column.attr
     if column.kind == TIME:
 

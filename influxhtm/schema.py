@@ -42,7 +42,7 @@ def format_time(value: datetime) -> str:
 class TimeField(mf.Field):
     """A time: aware datetime, ISO 8601 text or integer nanoseconds in; ISO 8601 UTC text out."""
 
-    def __init__(self, *, strict: bool = False, **kwargs: Any):
+    def __init__(self, *, strict: bool | None = None, **kwargs: Any):
         self.strict = strict
         super().__init__(**kwargs)
 

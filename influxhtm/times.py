@@ -25,6 +25,21 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 TimeLike = Union[datetime, str, int]
 
+#: How naive times are read where no one says otherwise: "local" or "error".
+_naive_times = "local"
+
+
+def set_naive_times(policy: str) -> str:
+    """Read naive times as local time ("local", the default) or refuse them ("error") process-wide.
+
+    Returns the previous policy. A class declared with `naive_times=` keeps its own rule.
+    """
+    global _naive_times
+    if policy not in ("local", "error"):
+        raise ValidationError({"naive_times": [f"{policy!r} is not 'local' or 'error'"]})
+    previous, _naive_times = _naive_times, policy
+    return previous
+
 _NS_PER_UNIT = {
     "ns": 1,
     "u": 1_000,
@@ -46,13 +61,16 @@ def timedelta_to_ns(delta: timedelta) -> int:
     return ((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
 
 
-def datetime_to_ns(value: datetime, *, name: str = "time", strict: bool = False) -> int:
-    """Nanoseconds since the epoch of a datetime; naive means local time."""
+def datetime_to_ns(value: datetime, *, name: str = "time", strict: bool | None = None) -> int:
+    """Nanoseconds since the epoch of a datetime; naive means local time (or an error, if strict).
+
+    `strict=None` follows the process-wide rule of `set_naive_times`.
+    """
     extra_ns = getattr(value, "nanosecond", 0)  # pandas.Timestamp carries nanoseconds
     if hasattr(value, "to_pydatetime"):
         value = value.to_pydatetime(warn=False)
     if value.tzinfo is None or value.utcoffset() is None:
-        if strict:
+        if strict or (strict is None and _naive_times == "error"):
             raise ValidationError(
                 {name: [f"naive datetime {value.isoformat()!r} refused: give a timezone-aware datetime"]}
             )
@@ -60,7 +78,7 @@ def datetime_to_ns(value: datetime, *, name: str = "time", strict: bool = False)
     return timedelta_to_ns(value - EPOCH) + extra_ns
 
 
-def to_ns(value: object, *, name: str = "time", strict: bool = False) -> int:
+def to_ns(value: object, *, name: str = "time", strict: bool | None = None) -> int:
     """Nanoseconds since the epoch of any accepted time, range-checked.
 
     `name` is the argument or field named in the error message.

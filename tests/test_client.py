@@ -342,3 +342,27 @@ def test_combined_aggregated_matches_values_computed_here(client):
         "anomalyScore",
         "anomalyLikelihood",
     ]
+
+
+def test_naive_times_local_by_default_or_refused_everywhere(client):
+    from influxhtm.times import set_naive_times
+
+    sensor = client.create_sensor("power", "a")
+    naive = datetime(2024, 3, 1, 12, 0)
+    sensor.write({"time": naive, "value": 1.0})
+    assert sensor.get_data()[0].time.timestamp() == naive.timestamp()  # local time, as Python reads it
+    previous = set_naive_times("error")
+    try:
+        for attempt in (
+            lambda: sensor.write({"time": naive, "value": 2.0}),
+            lambda: sensor.get_data(since=naive),
+            lambda: HtmResult(naive, 0.5),
+            lambda: SensorReading.load({"time": "2024-03-01T12:00:00", "value": 1.0, "component": "a"}),
+        ):
+            with pytest.raises(ValidationError, match="naive"):
+                attempt()
+        assert sensor.get_data(since=naive.astimezone())[0].value == 1.0
+    finally:
+        set_naive_times(previous)
+    with pytest.raises(ValidationError, match="naive_times"):
+        set_naive_times("utc")
