@@ -23,6 +23,7 @@ from .errors import (
     SensorNotFound,
     ServerError,
     ServerStartError,
+    TLSError,
     ValidationError,
 )
 from .influxql import (
@@ -79,6 +80,7 @@ __all__ = [
     "ServerError",
     "ServerStartError",
     "Settings",
+    "TLSError",
     "ValidationError",
     "col",
     "count",

@@ -2,7 +2,16 @@
 
 It speaks InfluxDB 1.x's HTTP API (`/write`, `/query`, `/ping`) over a
 keep-alive `requests` session (the transport `influxdb-python` uses too), asks
-for msgpack query answers, and turns every failure into an `InfluxHtmError`.
+for msgpack query answers, and turns every failure into an `InfluxHtmError`
+whose message names the server's URL and never the password.
+
+What is retried (with exponential backoff and jitter, at most
+`Settings.retries` times and never after `Settings.retry_deadline`): refused
+or reset connections, timeouts and HTTP 500/502/503/504. Writes are safe to
+retry because InfluxDB overwrites a point with the same series and time. Not
+retried: TLS failures (an untrusted certificate does not heal), 4xx answers
+(credentials, bad queries, partial writes), anything else.
+
 `influxdb_client()` gives an `influxdb.InfluxDBClient` with the same settings for
 code that wants influxdb-python itself.
 """
@@ -15,42 +24,79 @@ import logging
 import random
 import re
 import time
-from typing import Any, Iterator, Mapping, Sequence
+from collections import deque
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import msgpack
-import requests
 
 from .errors import (
     AuthenticationError,
     InfluxConnectionError,
+    InfluxHtmError,
+    NotFound,
     PartialWriteError,
     QueryError,
     ServerError,
+    TLSError,
 )
 from .settings import Settings
 
+if TYPE_CHECKING:
+    import requests
+
 log = logging.getLogger(__name__)
 
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 _DROPPED = re.compile(r"dropped=(\d+)")
-_RETRYABLE_STATUS = {500, 502, 503, 504}
+_PASSWORD = re.compile(r"(?i)(password\b[^']*)'(?:[^'\\]|\\.)*(?:'|$)")
+_ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
+_SSL_REASON = re.compile(r"\[SSL[^\]]*\][^'\")]*")
+#: The kinds of refusal InfluxDB reports in a partial write, as found in its message.
+_PARTIAL_KINDS = (
+    "field type conflict",
+    "max-values-per-tag limit exceeded",
+    "max-series-per-database limit exceeded",
+    "points beyond retention policy",
+    "unable to parse",
+)
+_MAX_TEXT = 500
+
+
+def redact(text: str) -> str:
+    """`text` with every quoted literal after the word PASSWORD replaced by '***'."""
+    return _PASSWORD.sub(r"\1'***'", text)
+
+
+def _shorten(text: str, limit: int = _MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 class Connection:
     """A keep-alive HTTP session to one InfluxDB server."""
 
     def __init__(self, settings: Settings):
+        import requests  # here, not at import time: importing urllib3 opens a socket (IPv6 probe)
+
         self.settings = settings
         self.session = requests.Session()
         if settings.username is not None:
             self.session.auth = (settings.username, settings.password or "")
         self.session.verify = settings.verify_ssl
         self.session.headers["User-Agent"] = "influxhtm"
+        #: Largest write body (bytes) known to pass the server's max-body-size; learnt from 413s.
+        self.body_limit: int | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.settings.url} user={self.settings.username!r}>"
 
     def close(self) -> None:
         self.session.close()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def influxdb_client(self, database: str | None = None) -> Any:
         """An `influxdb.InfluxDBClient` with these settings."""
@@ -69,45 +115,92 @@ class Connection:
         )
 
     # -- requests with retries ----------------------------------------------
+    def backoff_delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based): doubling, capped, jittered."""
+        s = self.settings
+        base = min(s.backoff * 2 ** (attempt - 1), s.max_backoff)
+        return base * (0.5 + random.random())
+
     def request(
         self,
         method: str,
         path: str,
         *,
         params: Mapping[str, Any] | None = None,
-        data: bytes | None = None,
+        data: bytes | Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
     ) -> requests.Response:
         """Send one request, retrying refused/reset connections, timeouts and 5xx with backoff.
 
-        Writes are safe to retry: InfluxDB overwrites a point with the same series and time.
+        Returns the first answer that is not a retryable 5xx. Raises `InfluxConnectionError`
+        (or `TLSError`, at once) when the server cannot be reached, and `ServerError` when it
+        still answers 5xx after the last retry.
         """
+        import requests
+
         s = self.settings
         url = f"{s.url}/{path}"
-        deadline = time.monotonic() + s.retry_deadline
+        started = time.monotonic()
+        deadline = started + s.retry_deadline
         attempt = 0
         while True:
             attempt += 1
             try:
                 response = self.session.request(
-                    method, url, params=params, data=data, headers=headers, timeout=s.timeout, stream=stream
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=s.timeout,
+                    stream=stream,
+                    # given per request: requests lets REQUESTS_CA_BUNDLE override the session's value
+                    verify=s.verify_ssl,
                 )
+            except requests.exceptions.SSLError as error:
+                raise TLSError(
+                    f"TLS with InfluxDB at {s.url} failed: {_describe(error)}; {_tls_hint(s)}", url=s.url
+                ) from None
             except (requests.ConnectionError, requests.Timeout) as error:
-                reason = f"{type(error).__name__}"
+                reason = _describe(error)
                 if not self._may_retry(attempt, deadline):
                     raise InfluxConnectionError(
-                        f"cannot reach InfluxDB at {s.url} after {attempt} attempt(s): {reason}"
+                        f"cannot reach InfluxDB at {s.url} ({method} /{path}) after {attempt} attempt(s) "
+                        f"in {time.monotonic() - started:.1f} s: {reason}",
+                        url=s.url,
                     ) from None
+            except (requests.RequestException, OSError, ValueError) as error:
+                raise InfluxConnectionError(
+                    f"cannot send a request to InfluxDB at {s.url} ({method} /{path}): "
+                    f"{type(error).__name__}: {_shorten(redact(str(error)))}",
+                    url=s.url,
+                ) from None
             else:
-                if response.status_code not in _RETRYABLE_STATUS:
+                if response.status_code not in RETRYABLE_STATUS:
                     return response
                 reason = f"HTTP {response.status_code}"
                 if not self._may_retry(attempt, deadline):
-                    return response
-            delay = min(s.backoff * 2 ** (attempt - 1), 10.0) * (0.5 + random.random())
-            delay = max(0.0, min(delay, deadline - time.monotonic()))
-            log.warning("InfluxDB %s %s failed (%s); retry %d in %.2f s", method, path, reason, attempt, delay)
+                    message = _error_text(response)
+                    response.close()
+                    raise ServerError(
+                        f"InfluxDB at {s.url} answered HTTP {response.status_code} to {method} /{path} "
+                        f"after {attempt} attempt(s) in {time.monotonic() - started:.1f} s: {message}",
+                        status=response.status_code,
+                        url=s.url,
+                    )
+                response.close()
+            delay = max(0.0, min(self.backoff_delay(attempt), deadline - time.monotonic()))
+            log.warning(
+                "InfluxDB %s %s /%s failed (%s); retry %d of %d in %.2f s",
+                s.url,
+                method,
+                path,
+                reason,
+                attempt,
+                s.retries,
+                delay,
+            )
             time.sleep(delay)
 
     def _may_retry(self, attempt: int, deadline: float) -> bool:
@@ -117,7 +210,7 @@ class Connection:
     def ping(self) -> str:
         """The server's version; raises InfluxConnectionError when it cannot be reached."""
         response = self.request("GET", "ping")
-        _raise_for_status(response)
+        self._raise_for_status(response)
         return response.headers.get("X-Influxdb-Version", "")
 
     def write(
@@ -128,50 +221,91 @@ class Connection:
         retention_policy: str | None = None,
         precision: str = "n",
     ) -> None:
-        """POST line protocol. A 413 (body too large) is split at line boundaries and retried."""
+        """POST line protocol.
+
+        A body the server refuses as too large (413, `max-body-size`) is split at line
+        boundaries and sent in pieces; the size that passes is remembered for later writes.
+        Points the server refuses (field type conflict, max-values-per-tag, ...) raise one
+        `PartialWriteError` at the end, after every other piece has been sent and stored,
+        with the exact number of refused points and the refused lines.
+        """
         if isinstance(body, str):
             body = body.encode("utf-8")
-        if not body:
+        if not body.strip():
             return
         params = {"db": database, "precision": precision}
         if retention_policy:
             params["rp"] = retention_policy
+        refusals: list[PartialWriteError] = []
+        pending = deque([body])
+        while pending:
+            chunk = pending.popleft()
+            limit = self.body_limit
+            if limit is not None and len(chunk) > limit:
+                pieces = split_lines(chunk, limit)
+                if len(pieces) > 1:
+                    pending.extendleft(reversed(pieces))
+                    continue
+            try:
+                self._write_once(chunk, params, database)
+            except _TooLarge:
+                if b"\n" not in chunk.strip():
+                    refusals.append(
+                        PartialWriteError(
+                            f"InfluxDB at {self.settings.url} refused a {len(chunk)}-byte point as larger "
+                            "than its max-body-size",
+                            dropped=1,
+                            reason="point larger than max-body-size",
+                            status=413,
+                            url=self.settings.url,
+                            detail="Request Entity Too Large",
+                            lines=[_shorten(chunk.decode("utf-8", "replace"), 200)],
+                        )
+                    )
+                    continue
+                self.body_limit = max(1, len(chunk) // 2)
+                log.info(
+                    "InfluxDB %s refused %d bytes (413); writing in pieces of at most %d bytes",
+                    self.settings.url,
+                    len(chunk),
+                    self.body_limit,
+                )
+                pending.appendleft(chunk)
+            except PartialWriteError as refusal:
+                lines = [line for line in chunk.split(b"\n") if line.strip()]
+                if len(lines) == 1 or refusal.dropped == len(lines):
+                    refusal.dropped = len(lines)
+                    refusal.lines = [_shorten(line.decode("utf-8", "replace"), 200) for line in lines[:100]]
+                    refusals.append(refusal)
+                    continue
+                # Some points were accepted. The server's count is not enough: InfluxDB 1.6 can
+                # drop an accepted point of the batch along with a refused one (max-values-per-tag),
+                # so the batch is halved and re-sent (overwriting is harmless) until every refused
+                # point stands alone and every other point is in a piece answered 204.
+                half = len(lines) // 2
+                pending.extendleft([b"\n".join(lines[half:]), b"\n".join(lines[:half])])
+        if refusals:
+            total = sum(1 for line in body.split(b"\n") if line.strip())
+            raise _merge(refusals, total, database, self.settings.url)
+
+    def _write_once(self, body: bytes, params: Mapping[str, str], database: str) -> None:
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         data = body
         if self.settings.gzip:
             data = gzip_module.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         response = self.request("POST", "write", params=params, data=data, headers=headers)
-        if response.status_code == 204:
+        status = response.status_code
+        if status == 204:
             return
-        if response.status_code == 413:
-            lines = body.split(b"\n")
-            if len(lines) <= 1:
-                raise PartialWriteError(
-                    "InfluxDB refused a single point as too large (max-body-size)",
-                    dropped=1,
-                    reason="request entity too large",
-                    status=413,
-                )
-            half = len(lines) // 2
-            self.write(b"\n".join(lines[:half]), database=database, retention_policy=retention_policy)
-            self.write(b"\n".join(lines[half:]), database=database, retention_policy=retention_policy)
-            return
+        if status == 413:
+            raise _TooLarge()
         message = _error_text(response)
-        if "partial write" in message or "max-values-per-tag" in message or "field type conflict" in message:
-            match = _DROPPED.search(message)
-            dropped = int(match.group(1)) if match else None
-            raise PartialWriteError(
-                f"InfluxDB dropped {dropped if dropped is not None else 'some'} point(s): {message}",
-                dropped=dropped,
-                reason=message,
-                status=response.status_code,
-            )
-        if response.status_code == 404 and "database not found" in message:
-            from .errors import NotFound
-
-            raise NotFound(f"database {database!r} not found: {message}")
-        _raise_for_status(response)
+        if status == 400 and ("partial write" in message or "unable to parse" in message):
+            raise _partial(message, body, self.settings.url)
+        if status == 404 and "database not found" in message:
+            raise NotFound(f"database {database!r} not found on InfluxDB at {self.settings.url}: {message}")
+        self._raise_for_status(response, what=f"write to database {database!r}")
 
     def query(
         self,
@@ -182,14 +316,28 @@ class Connection:
         method: str = "GET",
         epoch: str = "ns",
     ) -> list[dict[str, Any]]:
-        """Run InfluxQL; returns one result dict per statement. Errors raise QueryError."""
-        request_params = self._query_params(text, params, database, epoch)
-        response = self.request(
-            method, "query", params=request_params, headers={"Accept": "application/x-msgpack"}
-        )
-        _raise_for_status(response)
-        body = _decode(response)
-        return _check_results(body, text)
+        """Run InfluxQL; returns one result dict per statement. Errors raise QueryError.
+
+        With method="POST" (needed for statements that change something) the query travels
+        in the request body, so that it appears in no URL and no log line.
+        """
+        form = self._query_params(text, params, database, epoch)
+        headers = {"Accept": "application/x-msgpack"}
+        if method.upper() == "POST" or _PASSWORD.search(text):  # a password never goes into a URL
+            response = self.request("POST", "query", data=form, headers=headers)
+        else:
+            response = self.request(method, "query", params=form, headers=headers)
+        self._raise_for_status(response, query=text)
+        try:
+            body = _decode(response)
+        except Exception as error:  # noqa: BLE001 - an undecodable answer is a server error
+            raise ServerError(
+                f"InfluxDB at {self.settings.url} sent an unreadable answer ({type(error).__name__}) "
+                f"to the query {_shorten(redact(text))}",
+                status=response.status_code,
+                url=self.settings.url,
+            ) from None
+        return self._check_results(body, text)
 
     def query_chunks(
         self,
@@ -200,7 +348,13 @@ class Connection:
         chunk_size: int = 10_000,
         epoch: str = "ns",
     ) -> Iterator[dict[str, Any]]:
-        """Stream a large answer: yields each partial statement result as it arrives."""
+        """Stream a large answer: yields each partial statement result as it arrives.
+
+        Failing to connect is retried; a connection lost in the middle of the stream is not
+        (part of the answer has been handed out already) and raises InfluxConnectionError.
+        """
+        import requests
+
         request_params = self._query_params(text, params, database, epoch)
         request_params["chunked"] = "true"
         request_params["chunk_size"] = str(chunk_size)
@@ -208,17 +362,26 @@ class Connection:
             "GET", "query", params=request_params, headers={"Accept": "application/x-msgpack"}, stream=True
         )
         with response:
-            _raise_for_status(response)
-            if response.headers.get("Content-Type", "").startswith("application/x-msgpack"):
-                unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
-                for block in response.iter_content(chunk_size=1 << 16):
-                    unpacker.feed(block)
-                    for body in unpacker:
-                        yield from _check_results(body, text)
-            else:
-                for line in response.iter_lines():
-                    if line:
-                        yield from _check_results(json.loads(line), text)
+            self._raise_for_status(response, query=text)
+            try:
+                if response.headers.get("Content-Type", "").startswith("application/x-msgpack"):
+                    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=1 << 30)
+                    for block in response.iter_content(chunk_size=1 << 16):
+                        unpacker.feed(block)
+                        for body in unpacker:
+                            yield from self._check_results(body, text)
+                else:
+                    for line in response.iter_lines():
+                        if line:
+                            yield from self._check_results(json.loads(line), text)
+            except InfluxHtmError:
+                raise
+            except (requests.RequestException, OSError, ValueError, msgpack.UnpackException) as error:
+                raise InfluxConnectionError(
+                    f"the answer of InfluxDB at {self.settings.url} broke off: {_describe(error)} "
+                    f"(query: {_shorten(redact(text))})",
+                    url=self.settings.url,
+                ) from None
 
     @staticmethod
     def _query_params(
@@ -230,6 +393,151 @@ class Connection:
         if params:
             request_params["params"] = json.dumps(dict(params))
         return request_params
+
+    # -- error mapping -------------------------------------------------------
+    def _raise_for_status(
+        self, response: requests.Response, *, query: str | None = None, what: str = ""
+    ) -> None:
+        status = response.status_code
+        if status < 300:
+            return
+        url = self.settings.url
+        message = _error_text(response)
+        if status in (401, 403):
+            who = f"user {self.settings.username!r}" if self.settings.username else "no credentials"
+            hint = "" if self.settings.username else " (give username/password or INFLUX_USER/INFLUX_PASS)"
+            raise AuthenticationError(
+                f"InfluxDB at {url} refused {who} (HTTP {status}): {message}{hint}", status=status, url=url
+            )
+        if query is not None and status == 400:
+            raise QueryError(
+                f"InfluxDB at {url} refused the query: {message} (query: {_shorten(redact(query))})",
+                status=status,
+                url=url,
+            )
+        subject = f" to the {what}" if what else ""
+        raise ServerError(
+            f"InfluxDB at {url} answered HTTP {status}{subject}: {message}", status=status, url=url
+        )
+
+    def _check_results(self, body: Any, text: str) -> list[dict[str, Any]]:
+        url = self.settings.url
+        if not isinstance(body, dict):
+            raise ServerError(
+                f"InfluxDB at {url} sent an unexpected answer of type {type(body).__name__}", url=url
+            )
+        shown = _shorten(redact(text))
+        if "error" in body:
+            raise QueryError(
+                f"InfluxDB at {url} refused the query: {body['error']} (query: {shown})", url=url
+            )
+        results: Sequence[dict[str, Any]] = body.get("results", [])
+        for result in results:
+            if "error" in result:
+                raise QueryError(
+                    f"InfluxDB at {url} failed the query: {result['error']} (query: {shown})", url=url
+                )
+        return list(results)
+
+
+class _TooLarge(Exception):
+    """Internal: the server answered 413 to a write."""
+
+
+def split_lines(body: bytes, limit: int) -> list[bytes]:
+    """`body` cut at line boundaries into pieces of at most `limit` bytes (a longer line stays whole)."""
+    pieces: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for line in body.split(b"\n"):
+        if not line.strip():
+            continue
+        extra = len(line) + (1 if current else 0)
+        if current and size + extra > limit:
+            pieces.append(b"\n".join(current))
+            current, size = [], 0
+            extra = len(line)
+        current.append(line)
+        size += extra
+    if current:
+        pieces.append(b"\n".join(current))
+    return pieces
+
+
+def _partial(message: str, body: bytes, url: str) -> PartialWriteError:
+    """A PartialWriteError from InfluxDB's 400 answer to a write."""
+    match = _DROPPED.search(message)
+    unparsable = message.count("unable to parse '")
+    if match:
+        dropped: int | None = int(match.group(1)) + unparsable
+    elif unparsable:
+        dropped = unparsable
+    else:
+        dropped = None
+    kinds = [kind for kind in _PARTIAL_KINDS if kind in message] or ["refused by the server"]
+    reason = "; ".join(kinds)
+    total = sum(1 for line in body.split(b"\n") if line.strip())
+    count = "some" if dropped is None else str(dropped)
+    return PartialWriteError(
+        f"InfluxDB at {url} dropped {count} of {total} point(s) ({reason}): {_shorten(message)}",
+        dropped=dropped,
+        reason=reason,
+        status=400,
+        url=url,
+        detail=message,
+    )
+
+
+def _merge(refusals: list[PartialWriteError], total: int, database: str, url: str) -> PartialWriteError:
+    """One PartialWriteError for all the refusals of the pieces of one write of `total` points."""
+    dropped = sum(r.dropped or 0 for r in refusals)
+    kinds: list[str] = []
+    for refusal in refusals:
+        for kind in refusal.reason.split("; "):
+            if kind and kind not in kinds:
+                kinds.append(kind)
+    reason = "; ".join(kinds)
+    detail = "\n".join(dict.fromkeys(r.detail for r in refusals))
+    return PartialWriteError(
+        f"InfluxDB at {url} refused {dropped} of {total} point(s) written to database {database!r} "
+        f"({reason}); the other points are stored. First refusal: {_shorten(refusals[0].detail)}",
+        dropped=dropped,
+        reason=reason,
+        status=refusals[0].status,
+        url=url,
+        detail=detail,
+        lines=[line for refusal in refusals for line in refusal.lines][:100],
+    )
+
+
+def _describe(error: BaseException) -> str:
+    """A short reason for a transport error, without the request's URL or query string."""
+    import requests
+
+    if isinstance(error, requests.Timeout):
+        return f"timed out ({type(error).__name__})"
+    text = str(error)
+    found = _SSL_REASON.search(text) if isinstance(error, requests.exceptions.SSLError) else None
+    found = found or _ERRNO.search(text)
+    if found:
+        reason = re.sub(r"\s*\(_ssl\.c:\d+$", "", found.group(0).strip())
+        return f"{type(error).__name__}: {reason}"
+    markers = ("RemoteDisconnected", "Connection aborted", "Connection reset", "IncompleteRead", "timed out")
+    for marker in markers:
+        if marker in text:
+            return f"{type(error).__name__}: {marker}"
+    return type(error).__name__
+
+
+def _tls_hint(settings: Settings) -> str:
+    if settings.verify_ssl is True:
+        return (
+            "certificate verification is on: trust the server's CA with verify_ssl='/path/ca.pem' "
+            "(or INFLUX_VERIFY_SSL), or turn it off explicitly with verify_ssl=False"
+        )
+    if isinstance(settings.verify_ssl, str):
+        return f"the certificate does not verify against the CA bundle {settings.verify_ssl!r}"
+    return "is the server speaking HTTPS on this port (ssl=True)?"
 
 
 def _decode(response: requests.Response) -> Any:
@@ -245,24 +553,8 @@ def _error_text(response: requests.Response) -> str:
             return str(body["error"])
     except Exception:  # noqa: BLE001 - any undecodable body is reported as text
         pass
-    return response.text.strip() or f"HTTP {response.status_code}"
-
-
-def _raise_for_status(response: requests.Response) -> None:
-    status = response.status_code
-    if status < 300:
-        return
-    message = _error_text(response)
-    if status in (401, 403):
-        raise AuthenticationError(f"InfluxDB refused the credentials (HTTP {status}): {message}")
-    raise ServerError(f"InfluxDB answered HTTP {status}: {message}", status=status)
-
-
-def _check_results(body: Any, text: str) -> list[dict[str, Any]]:
-    if "error" in body:
-        raise QueryError(f"InfluxDB refused the query: {body['error']} (query: {text})")
-    results: Sequence[dict[str, Any]] = body.get("results", [])
-    for result in results:
-        if "error" in result:
-            raise QueryError(f"InfluxDB failed the query: {result['error']} (query: {text})")
-    return list(results)
+    try:
+        text = response.text.strip()
+    except Exception:  # noqa: BLE001 - the body could not even be read
+        text = ""
+    return _shorten(text) or f"HTTP {response.status_code}"

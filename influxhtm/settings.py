@@ -1,5 +1,8 @@
 """Connection settings: explicit arguments, then `INFLUX_*` environment variables, then defaults.
 
+Variables: INFLUX_HOST, INFLUX_PORT, INFLUX_USER, INFLUX_PASS, INFLUX_SSL and
+INFLUX_VERIFY_SSL (yes/no, or the path of a CA bundle to trust).
+
 Nothing here runs at import time: the environment is read when `Settings.resolve`
 is called, so importing influxhtm never fails for a missing variable.
 """
@@ -7,7 +10,7 @@ is called, so importing influxhtm never fails for a missing variable.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Any, Mapping
 
 import attrs
 
@@ -47,6 +50,39 @@ def parse_port(value: object, *, name: str = "port") -> int:
     return port
 
 
+def parse_verify(value: str | bool, *, name: str) -> bool | str:
+    """Certificate verification: a yes/no word, or the path of a CA bundle (file or directory)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lower() in _TRUE | _FALSE:
+        return parse_bool(text, name=name)
+    return text
+
+
+def _check_verify(instance: Any, attribute: Any, value: Any) -> None:
+    if isinstance(value, bool):
+        return
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"verify_ssl={value!r} is neither True/False nor the path of a CA bundle")
+    if not os.path.exists(value):
+        raise ConfigurationError(f"verify_ssl={value!r}: no such CA bundle file or directory")
+
+
+def _non_negative(kind: type, *, positive: bool = False) -> Any:
+    """An attrs validator: a number of `kind` (bool refused), zero or more (or more than zero)."""
+
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+            raise ConfigurationError(f"{attribute.name}={value!r} is not a number ({kind.__name__})")
+        if value != value or value < 0 or (positive and value == 0):
+            raise ConfigurationError(
+                f"{attribute.name}={value!r} must be {'positive' if positive else 'zero or positive'}"
+            )
+
+    return check
+
+
 @attrs.frozen
 class Settings:
     """Where and how to reach InfluxDB. The password is never shown in `repr`."""
@@ -57,14 +93,17 @@ class Settings:
     password: str | None = attrs.field(default=None, repr=False)
     ssl: bool = False
     #: Certificate verification: True (default), False, or a CA bundle path.
-    verify_ssl: bool | str = True
-    timeout: float = 30.0
-    #: How often a failed request (refused, reset, timeout, 5xx) is retried.
-    retries: int = 5
-    #: Upper bound, in seconds, of the whole retry sequence of one request.
-    retry_deadline: float = 60.0
-    #: First backoff delay in seconds; it doubles each try, with jitter.
-    backoff: float = 0.2
+    verify_ssl: bool | str = attrs.field(default=True, validator=_check_verify)
+    #: Seconds to wait for the server to connect or answer, per attempt.
+    timeout: float = attrs.field(default=30.0, validator=_non_negative(float, positive=True))
+    #: How often a failed request (refused, reset, timeout, 5xx) is retried after the first attempt.
+    retries: int = attrs.field(default=5, validator=_non_negative(int))
+    #: Seconds after the first attempt of a request when no further retry is started.
+    retry_deadline: float = attrs.field(default=60.0, validator=_non_negative(float))
+    #: First backoff delay in seconds; it doubles each try, with jitter (x0.5 to x1.5).
+    backoff: float = attrs.field(default=0.2, validator=_non_negative(float))
+    #: Upper bound of one backoff delay, in seconds (before jitter).
+    max_backoff: float = attrs.field(default=10.0, validator=_non_negative(float))
     gzip: bool = False
 
     @classmethod
@@ -92,6 +131,8 @@ class Settings:
             password = env.get("INFLUX_PASS") or None
         if ssl is None:
             ssl = parse_bool(env.get("INFLUX_SSL", ""), name="INFLUX_SSL")
+        if "verify_ssl" not in options and env.get("INFLUX_VERIFY_SSL", "").strip():
+            options["verify_ssl"] = parse_verify(env["INFLUX_VERIFY_SSL"], name="INFLUX_VERIFY_SSL")
         return cls(
             host=str(host),
             port=parse_port(port),
