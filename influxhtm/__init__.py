@@ -8,6 +8,7 @@ from ._version import __version__
 from .client import InfluxHtmClient
 from .combined import CombinedData
 from .declarations import declaration, field, measurement, tag, timestamp
+from .engines import create_model, register_engine
 from .errors import (
     AlreadyExists,
     AuthenticationError,
@@ -49,6 +50,7 @@ from .model_store import HtmModelStore
 from .plotting import plot, plot_html, plot_png
 from .records import HtmResult, ModelRecord, SensorReading
 from .repository import Repository
+from .running import Runner, RunReport, sweep
 from .sensor import Sensor
 from .server import LocalInfluxd
 from .settings import Settings
@@ -74,6 +76,8 @@ __all__ = [
     "Query",
     "QueryError",
     "Repository",
+    "RunReport",
+    "Runner",
     "Sensor",
     "SensorNotFound",
     "SensorReading",
@@ -84,6 +88,7 @@ __all__ = [
     "ValidationError",
     "col",
     "count",
+    "create_model",
     "declaration",
     "encode",
     "field",
@@ -101,10 +106,12 @@ __all__ = [
     "plot_html",
     "plot_png",
     "regex",
+    "register_engine",
     "select",
     "spread",
     "stddev",
     "sum_",
+    "sweep",
     "tag",
     "timestamp",
     "to_line",

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .connection import Connection
-from .errors import SensorNotFound
+from .errors import QueryError, SensorNotFound
 from .influxql import Query, admin, col
 from .records import REGISTRY_MEASUREMENT, RESULT_SUFFIX
 from .sensor import Sensor, check_name
@@ -92,7 +92,12 @@ class InfluxHtmClient:
         """Run a Query or admin Statement (anything with `render()`); returns the statement results."""
         text, params = statement.render()
         method = getattr(statement, "method", "GET")
-        return self.connection.query(text, params=params, database=self.database, method=method)
+        try:
+            return self.connection.query(text, params=params, database=self.database, method=method)
+        except QueryError as error:
+            if method == "GET" and _database_not_found(error):
+                return []  # nothing written yet: a read of an absent database is empty
+            raise
 
     def result_series(self, query: Any) -> list[dict[str, Any]]:
         """The series of a query's answer (`name`, `tags`, `columns`, `values`)."""
@@ -111,11 +116,14 @@ class InfluxHtmClient:
     def stream_rows(self, query: Query, chunk_size: int = 10_000) -> Iterator[list[Any]]:
         """Rows of a large answer, streamed in chunks."""
         text, params = query.render()
-        for result in self.connection.query_chunks(
-            text, params=params, database=self.database, chunk_size=chunk_size
-        ):
-            for series in result.get("series", []):
-                yield from series["values"]
+        chunks = self.connection.query_chunks(text, params=params, database=self.database, chunk_size=chunk_size)
+        try:
+            for result in chunks:
+                for series in result.get("series", []):
+                    yield from series["values"]
+        except QueryError as error:
+            if not _database_not_found(error):
+                raise
 
     def bounded(self, query: Query, bounds: Any) -> Query:
         """A time-grouped `query` with its time range clamped to the data (`bounds()`: first and last ns).
@@ -287,6 +295,10 @@ class InfluxHtmClient:
         from .repository import Repository
 
         return Repository(self, cls)
+
+
+def _database_not_found(error: QueryError) -> bool:
+    return "database not found" in str(error)
 
 
 def _reorder(columns: Sequence[str], values: list[list[Any]], wanted: Sequence[str]) -> list[list[Any]]:

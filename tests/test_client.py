@@ -366,3 +366,14 @@ def test_naive_times_local_by_default_or_refused_everywhere(client):
         set_naive_times(previous)
     with pytest.raises(ValidationError, match="naive_times"):
         set_naive_times("utc")
+
+
+def test_reads_of_a_database_not_yet_written_are_empty(influx_settings):
+    client = InfluxHtmClient.from_settings("never_written_db", influx_settings)
+    sensor = client.create_sensor("power", "a")
+    assert sensor.get_data() == [] and list(sensor.iter_data()) == [] and client.list_sensors() == []
+    assert sensor.list_htm_models() == [] and sensor.get_combined_sensor_data().empty
+    assert "never_written_db" not in client.databases()
+    store = sensor.create_htm_model("m")  # registers, creating the database
+    assert store.last_result_time() is None
+    client.drop_database()

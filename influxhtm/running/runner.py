@@ -1,0 +1,336 @@
+"""`Runner`: feed a sensor's points to a model and store its results, over a time slice or live.
+
+A model is any object with ``run(point) -> result`` or a plain callable
+``f(point) -> result`` (see `influxhtm.engines.base`); ``point`` is a
+`SensorReading`, ``result`` anything `HtmModelStore.write_result` accepts, or
+None for "no result for this point". A result without a time gets the point's.
+
+Results carry the timestamp of the point they answer, so re-running a slice
+overwrites them: a result is stored at most once per point, whatever happens.
+
+Checkpoints: with ``checkpoint=path`` the runner pickles
+``{"state": model.get_state(), "last_ns": ...}`` every ``checkpoint_every``
+points (after the results up to there are stored) and at the end; a new Runner
+given the same path restores the model with ``set_state`` and continues after
+``last_ns`` when resuming (results after it are re-computed and overwritten).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import queue
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ValidationError
+from ..records import SensorReading
+from ..times import from_ns, parse_duration, to_ns
+from .encoding import ResultEncoder
+from .report import RunReport
+
+if TYPE_CHECKING:
+    import threading as _threading
+
+    from ..model_store import HtmModelStore
+    from ..sensor import Sensor
+
+log = logging.getLogger(__name__)
+
+
+def as_model(model: Any) -> Any:
+    """The model itself when it has `run`, else a wrapper of a plain callable (the engines' rule)."""
+    from ..engines.base import as_model as engines_as_model
+
+    return engines_as_model(model)
+
+
+class Runner:
+    """Runs `model` over `sensor`'s points and writes its results to `store`."""
+
+    def __init__(
+        self,
+        sensor: Sensor,
+        store: HtmModelStore,
+        model: Any,
+        *,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 10_000,
+    ):
+        if store.sensor != sensor:
+            raise ValidationError({"store": [f"{store!r} belongs to sensor {store.sensor}, not {sensor}"]})
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
+                or checkpoint_every < 1:
+            raise ValidationError({"checkpoint_every": [f"{checkpoint_every!r} is not a positive integer"]})
+        self.sensor = sensor
+        self.store = store
+        self.model = as_model(model)
+        self.encoder = ResultEncoder(store)
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.checkpoint_every = checkpoint_every
+        #: The time (ns) of the last point whose result is stored, as known from a loaded checkpoint.
+        self.checkpoint_ns: int | None = None
+        if self.checkpoint is not None and self.checkpoint.exists():
+            self._load_checkpoint()
+
+    def __repr__(self) -> str:
+        return f"Runner({self.sensor}, model={self.store.model_id!r}, {self.model!r})"
+
+    # -- checkpoints ---------------------------------------------------------------
+    def _load_checkpoint(self) -> None:
+        assert self.checkpoint is not None
+        with open(self.checkpoint, "rb") as fh:
+            saved = pickle.load(fh)
+        if not isinstance(saved, Mapping) or "last_ns" not in saved:
+            raise ValidationError(
+                {"checkpoint": [f"{str(self.checkpoint)!r} is not an influxhtm checkpoint"]})
+        set_state = getattr(self.model, "set_state", None)
+        if saved.get("state") is not None and callable(set_state):
+            set_state(saved["state"])
+        self.checkpoint_ns = saved["last_ns"]
+
+    def save_checkpoint(self, last_ns: int | None) -> None:
+        """Pickle the model's state and the last processed time, atomically (write, then rename)."""
+        if self.checkpoint is None:
+            return
+        get_state = getattr(self.model, "get_state", None)
+        saved = {
+            "state": get_state() if callable(get_state) else None,
+            "last_ns": last_ns,
+            "sensor": str(self.sensor),
+            "model_id": self.store.model_id,
+        }
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.checkpoint.with_name(self.checkpoint.name + ".partial")
+        with open(partial, "wb") as fh:
+            pickle.dump(saved, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, self.checkpoint)
+        self.checkpoint_ns = last_ns
+
+    def resume_ns(self) -> int | None:
+        """Where a resumed run continues after: the checkpoint's time, else the last stored result."""
+        if self.checkpoint_ns is not None:
+            return self.checkpoint_ns
+        return self.store.last_result_ns()
+
+    # -- one point -------------------------------------------------------------------
+    def result_line(self, result: Any, point: SensorReading, ns: int | None = None) -> str:
+        """The line of a model's result for `point` (at the point's time when the result has none)."""
+        return self.encoder.line(result, point, to_ns(point.time) if ns is None else ns)
+
+    # -- batch -----------------------------------------------------------------------
+    def run_batch(
+        self,
+        since: Any = None,
+        until: Any = None,
+        aggregation: str | None = None,
+        resume: bool = False,
+        progress: bool = False,
+        chunk_size: int = 10_000,
+        batch_size: int = 5000,
+    ) -> RunReport:
+        """Feed the points between `since` and `until` (both inclusive) in time order; store the results.
+
+        Points are streamed in chunks of `chunk_size` (constant memory) and results
+        written in batches of `batch_size` by a background thread while the model
+        works on. With `aggregation` (e.g. "10m") the model gets one reading per
+        bucket, the mean of the bucket. `resume=True` starts after the last stored
+        result (or the loaded checkpoint). If the model raises, the results so far
+        are stored before the error propagates, so a resumed run continues there.
+        """
+        interval = parse_duration(aggregation, name="aggregation") if aggregation is not None else None
+        lo = to_ns(since, name="since") if since is not None else None
+        hi = to_ns(until, name="until") if until is not None else None
+        if resume:
+            done = self.resume_ns()
+            if done is not None:
+                after = done + (interval if interval else 1)
+                lo = after if lo is None else max(lo, after)
+        if lo is not None and hi is not None and lo > hi:
+            return RunReport(0, 0, None, None, 0.0)
+        if interval is not None:
+            points = self._aggregated(lo, hi, aggregation, interval, chunk_size)
+        else:
+            points = self._stream(lo, hi, chunk_size)
+        bar = self._progress_bar(lo, hi, aggregation) if progress else None
+        return self._feed(points, batch_size, bar)
+
+    def _stream(self, lo: int | None, hi: int | None, chunk_size: int) -> Iterator[tuple[int, SensorReading]]:
+        """(ns, reading) of the raw points, ascending, streamed in chunks (as `Sensor.iter_data`)."""
+        query = self.sensor._query().select("value")
+        if lo is not None:
+            query = query.since(lo)
+        if hi is not None:
+            query = query.until(hi + 1)
+        component = self.sensor.component
+        for ns, value in self.sensor.client.stream_rows(query, chunk_size=chunk_size):
+            if value is not None:
+                yield ns, SensorReading(time=from_ns(ns), value=float(value), component=component)
+
+    def _aggregated(
+        self, lo: int | None, hi: int | None, aggregation: str | None, interval: int, chunk_size: int
+    ) -> Iterator[tuple[int, SensorReading]]:
+        """One reading per bucket, read in slices of `chunk_size` buckets aligned to the interval."""
+        bounds = self.sensor.time_bounds_ns()
+        if bounds is None:
+            return
+        start = bounds[0] if lo is None else max(lo, bounds[0] - bounds[0] % interval)
+        end = bounds[1] if hi is None else min(hi, bounds[1])
+        step = interval * max(1, chunk_size)
+        while start <= end:
+            slice_end = min(end, start - start % interval + step - 1)
+            for reading in self.sensor.get_data(since=start, until=slice_end, aggregation=aggregation):
+                yield to_ns(reading.time), reading
+            start = slice_end + 1
+
+    def _feed(self, points: Iterator[tuple[int, SensorReading]], batch_size: int, bar: Any) -> RunReport:
+        run = self.model.run
+        line_of = self.encoder.line
+        every = self.checkpoint_every if self.checkpoint is not None else 0
+        writer = BackgroundWriter(self.sensor.client)
+        started = time.perf_counter()
+        count = results = 0
+        first_ns = last_ns = None
+        lines: list[str] = []
+        failed = True
+        try:
+            for ns, point in points:
+                if first_ns is None:
+                    first_ns = ns
+                result = run(point)
+                if result is not None:
+                    lines.append(line_of(result, point, ns))
+                    if len(lines) >= batch_size:
+                        writer.put(lines)
+                        results += len(lines)
+                        lines = []
+                        if bar is not None:
+                            bar.update(count + 1 - bar.n)
+                last_ns = ns
+                count += 1
+                if every and count % every == 0:
+                    writer.put(lines)
+                    results += len(lines)
+                    lines = []
+                    writer.flush()
+                    self.save_checkpoint(ns)
+            failed = False
+        finally:
+            # Store what the model answered so far, also when it raised: a resumed run continues there.
+            try:
+                writer.put(lines)
+                results += len(lines)
+                writer.close()
+            except BaseException:
+                if not failed:
+                    raise
+                log.exception("could not store the results before the error")
+            if bar is not None:
+                bar.update(count - bar.n)
+                bar.close()
+        if last_ns is not None and self.checkpoint is not None:
+            self.save_checkpoint(last_ns)
+        return RunReport(
+            points=count,
+            results=results,
+            first=from_ns(first_ns) if first_ns is not None else None,
+            last=from_ns(last_ns) if last_ns is not None else None,
+            elapsed=time.perf_counter() - started,
+        )
+
+    def _progress_bar(self, lo: int | None, hi: int | None, aggregation: str | None) -> Any:
+        from tqdm.auto import tqdm
+
+        total = None if aggregation is not None else self._count(lo, hi)
+        return tqdm(total=total, unit="pt", desc=f"{self.sensor} {self.store.model_id}")
+
+    def _count(self, lo: int | None, hi: int | None) -> int:
+        from ..influxql import count
+
+        query = self.sensor._query().select(count("value"))
+        if lo is not None:
+            query = query.since(lo)
+        if hi is not None:
+            query = query.until(hi + 1)
+        rows = self.sensor.client.rows(query)
+        return int(rows[0][1]) if rows else 0
+
+    # -- live ------------------------------------------------------------------------
+    def run_live(
+        self,
+        poll_interval: float = 1.0,
+        stop: _threading.Event | None = None,
+        max_points: int | None = None,
+        mode: str = "poll",
+        *,
+        since: Any = None,
+        chunk_size: int = 10_000,
+        retention_policy: str = "autogen",
+    ) -> RunReport:
+        """Process points newer than the last processed one as they arrive, until `stop` or `max_points`.
+
+        See `influxhtm.running.live` for the guarantees and the two modes ("poll", "subscription").
+        """
+        from .live import run_live
+
+        return run_live(self, poll_interval=poll_interval, stop=stop, max_points=max_points, mode=mode,
+                        since=since, chunk_size=chunk_size, retention_policy=retention_policy)
+
+    runBatch = run_batch
+    runLive = run_live
+
+
+class BackgroundWriter:
+    """Writes batches of line protocol in a thread, so the model keeps working while results travel.
+
+    At most `depth` batches wait; an error in the thread is raised by the next `put`, `flush` or `close`.
+    """
+
+    def __init__(self, client: Any, depth: int = 2):
+        self.client = client
+        self._queue: queue.Queue[list[str] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="influxhtm-writer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._queue.get()
+            try:
+                if batch is None:
+                    return
+                if self._error is None:
+                    self.client.write_lines(batch)
+            except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+                self._error = error
+            finally:
+                self._queue.task_done()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def put(self, lines: list[str]) -> None:
+        self._check()
+        if lines:
+            self._queue.put(lines)
+
+    def flush(self) -> None:
+        """Wait until every batch given so far is stored."""
+        self._queue.join()
+        self._check()
+
+    def close(self) -> None:
+        """Store everything given so far and stop the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._check()
+
+
+__all__ = ["BackgroundWriter", "Runner", "as_model"]

@@ -1,0 +1,231 @@
+"""`sweep`: run every (sensor, parameter set) pair as its own model, on any executor.
+
+Each run is a batch run of a fresh model from ``engine(**params)`` (an engine
+name from `influxhtm.engines`, or a picklable factory callable). Its model id is
+derived from the engine and the parameters (a stable hash), and its parameters
+are stored in the model registry, so every experiment can be found and redone.
+
+Only picklable values travel to the workers (database name, `Settings`,
+measurement and component, engine, parameters); each worker opens its own
+connection. Any `concurrent.futures.Executor` works, and so does a
+`dask.distributed.Client` (its `submit` returns futures with `result()` too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..errors import ValidationError
+from ..settings import Settings
+from ..times import to_ns
+
+if TYPE_CHECKING:
+    import pandas
+
+    from ..sensor import Sensor
+
+COLUMNS = (
+    "sensor", "measurement", "component", "model_id", "params", "points", "results", "elapsed", "error",
+)
+
+
+def expand_grid(param_grid: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Parameter sets of a grid: a list of dicts as given, or a dict of lists expanded to their product.
+
+    In a dict, each value must be a list, tuple or range of the values to try
+    (wrap a value that is itself a list: ``{"value_range": [(0, 100)]}``).
+    """
+    if isinstance(param_grid, Mapping):
+        keys = list(param_grid)
+        choices = []
+        for key in keys:
+            values = param_grid[key]
+            if not isinstance(values, (list, tuple, range)):
+                raise ValidationError({str(key): [f"{values!r} is not a list of values to try"]})
+            choices.append(list(values))
+        return [dict(zip(keys, combination, strict=True)) for combination in itertools.product(*choices)]
+    if isinstance(param_grid, (str, bytes)) or not isinstance(param_grid, Iterable):
+        raise ValidationError({"param_grid": [f"{param_grid!r} is not a list of dicts or a dict of lists"]})
+    sets = []
+    for index, params in enumerate(param_grid):
+        if not isinstance(params, Mapping):
+            raise ValidationError({index: [f"{params!r} is not a dict of parameters"]})
+        sets.append(dict(params))
+    return sets
+
+
+def engine_name(engine: str | Callable[..., Any]) -> str:
+    """The name stored in the registry: the engine's name, or the factory's dotted name."""
+    if isinstance(engine, str):
+        return engine
+    target = getattr(engine, "func", engine)  # functools.partial
+    if not callable(target):
+        raise ValidationError({"engine": [f"{engine!r} is neither an engine name nor a callable"]})
+    if not hasattr(target, "__qualname__"):
+        target = type(target)
+    return f"{target.__module__}.{target.__qualname__}"
+
+
+def params_json(params: Mapping[str, Any]) -> str:
+    """The canonical JSON text of a parameter set (sorted keys); ValidationError if it is not JSON."""
+    try:
+        return json.dumps(dict(params), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValidationError({"params": [f"{dict(params)!r} cannot be stored as JSON: {error}"]}) from None
+
+
+def model_id_for(engine: str | Callable[..., Any], params: Mapping[str, Any]) -> str:
+    """A stable model id: ``<engine>-<10 hex digits of the SHA-1 of engine and parameters>``."""
+    name = engine_name(engine)
+    digest = hashlib.sha1(f"{name}\n{params_json(params)}".encode()).hexdigest()[:10]
+    short = name.rsplit(".", 1)[-1].replace("<", "").replace(">", "") or "model"
+    return f"{short}-{digest}"
+
+
+@attrs.frozen(eq=False)
+class SweepTask:
+    """Everything one run needs, picklable: where the sensor is, the engine, the parameters."""
+
+    database: str
+    settings: Settings
+    measurement: str
+    component: str
+    engine: Any
+    engine_name: str
+    params: dict[str, Any]
+    model_id: str
+    since: int | None = None
+    until: int | None = None
+    aggregation: str | None = None
+
+    def row(self, **values: Any) -> dict[str, Any]:
+        row = {
+            "sensor": f"{self.measurement}/{self.component}",
+            "measurement": self.measurement,
+            "component": self.component,
+            "model_id": self.model_id,
+            "params": dict(self.params),
+            "points": None,
+            "results": None,
+            "elapsed": None,
+            "error": None,
+        }
+        row.update(values)
+        return row
+
+
+def run_task(task: SweepTask) -> dict[str, Any]:
+    """Run one (sensor, parameters) pair in this process, with its own connection; returns its table row."""
+    from ..client import InfluxHtmClient
+    from ..engines import create_model
+    from .runner import Runner
+
+    started = time.perf_counter()
+    client = InfluxHtmClient.from_settings(task.database, task.settings)
+    try:
+        sensor = client.create_sensor(task.measurement, task.component)
+        store = sensor.create_htm_model(task.model_id, params=task.params, engine=task.engine_name,
+                                        aggregation=task.aggregation, exist_ok=True)
+        model = create_model(task.engine, **task.params)
+        report = Runner(sensor, store, model).run_batch(task.since, task.until, aggregation=task.aggregation)
+    except Exception as error:  # noqa: BLE001 - one failed run is a row, not the end of the sweep
+        return task.row(elapsed=time.perf_counter() - started, error=describe_error(error))
+    finally:
+        client.close()
+    return task.row(points=report.points, results=report.results, elapsed=report.elapsed)
+
+
+def describe_error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def sweep(
+    sensors: Sensor | Sequence[Sensor],
+    param_grid: Mapping[str, Any] | Iterable[Mapping[str, Any]],
+    engine: str | Callable[..., Any],
+    *,
+    since: Any = None,
+    until: Any = None,
+    aggregation: str | None = None,
+    executor: Any = None,
+) -> pandas.DataFrame:
+    """Run `engine` with every parameter set of `param_grid` over every sensor; one row per run.
+
+    `executor` is any `concurrent.futures.Executor` or a `dask.distributed.Client`
+    (default: a process pool, shut down afterwards). Columns: sensor
+    ("measurement/component"), measurement, component, model_id, params, points,
+    results, elapsed (seconds) and error (None, or "Type: message" for a run that
+    failed; the other runs go on).
+    """
+    import pandas
+
+    from ..sensor import Sensor
+
+    if isinstance(sensors, Sensor):
+        sensors = [sensors]
+    sensors = list(sensors)
+    for index, sensor in enumerate(sensors):
+        if not isinstance(sensor, Sensor):
+            raise ValidationError({"sensors": [f"item {index}, {sensor!r}, is not a Sensor"]})
+    name = engine_name(engine)
+    if isinstance(engine, str):
+        from ..engines import get_engine
+
+        get_engine(engine)  # unknown names fail here, before anything runs
+    lo = to_ns(since, name="since") if since is not None else None
+    hi = to_ns(until, name="until") if until is not None else None
+    parameter_sets: dict[str, dict[str, Any]] = {}
+    for params in expand_grid(param_grid):
+        parameter_sets.setdefault(model_id_for(engine, params), params)
+    tasks = [
+        SweepTask(sensor.client.database, sensor.client.settings, sensor.measurement, sensor.component,
+                  engine, name, params, model_id, lo, hi, aggregation)
+        for sensor in sensors
+        for model_id, params in parameter_sets.items()
+    ]
+    if not tasks:
+        return pandas.DataFrame(columns=list(COLUMNS))
+    own_pool = executor is None
+    if own_pool:
+        from concurrent.futures import ProcessPoolExecutor
+
+        executor = ProcessPoolExecutor(max_workers=min(len(tasks), os.cpu_count() or 1))
+    try:
+        futures = []
+        for task in tasks:
+            try:
+                futures.append(executor.submit(run_task, task))
+            except Exception as error:  # noqa: BLE001 - e.g. a task that cannot be pickled
+                futures.append(_Failed(error))
+        rows = []
+        for task, future in zip(tasks, futures, strict=True):
+            try:
+                rows.append(future.result())
+            except Exception as error:  # noqa: BLE001 - a worker that died, an unpicklable engine
+                rows.append(task.row(error=describe_error(error)))
+    finally:
+        if own_pool:
+            executor.shutdown(wait=True)
+    frame = pandas.DataFrame(rows, columns=list(COLUMNS))
+    frame["points"] = frame["points"].astype("Int64")
+    frame["results"] = frame["results"].astype("Int64")
+    frame["elapsed"] = frame["elapsed"].astype(float)
+    return frame
+
+
+class _Failed:
+    """A future that failed before it was submitted."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def result(self) -> Any:
+        raise self.error
