@@ -116,7 +116,9 @@ class InfluxHtmClient:
     def stream_rows(self, query: Query, chunk_size: int = 10_000) -> Iterator[list[Any]]:
         """Rows of a large answer, streamed in chunks."""
         text, params = query.render()
-        chunks = self.connection.query_chunks(text, params=params, database=self.database, chunk_size=chunk_size)
+        chunks = self.connection.query_chunks(
+            text, params=params, database=self.database, chunk_size=chunk_size
+        )
         try:
             for result in chunks:
                 for series in result.get("series", []):
@@ -177,10 +179,16 @@ class InfluxHtmClient:
 
     def retention_policies(self) -> list[dict[str, Any]]:
         """This database's retention policies, each a dict (name, duration, replicaN, default, ...)."""
-        found = []
-        for series in self.result_series(admin.show_retention_policies(self.database)):
-            found.extend(dict(zip(series["columns"], row)) for row in series["values"])
-        return found
+        return self._records(admin.show_retention_policies(self.database))
+
+    def _records(self, statement: Any, series_name: str | None = None) -> list[dict[str, Any]]:
+        """Rows of a SHOW statement as dicts of column to value (of one named series, if given)."""
+        return [
+            dict(zip(series["columns"], row))
+            for series in self.result_series(statement)
+            if series_name is None or series.get("name") == series_name
+            for row in series["values"]
+        ]
 
     def create_retention_policy(
         self,
@@ -227,11 +235,7 @@ class InfluxHtmClient:
 
     def continuous_queries(self) -> list[dict[str, Any]]:
         """This database's continuous queries, each a dict (name, query)."""
-        found = []
-        for series in self.result_series(admin.show_continuous_queries()):
-            if series.get("name") == self.database:
-                found.extend(dict(zip(series["columns"], row)) for row in series["values"])
-        return found
+        return self._records(admin.show_continuous_queries(), series_name=self.database)
 
     def create_continuous_query(
         self, name: str, query: Query, resample_every: Any = None, resample_for: Any = None

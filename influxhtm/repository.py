@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -51,59 +52,47 @@ class Repository:
         """Write one object."""
         self.add_all([obj])
 
-    def add_all(self, objects: Iterable[Any], batch_size: int = 5000) -> int:
+    def add_all(self, objects: Iterable[Any], batch_size: int = 10_000) -> int:
         """Write objects in batches; returns how many were written.
 
         Each batch is validated whole before it is sent: a bad object stops the
         write before its batch leaves, and the error names its index and field.
+        While one batch travels, the next is encoded.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError({"batch_size": [f"{batch_size!r} is not a positive integer"]})
         if isinstance(objects, (self.cls, Mapping)):
             raise ValidationError({"objects": ["give an iterable of objects (use add() for one)"]})
-        written = 0
-        pending: Future[None] | None = None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="influxhtm-write") as poster:
-            try:
-                for body, size in self._batches(objects, batch_size):
-                    if pending is not None:
-                        pending.result()
-                    written_before = written
-                    pending = poster.submit(self._post, body)
-                    written = written_before + size
-                if pending is not None:
-                    pending.result()
-            except BaseException:
-                if pending is not None:
-                    pending.cancel()
-                raise
-        return written
-
-    def _post(self, body: str) -> None:
-        self.client.write_lines([body])
+        return post_pipelined(self.client, self._batches(objects, batch_size))
 
     def _batches(self, objects: Iterable[Any], batch_size: int) -> Iterator[tuple[str, int]]:
         """(line protocol body, count) per batch, validated and encoded."""
         encode = self._encode
         cls = self.cls
+        offset = 0
+        for chunk in _chunks(objects, batch_size):
+            if set(map(type, chunk)) == {cls}:
+                # Instances were validated when they were built: formatting cannot fail.
+                yield "\n".join(map(encode, chunk)), len(chunk)
+            else:
+                yield self._checked_batch(chunk, offset)
+            offset += len(chunk)
+
+    def _checked_batch(self, chunk: list[Any], offset: int) -> tuple[str, int]:
+        """A batch with mappings or foreign objects: coerce each, report every problem by index."""
+        encode = self._encode
         lines: list[str] = []
         errors: dict[int, Any] = {}
-        for index, obj in enumerate(objects):
+        for index, obj in enumerate(chunk, start=offset):
             try:
-                if type(obj) is not cls:
+                if type(obj) is not self.cls:
                     obj = self._coerce(obj)
                 lines.append(encode(obj))
             except ValidationError as error:
                 errors[index] = error.errors or str(error)
-            if len(lines) + len(errors) >= batch_size:
-                if errors:
-                    raise ValidationError(errors)
-                yield "\n".join(lines), len(lines)
-                lines = []
         if errors:
             raise ValidationError(errors)
-        if lines:
-            yield "\n".join(lines), len(lines)
+        return "\n".join(lines), len(lines)
 
     def _coerce(self, obj: Any) -> Any:
         if isinstance(obj, self.cls):
@@ -125,20 +114,7 @@ class Repository:
 
     def _data_bounds(self, query: Query) -> tuple[int, int] | None:
         field = self.declaration.fields[0].key
-        base = attrs.evolve(
-            query,
-            select_items=(),
-            interval=None,
-            interval_offset=None,
-            group_tags=(),
-            fill_value=None,
-            order=None,
-            limit_value=None,
-            offset_value=None,
-            slimit_value=None,
-            soffset_value=None,
-            executor=None,
-        )
+        base = _filter_only(query)
         lo = self.client.rows(base.select(first_of(field)))
         if not lo:
             return None
@@ -187,20 +163,7 @@ class Repository:
 
     def count(self, query: Query) -> int:
         """How many points match the query's conditions and bounds."""
-        base = attrs.evolve(
-            query,
-            select_items=(count_of("*"),),
-            interval=None,
-            interval_offset=None,
-            group_tags=(),
-            fill_value=None,
-            order=None,
-            limit_value=None,
-            offset_value=None,
-            slimit_value=None,
-            soffset_value=None,
-            executor=None,
-        )
+        base = _filter_only(query).select(count_of("*"))
         rows = self.client.result_series(base)
         if not rows:
             return 0
@@ -231,6 +194,62 @@ class Repository:
     def drop(self) -> None:
         """Drop the whole measurement."""
         self.client.execute(admin.drop_measurement(self.declaration.measurement))
+
+
+def post_pipelined(client: InfluxHtmClient, batches: Iterable[tuple[str, int]]) -> int:
+    """POST each (body, count) batch in a background thread while the next batch is made.
+
+    One POST at a time, in order, so a later point overwrites an earlier one as
+    in a sequential write; the next batch is encoded meanwhile (encoding holds the
+    GIL, the POST mostly waits on the socket). An error making a batch (a
+    ValidationError) or sending one stops the write: nothing after it is sent.
+    Returns the number of points written.
+    """
+    written = 0
+    pending: Future[None] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="influxhtm-write") as poster:
+        try:
+            for body, size in batches:
+                if pending is not None:
+                    pending.result()
+                pending = poster.submit(client.write_lines, [body])
+                written += size
+            if pending is not None:
+                pending.result()
+        except BaseException:
+            if pending is not None:
+                pending.cancel()
+            raise
+    return written
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of up to `size` items: slices of a list, else taken from the iterator as it goes."""
+    if isinstance(items, list):
+        for start in range(0, len(items), size):
+            yield items[start : start + size]
+        return
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _filter_only(query: Query) -> Query:
+    """The query's measurement, conditions and time bounds, without selection, grouping or paging."""
+    return attrs.evolve(
+        query,
+        select_items=(),
+        interval=None,
+        interval_offset=None,
+        group_tags=(),
+        fill_value=None,
+        order=None,
+        limit_value=None,
+        offset_value=None,
+        slimit_value=None,
+        soffset_value=None,
+        executor=None,
+    )
 
 
 _NOT_IDENT = re.compile(r"\W")
