@@ -1,0 +1,437 @@
+"""The immutable, chainable SELECT builder.
+
+Every chained call returns a new `Query` (`attrs.evolve`), so a query can be
+kept, reused and extended without surprises. `render()` is the one place that
+writes text: clauses always come out in InfluxQL's order, identifiers through
+`quote_ident`, values as bound parameters (`$p0`, ... with `params`).
+
+A query does not run itself: bound to an executor (the repository) with
+`bind()`, iteration, `all()`, `first()`, `count()`, `exists()` and
+`to_dataframe()` delegate to it.
+"""
+
+from __future__ import annotations
+
+import enum
+import zoneinfo
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Iterator, Protocol
+
+import attrs
+
+from ..errors import InfluxHtmError, ValidationError
+from ..times import _DURATION, format_duration, now_ns, parse_duration, timedelta_to_ns, to_ns
+from . import expressions as ex
+from .declared import ClassInfo, describe_class
+from .quoting import check_number, count_literal, number_literal, quote_ident
+
+FILL_WORDS = ("none", "null", "previous", "linear")
+#: LIMIT/SLIMIT rendered with an offset when no limit was asked for (see `render`).
+NO_LIMIT = 2**62  # (not 2**63 - 1: InfluxDB adds the offset to it and overflows)
+TimeArg = datetime | int | str | timedelta
+
+
+class QueryExecutor(Protocol):
+    """What a repository offers a bound query."""
+
+    def iter_query(self, query: "Query") -> Iterator[Any]: ...
+    def all(self, query: "Query") -> list[Any]: ...
+    def first(self, query: "Query") -> Any: ...
+    def count(self, query: "Query") -> int: ...
+    def exists(self, query: "Query") -> bool: ...
+    def to_dataframe(self, query: "Query") -> Any: ...
+
+
+@attrs.frozen
+class TimeBound:
+    """A time bound: absolute nanoseconds, or nanoseconds before now (`ago`), resolved by the server."""
+
+    ns: int | None = None
+    ago: int | None = None
+
+    def resolve(self, now: int | None = None) -> int:
+        if self.ns is not None:
+            return self.ns
+        return (now_ns() if now is None else now) - (self.ago or 0)
+
+    def render(self, binder: ex.Binder) -> str:
+        if self.ns is not None:
+            return binder.bind(self.ns)
+        ago = self.ago or 0
+        sign = "-" if ago >= 0 else "+"
+        return f"now() {sign} " + binder.bind({"duration": format_duration(abs(ago)) if ago else "0s"})
+
+
+def time_bound(value: TimeArg, *, what: str) -> TimeBound:
+    """A bound from an aware/naive datetime, int ns, ISO text, a timedelta or duration text (before now)."""
+    if isinstance(value, timedelta):
+        return TimeBound(ago=timedelta_to_ns(value))
+    if isinstance(value, str) and _DURATION.fullmatch(value.strip()):
+        return TimeBound(ago=parse_duration(value, name=what))
+    return TimeBound(ns=to_ns(value, name=what))
+
+
+def _duration(value: str | timedelta | int, *, what: str, signed: bool = False) -> int:
+    """Nanoseconds of a duration given as text (`10m`), a timedelta or int ns."""
+    if isinstance(value, timedelta):
+        ns = timedelta_to_ns(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        ns = value
+    elif isinstance(value, str):
+        text = value.strip()
+        negative = signed and text.startswith("-")
+        ns = parse_duration(text[1:] if negative else text, name=what)
+        ns = -ns if negative else ns
+    else:
+        raise ValidationError({what: [f"{value!r} is not a duration: use text like 10m, or a timedelta"]})
+    if ns == 0 and signed:
+        return 0
+    if ns <= 0 and not signed:
+        raise ValidationError({what: [f"{value!r} must be longer than zero"]})
+    return ns
+
+
+def _signed_duration_text(ns: int) -> str:
+    return ("-" if ns < 0 else "") + format_duration(abs(ns))
+
+
+@attrs.frozen
+class Into:
+    measurement: str
+    database: str | None = None
+    retention_policy: str | None = None
+
+
+def qualified_name(measurement: str, database: str | None, retention_policy: str | None) -> str:
+    """`"db"."rp"."m"`, `"db".."m"`, `"rp"."m"` or `"m"`, each part quoted as needed."""
+    name = quote_ident(measurement, what="measurement")
+    if database:
+        rp = quote_ident(retention_policy, what="retention_policy") if retention_policy else ""
+        return f"{quote_ident(database, what='database')}.{rp}.{name}"
+    if retention_policy:
+        return f"{quote_ident(retention_policy, what='retention_policy')}.{name}"
+    return name
+
+
+@attrs.frozen
+class Query:
+    """An InfluxQL SELECT statement; build it by chaining, read it with `str(q)` and `q.params`."""
+
+    select_items: tuple[ex.Selectable, ...] = ()
+    measurement: str | None = None
+    database: str | None = None
+    retention_policy: str | None = None
+    model_class: Any = None
+    into_target: Into | None = None
+    conditions: tuple[ex.Condition, ...] = ()
+    lower: TimeBound | None = None
+    upper: TimeBound | None = None
+    interval: int | None = None
+    interval_offset: int | None = None
+    group_tags: tuple[str, ...] = ()
+    fill_value: str | int | float | None = None
+    order: str | None = None
+    limit_value: int | None = None
+    offset_value: int | None = None
+    slimit_value: int | None = None
+    soffset_value: int | None = None
+    timezone: str | None = None
+    executor: Any = attrs.field(default=None, eq=False, repr=False)
+
+    # -- building ------------------------------------------------------------
+    def select(self, *items: str | ex.Selectable) -> "Query":
+        """Replace the SELECT list: names, `col(...)`, aggregates (`mean("value").as_("avg")`), `'*'`."""
+        return attrs.evolve(self, select_items=tuple(ex.as_selectable(item) for item in items))
+
+    def from_(
+        self, source: Any, *, database: str | None = None, retention_policy: str | None = None
+    ) -> "Query":
+        """FROM a measurement name or a declared class, optionally with database and retention policy."""
+        model_class = None
+        if isinstance(source, str):
+            measurement = source
+        else:
+            info = describe_class(source)
+            measurement, model_class = info.measurement, source
+            retention_policy = retention_policy or info.retention_policy
+        quote_ident(measurement, what="measurement")
+        for value, what in ((database, "database"), (retention_policy, "retention_policy")):
+            if value is not None:
+                quote_ident(value, what=what)
+        return attrs.evolve(
+            self,
+            measurement=measurement,
+            database=database,
+            retention_policy=retention_policy,
+            model_class=model_class,
+        )
+
+    def into(
+        self, measurement: str, *, database: str | None = None, retention_policy: str | None = None
+    ) -> "Query":
+        """INTO a measurement (for continuous queries and downsampling)."""
+        quote_ident(measurement, what="into")
+        return attrs.evolve(self, into_target=Into(measurement, database, retention_policy))
+
+    @property
+    def class_info(self) -> ClassInfo | None:
+        """What the declared class (if `from_(Cls)` was used) says about names, tags and fields."""
+        return describe_class(self.model_class) if self.model_class is not None else None
+
+    def where(self, *conditions: ex.Condition, **tags: Any) -> "Query":
+        """AND conditions: `col(...)` expressions, and `tag=value` (a list means any of; regex() matches)."""
+        added: list[ex.Condition] = []
+        for condition in conditions:
+            if not isinstance(condition, ex.Condition):
+                raise ValidationError(
+                    {"where": [f"{condition!r} is not a condition (build one with col(...))"]}
+                )
+            added.append(condition)
+        info = self.class_info
+        for name, value in tags.items():
+            column = ex.col(info.influx_name(name) if info else name)
+            if isinstance(value, (list, tuple, set, frozenset)):
+                values = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+                added.append(column.in_(values))
+            elif isinstance(value, ex.Regex):
+                added.append(column.matches(value))
+            else:
+                added.append(column == value)
+        return attrs.evolve(self, conditions=self.conditions + tuple(added))
+
+    def since(self, t: TimeArg | None) -> "Query":
+        """Only points at or after `t` (`time >= t`); None removes the bound."""
+        return attrs.evolve(self, lower=None if t is None else time_bound(t, what="since"))
+
+    def until(self, t: TimeArg | None) -> "Query":
+        """Only points before `t` (`time < t`); None removes the bound."""
+        return attrs.evolve(self, upper=None if t is None else time_bound(t, what="until"))
+
+    def between(self, start: TimeArg, end: TimeArg) -> "Query":
+        """`since(start).until(end)`: start inclusive, end exclusive."""
+        return self.since(start).until(end)
+
+    def with_time_bounds(self, lo_ns: int | None, hi_ns: int | None) -> "Query":
+        """Set absolute bounds in ns (`lo_ns` inclusive, `hi_ns` exclusive); None keeps that side as it is."""
+        query = self
+        if lo_ns is not None:
+            query = attrs.evolve(query, lower=TimeBound(ns=to_ns(lo_ns, name="lo_ns")))
+        if hi_ns is not None:
+            query = attrs.evolve(query, upper=TimeBound(ns=to_ns(hi_ns, name="hi_ns")))
+        return query
+
+    def group_by_time(self, interval: str | timedelta, offset: str | timedelta | None = None) -> "Query":
+        """GROUP BY time(interval[, offset]); the offset may be negative (`"-15m"`)."""
+        ns = _duration(interval, what="interval")
+        off = None if offset is None else _duration(offset, what="offset", signed=True)
+        return attrs.evolve(self, interval=ns, interval_offset=off)
+
+    def group_by(self, *tags: str) -> "Query":
+        """GROUP BY these tags (replacing earlier ones); `'*'` groups by every tag."""
+        info = self.class_info
+        names = []
+        for tag in tags:
+            if tag != "*":
+                quote_ident(tag, what="group_by")
+                tag = info.influx_name(tag) if info else tag
+            names.append(tag)
+        return attrs.evolve(self, group_tags=tuple(names))
+
+    def fill(self, value: str | int | float | None) -> "Query":
+        """fill(none|null|previous|linear|<number>), 0 included; None removes the clause."""
+        if value is None:
+            return attrs.evolve(self, fill_value=None)
+        if isinstance(value, str):
+            if value.lower() not in FILL_WORDS:
+                words = ", ".join(FILL_WORDS)
+                raise ValidationError({"fill": [f"{value!r} is not one of {words} or a number"]})
+            return attrs.evolve(self, fill_value=value.lower())
+        if isinstance(value, enum.Enum):
+            return self.fill(value.value)
+        return attrs.evolve(self, fill_value=check_number(value, what="fill"))
+
+    def order_by(self, column: str = "time", direction: str = "asc") -> "Query":
+        """ORDER BY time ASC|DESC (InfluxDB 1.x orders by time only)."""
+        if column != "time":
+            raise ValidationError({"order_by": [f"{column!r}: InfluxDB 1.x can only order by 'time'"]})
+        if not isinstance(direction, str) or direction.lower() not in ("asc", "desc"):
+            raise ValidationError({"direction": [f"{direction!r} is not 'asc' or 'desc'"]})
+        return attrs.evolve(self, order=direction.upper())
+
+    def limit(self, n: int | None) -> "Query":
+        """At most n points per series (n >= 1; None removes it: LIMIT 0 would mean no limit)."""
+        return attrs.evolve(self, limit_value=_count(n, "limit", 1))
+
+    def offset(self, n: int | None) -> "Query":
+        """Skip n points per series."""
+        return attrs.evolve(self, offset_value=_count(n, "offset", 0))
+
+    def slimit(self, n: int | None) -> "Query":
+        """At most n series."""
+        return attrs.evolve(self, slimit_value=_count(n, "slimit", 1))
+
+    def soffset(self, n: int | None) -> "Query":
+        """Skip n series."""
+        return attrs.evolve(self, soffset_value=_count(n, "soffset", 0))
+
+    def tz(self, name: str | None) -> "Query":
+        """Return times in this IANA time zone (`tz('Europe/Berlin')`); None removes it."""
+        if name is not None:
+            try:
+                zoneinfo.ZoneInfo(name)
+            except (ValueError, TypeError, zoneinfo.ZoneInfoNotFoundError):
+                raise ValidationError({"tz": [f"{name!r} is not a known IANA time zone"]}) from None
+        return attrs.evolve(self, timezone=name)
+
+    # -- what the repository needs ---------------------------------------------
+    @property
+    def has_lower_time_bound(self) -> bool:
+        return self.lower is not None or self._time_condition((">", ">="))
+
+    @property
+    def has_upper_time_bound(self) -> bool:
+        return self.upper is not None or self._time_condition(("<", "<="))
+
+    def _time_condition(self, ops: tuple[str, ...]) -> bool:
+        for condition in self.conditions:
+            items = condition.items if isinstance(condition, ex.And) else (condition,)
+            for item in items:
+                if isinstance(item, ex.Compare) and item.column == "time" and item.op in ops:
+                    return True
+        return False
+
+    def time_range(self, now: int | None = None) -> tuple[int | None, int | None]:
+        """(lower inclusive, upper exclusive) in ns from since/until, relative bounds resolved at `now`."""
+        now = now_ns() if now is None else now
+        return (
+            self.lower.resolve(now) if self.lower else None,
+            self.upper.resolve(now) if self.upper else None,
+        )
+
+    @property
+    def is_aggregate(self) -> bool:
+        """True when the SELECT list holds calls (rows are aggregates, not points)."""
+        return any(isinstance(item, ex.Call) for item in self.select_items)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The column names of the results, after `time` (aliases, function names, column names)."""
+        return tuple(item.output_name for item in self.select_items)
+
+    # -- rendering ----------------------------------------------------------------
+    def render(self) -> tuple[str, dict[str, Any]]:
+        """(InfluxQL text, bound parameters): the only place a query becomes text."""
+        if self.measurement is None:
+            raise ValidationError({"from_": ["the query has no measurement: call from_(...)"]})
+        binder = ex.Binder()
+        items = self.select_items or (ex.Star(),)
+        parts = ["SELECT " + ", ".join(item.render_item(binder) for item in items)]
+        if self.into_target is not None:
+            t = self.into_target
+            parts.append("INTO " + qualified_name(t.measurement, t.database, t.retention_policy))
+        parts.append("FROM " + qualified_name(self.measurement, self.database, self.retention_policy))
+        where = self.render_where(binder)
+        if where:
+            parts.append("WHERE " + where)
+        groups = []
+        if self.interval is not None:
+            offset = ""
+            if self.interval_offset is not None:
+                offset = ", " + _signed_duration_text(self.interval_offset)
+            groups.append(f"time({format_duration(self.interval)}{offset})")
+        groups.extend("*" if tag == "*" else quote_ident(tag, what="group_by") for tag in self.group_tags)
+        if groups:
+            parts.append("GROUP BY " + ", ".join(groups))
+        if self.fill_value is not None:
+            fill = self.fill_value if isinstance(self.fill_value, str) else number_literal(self.fill_value)
+            parts.append(f"fill({fill})")
+        if self.order is not None:
+            parts.append(f"ORDER BY time {self.order}")
+        # InfluxDB 1.6 answers OFFSET without LIMIT with one point, and SOFFSET without SLIMIT with
+        # nothing: an offset always comes with a limit, the largest one when none was asked for.
+        limit, slimit = self.limit_value, self.slimit_value
+        if limit is None and self.offset_value:
+            limit = NO_LIMIT
+        if slimit is None and self.soffset_value:
+            slimit = NO_LIMIT
+        for word, value in (
+            ("LIMIT", limit),
+            ("OFFSET", self.offset_value),
+            ("SLIMIT", slimit),
+            ("SOFFSET", self.soffset_value),
+        ):
+            if value is not None:
+                parts.append(f"{word} {value}")
+        if self.timezone is not None:
+            parts.append(f"tz({binder.bind(self.timezone)})")
+        return " ".join(parts), binder.params
+
+    def render_where(self, binder: ex.Binder, *, with_time: bool = True) -> str:
+        """The WHERE condition text (without the keyword), or "" when there is none."""
+        terms = [condition.render(binder) for condition in self.conditions]
+        if with_time and self.lower is not None:
+            terms.append("time >= " + self.lower.render(binder))
+        if with_time and self.upper is not None:
+            terms.append("time < " + self.upper.render(binder))
+        return " AND ".join(terms)
+
+    def __str__(self) -> str:
+        return self.render()[0]
+
+    @property
+    def text(self) -> str:
+        return self.render()[0]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.render()[1]
+
+    # -- execution, delegated ---------------------------------------------------------
+    def bind(self, executor: QueryExecutor | None) -> "Query":
+        """This query bound to an executor (a repository) that runs it."""
+        return attrs.evolve(self, executor=executor)
+
+    def _executor(self) -> QueryExecutor:
+        if self.executor is None:
+            raise InfluxHtmError("query is not bound to a repository; use repo.query()")
+        return self.executor
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._executor().iter_query(self))
+
+    def all(self) -> list[Any]:
+        return self._executor().all(self)
+
+    def first(self) -> Any:
+        return self._executor().first(self)
+
+    def count(self) -> int:
+        return self._executor().count(self)
+
+    def exists(self) -> bool:
+        return self._executor().exists(self)
+
+    def to_dataframe(self) -> Any:
+        return self._executor().to_dataframe(self)
+
+
+def _count(n: Any, what: str, minimum: int) -> int | None:
+    if n is None:
+        return None
+    hint = " (LIMIT 0 means no limit in InfluxDB: pass None)" if minimum == 1 and n == 0 else ""
+    try:
+        return int(count_literal(n, what=what, minimum=minimum))
+    except ValidationError as error:
+        if hint:
+            raise ValidationError({what: [f"{n!r} must be at least 1{hint}"]}) from None
+        raise error
+
+
+def select(*items: str | ex.Selectable) -> Query:
+    """`Query().select(...)`."""
+    return Query().select(*items)
+
+
+def conditions_columns(conditions: Iterable[ex.Condition]) -> set[str]:
+    """Every column compared in these conditions."""
+    return {name for condition in conditions for name in condition.columns()}
