@@ -2,20 +2,27 @@
 
 Connection options sit on the group and fall back to `INFLUX_*` variables.
 Errors end with exit code 1 and one line on stderr; `--debug` shows the traceback.
+Times given to `--since`/`--until` are ISO 8601; without an offset they are UTC,
+like the timestamps `import` reads by default.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import json
+import os
 import signal
 import sys
+import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from ._version import __version__
-from .errors import InfluxHtmError
+from .errors import InfluxHtmError, ModelExists, ValidationError
 
 
 class Context:
@@ -25,19 +32,28 @@ class Context:
         self.options = options
         self.debug: bool = options.pop("debug", False)
 
-    def client(self) -> Any:
-        """An `InfluxHtmClient` from the group's options (and `INFLUX_*`)."""
+    def client(self, **overrides: Any) -> Any:
+        """An `InfluxHtmClient` from the group's options (and `INFLUX_*`); `overrides` replace options."""
         from .client import InfluxHtmClient
 
-        o = self.options
+        o = {**self.options, **overrides}
         return InfluxHtmClient(
-            o["database"], host=o["host"], port=o["port"], username=o["username"],
-            password=o["password"], ssl=o["ssl"],
+            o["database"],
+            host=o["host"],
+            port=o["port"],
+            username=o["username"],
+            password=o["password"],
+            ssl=o["ssl"],
         )
+
+    @property
+    def names_a_server(self) -> bool:
+        """Whether the user named a server (`--host` or `INFLUX_HOST`)."""
+        return self.options.get("host") is not None or bool(os.environ.get("INFLUX_HOST"))
 
 
 def command_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn influxhtm's errors into one line and exit code 1 (the traceback only with --debug)."""
+    """Turn errors into one line and exit code 1 (the traceback only with --debug)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -45,13 +61,96 @@ def command_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         debug = isinstance(ctx.obj, Context) and ctx.obj.debug
         try:
             return func(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
         except (InfluxHtmError, OSError, ValueError) as error:
             if debug:
                 raise
-            click.echo(f"Error: {error}".splitlines()[0], err=True)
+            click.echo(one_line(f"Error: {error}"), err=True)
+            sys.exit(1)
+        except Exception as error:  # noqa: BLE001 - an unexpected failure still ends in one line
+            if debug:
+                raise
+            click.echo(
+                one_line(f"Error: {type(error).__name__}: {error} (run with --debug for the traceback)"),
+                err=True,
+            )
             sys.exit(1)
 
     return wrapper
+
+
+def show_progress(progress: bool | None) -> bool:
+    """Progress bars go to stderr: by default only when it is a terminal, so logs and pipes stay clean."""
+    return sys.stderr.isatty() if progress is None else progress
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else text
+
+
+# --------------------------------------------------------------------------- option parsing
+
+
+def parse_time(text: str | None, name: str) -> int | None:
+    """Nanoseconds of a `--since`/`--until` text; naive means UTC."""
+    if text is None:
+        return None
+    from datetime import UTC
+
+    from .csv_import import parse_timestamp
+
+    try:
+        return parse_timestamp(text, UTC)
+    except ValueError as error:
+        raise ValidationError({name: [str(error)]}) from None
+
+
+def parse_json_option(text: str | None, name: str) -> Any:
+    """JSON given inline or as the path of a file holding it."""
+    if text is None:
+        return None
+    source = text
+    if not text.lstrip().startswith(("{", "[")) and os.path.exists(text):
+        source = Path(text).read_text(encoding="utf-8")
+    try:
+        return json.loads(source)
+    except json.JSONDecodeError as error:
+        raise ValidationError({name: [f"{text!r} is neither JSON nor a JSON file: {error}"]}) from None
+
+
+def parse_params(text: str | None) -> dict[str, Any]:
+    params = parse_json_option(text, "params")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ValidationError({"params": [f"{text!r} is not a JSON object of parameter names to values"]})
+    return params
+
+
+def split_models(values: tuple[str, ...]) -> list[str] | None:
+    """`--models a,b --models c` -> ["a", "b", "c"]; None when not given (every model)."""
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return names or None
+
+
+def load_label_windows(
+    labels: str | None, key: str | None, tz: str, sensor: Any
+) -> tuple[list[Any], str | None]:
+    """The labelled windows of a sensor from a NAB label file (none without a file)."""
+    if labels is None:
+        if key is not None:
+            raise ValidationError({"label_key": ["--label-key needs --labels FILE"]})
+        return [], None
+    from . import nab
+    from .scoring import label_key
+
+    chosen = label_key(labels, key, [sensor.component, sensor.measurement])
+    return nab.load_windows(labels, chosen, tz=tz), chosen
+
+
+# --------------------------------------------------------------------------- the group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,9 +168,16 @@ def cli(ctx: click.Context, **options: Any) -> None:
     ctx.obj = Context(**options)
 
 
+pass_context = click.make_pass_decorator(Context)
+
+
 @cli.command()
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="keep the data here (default: a temporary directory, removed on exit)")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="keep the data here (default: a temporary directory, removed on exit)",
+)
 @click.option("--port", "server_port", type=int, default=None, help="HTTP port (default: a free one)")
 @command_errors
 def server(data_dir: str | None, server_port: int | None) -> None:
@@ -84,13 +190,637 @@ def server(data_dir: str | None, server_port: int | None) -> None:
         click.echo(f"influxd running at {local.url} (pid {local.pid}, data in {local.data_dir})")
         click.echo(f"export INFLUX_HOST={local.host} INFLUX_PORT={local.port}")
         click.echo("Ctrl-C to stop.")
+        wait_for_interrupt(local)
+
+
+def wait_for_interrupt(local: Any) -> None:
+    """Block until Ctrl-C (or the server dies, which is an error)."""
+    try:
+        while local.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        click.echo("stopping influxd")
+    if not local.running and local.process is not None:
+        raise InfluxHtmError(f"influxd exited unexpectedly:\n{local.log_tail()}")
+
+
+# --------------------------------------------------------------------------- import
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--measurement", "-m", required=True, help="the sensor's measurement")
+@click.option("--component", "-c", required=True, help="the sensor's component tag")
+@click.option("--time-column", default="timestamp", show_default=True, help="column holding the time")
+@click.option("--value-column", default="value", show_default=True, help="column holding the value")
+@click.option("--tz", default="UTC", show_default=True, help="zone of naive timestamps (IANA name)")
+@click.option("--batch-size", type=int, default=5000, show_default=True, help="points per write")
+@click.option(
+    "--progress/--no-progress", default=None, help="show a progress bar (default: when stderr is a terminal)"
+)
+@pass_context
+@command_errors
+def import_(
+    ctx: Context,
+    file: str,
+    measurement: str,
+    component: str,
+    time_column: str,
+    value_column: str,
+    tz: str,
+    batch_size: int,
+    progress: bool | None,
+) -> None:
+    """Import a CSV FILE (NAB's format as it is) into a sensor.
+
+    Rows that cannot be read are reported with their line numbers and the rest
+    is written; rows repeating a timestamp are merged (InfluxDB keeps one point
+    per series and time) and counted.
+    """
+    from tqdm.auto import tqdm
+
+    from .csv_import import count_rows, import_csv
+
+    if not os.path.isfile(file):
+        raise InfluxHtmError(f"file {file!r} does not exist")
+    client = ctx.client()
+    sensor = client.create_sensor(measurement, component)
+    with tqdm(
+        total=count_rows(file),
+        unit="row",
+        desc=f"importing {Path(file).name}",
+        disable=not show_progress(progress),
+        file=sys.stderr,
+    ) as bar:
+        report = import_csv(
+            sensor,
+            file,
+            time_column=time_column,
+            value_column=value_column,
+            tz=tz,
+            batch_size=batch_size,
+            progress=bar.update,
+        )
+    click.echo(report.summary())
+    if report.rows and not report.written:
+        raise InfluxHtmError(f"no row of {file!r} could be read (first problem: {report.errors[0]})")
+
+
+# --------------------------------------------------------------------------- listing
+
+
+@cli.command()
+@pass_context
+@command_errors
+def sensors(ctx: Context) -> None:
+    """List the sensors of the database: measurement, component, points, first and last time."""
+    from .text_table import format_table
+
+    client = ctx.client()
+    rows = []
+    for sensor in client.list_sensors():
+        bounds = sensor.time_bounds()
+        first, last = (b.isoformat() for b in bounds) if bounds else (None, None)
+        rows.append([sensor.measurement, sensor.component, sensor.count(), first, last])
+    if not rows:
+        click.echo(f"no sensors in database {client.database!r}")
+        return
+    click.echo(format_table(["measurement", "component", "points", "first", "last"], rows))
+
+
+@cli.command()
+@click.argument("measurement")
+@click.argument("component")
+@pass_context
+@command_errors
+def models(ctx: Context, measurement: str, component: str) -> None:
+    """List the models of a sensor: id, engine, aggregation, results, last result, created, params."""
+    from .text_table import format_table
+
+    sensor = ctx.client().get_sensor(measurement, component)
+    rows = []
+    for store in sensor.list_htm_models():
+        last = store.last_result_time()
+        params = json.dumps(store.params, sort_keys=True) if store.params is not None else None
+        if params is not None and len(params) > 60:
+            params = params[:57] + "..."
+        rows.append(
+            [
+                store.model_id,
+                store.engine,
+                store.aggregation,
+                store.count(),
+                last.isoformat() if last else None,
+                store.created.isoformat(timespec="seconds") if store.created else None,
+                params,
+            ]
+        )
+    if not rows:
+        click.echo(f"no models for sensor {sensor}")
+        return
+    click.echo(
+        format_table(["id", "engine", "aggregation", "results", "last result", "created", "params"], rows)
+    )
+
+
+@cli.command("delete-model")
+@click.argument("measurement")
+@click.argument("component")
+@click.argument("model_id")
+@pass_context
+@command_errors
+def delete_model(ctx: Context, measurement: str, component: str, model_id: str) -> None:
+    """Delete one model of a sensor: its results and its registry entry."""
+    sensor = ctx.client().get_sensor(measurement, component)
+    sensor.delete_htm_model(model_id)
+    click.echo(f"deleted model {model_id!r} of {sensor}")
+
+
+# --------------------------------------------------------------------------- run
+
+
+def build_model(
+    engine: str, params: dict[str, Any], sensor: Any, anomaly_score: str
+) -> tuple[Any, dict[str, Any]]:
+    """A model of `engine` with `params`, and the parameters to register for it.
+
+    An engine whose factory takes `value_range` gets the sensor's min and max
+    unless the parameters give a range. With `anomaly_score="log-likelihood"`
+    the model's anomaly score becomes its log-scaled likelihood (NAB's HTM score).
+    """
+    from .engines import create_model, get_engine
+
+    factory = get_engine(engine)
+    kwargs = dict(params)
+    try:
+        accepts_range = "value_range" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        accepts_range = False
+    if accepts_range and "value_range" not in kwargs and not {"min_val", "max_val"} <= set(kwargs):
+        value_range = sensor.value_range()
+        if value_range is not None:
+            kwargs["value_range"] = value_range
+    model = create_model(engine, **kwargs)
+    resolved = getattr(model, "params", None)
+    registry = dict(resolved) if isinstance(resolved, dict) else dict(params)
+    if anomaly_score == "log-likelihood":
+        from .demo import LogLikelihoodScores
+
+        model = LogLikelihoodScores(model)
+        registry["anomaly_score"] = "log_likelihood"
+    return model, registry
+
+
+@cli.command()
+@click.argument("measurement")
+@click.argument("component")
+@click.option("--engine", "-e", required=True, help="engine name (brainblocks, htmcore, replay, ...)")
+@click.option("--id", "model_id", required=True, help="model id the results are stored under")
+@click.option("--params", default=None, help="engine parameters: JSON text or a JSON file")
+@click.option("--since", default=None, help="first time (ISO 8601, naive = UTC)")
+@click.option("--until", default=None, help="last time (ISO 8601, naive = UTC)")
+@click.option("--aggregation", default=None, help="feed one mean per bucket, e.g. 10m")
+@click.option("--resume", is_flag=True, help="continue after the model's last stored result")
+@click.option(
+    "--anomaly-score",
+    type=click.Choice(["engine", "log-likelihood"]),
+    default="engine",
+    show_default=True,
+    help="store the engine's score, or its log-scaled likelihood (NAB's HTM score)",
+)
+@click.option("--live", is_flag=True, help="after the existing points, process new ones as they arrive")
+@click.option(
+    "--poll-interval", type=float, default=1.0, show_default=True, help="live: seconds between polls"
+)
+@click.option("--max-points", type=int, default=None, help="live: stop after this many points")
+@click.option(
+    "--mode",
+    type=click.Choice(["poll", "subscription"]),
+    default="poll",
+    show_default=True,
+    help="live: how new points are noticed",
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="show a progress bar (default: when stderr is a terminal)"
+)
+@pass_context
+@command_errors
+def run(
+    ctx: Context,
+    measurement: str,
+    component: str,
+    engine: str,
+    model_id: str,
+    params: str | None,
+    since: str | None,
+    until: str | None,
+    aggregation: str | None,
+    resume: bool,
+    anomaly_score: str,
+    live: bool,
+    poll_interval: float,
+    max_points: int | None,
+    mode: str,
+    progress: bool | None,
+) -> None:
+    """Run an engine over a sensor's data and store its results as model --id.
+
+    A model id that exists already must have been registered with the same
+    parameters (or use --resume to continue it).
+    """
+    from .running import Runner
+
+    since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
+    if live and (until is not None or aggregation is not None):
+        raise ValidationError({"live": ["--live takes neither --until nor --aggregation"]})
+    client = ctx.client()
+    sensor = client.get_sensor(measurement, component)
+    model, registry_params = build_model(engine, parse_params(params), sensor, anomaly_score)
+    store = sensor.create_htm_model(
+        model_id, params=registry_params, engine=engine, aggregation=aggregation, exist_ok=True
+    )
+    known = store.params if store.registered else None
+    if known is not None and known != json.loads(json.dumps(registry_params)) and not resume:
+        raise ModelExists(
+            f"model {model_id!r} of {sensor} exists with other parameters; choose another --id, "
+            f"or delete it first (influxhtm delete-model {measurement} {component} {model_id})"
+        )
+    runner = Runner(sensor, store, model)
+    if not live:
+        report = runner.run_batch(
+            since=since_ns,
+            until=until_ns,
+            aggregation=aggregation,
+            resume=resume,
+            progress=show_progress(progress),
+        )
+        click.echo(str(report))
+        return
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signals can only be caught there
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    click.echo(f"running {model_id!r} live over {sensor} (Ctrl-C to stop)")
+    try:
+        report = runner.run_live(
+            poll_interval=poll_interval,
+            stop=stop,
+            max_points=max_points,
+            mode=mode,
+            since=since_ns,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(str(report))
+
+
+# --------------------------------------------------------------------------- plot and score
+
+
+def named_model_columns(data: Any) -> Any:
+    """The DataFrame of combined data, a lone model's columns prefixed with its id (so plots name it)."""
+    frame = data.to_dataframe()
+    if len(data.models) == 1:
+        frame = frame.rename(columns={c: f"{data.models[0]}.{c}" for c in frame.columns if c != "value"})
+    return frame
+
+
+@cli.command()
+@click.argument("measurement")
+@click.argument("component")
+@click.option("--models", multiple=True, help="model ids to draw (repeat or comma-separate; default: all)")
+@click.option("--since", default=None, help="first time (ISO 8601, naive = UTC)")
+@click.option("--until", default=None, help="last time (ISO 8601, naive = UTC)")
+@click.option("--aggregation", default=None, help="draw one mean per bucket, e.g. 1h")
+@click.option(
+    "--labels", type=click.Path(dir_okay=False), default=None, help="NAB label file: shade its windows"
+)
+@click.option(
+    "--label-key", default=None, help="key in the label file (default: the one named like the component)"
+)
+@click.option("--tz", default="UTC", show_default=True, help="zone of the label file's naive timestamps")
+@click.option("--threshold", type=float, default=None, help="mark detections (anomaly score >= X)")
+@click.option("--title", default=None, help="title of the plot")
+@click.option(
+    "--output",
+    "-o",
+    "outputs",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="file to write, .png or .html (repeatable)",
+)
+@pass_context
+@command_errors
+def plot(
+    ctx: Context,
+    measurement: str,
+    component: str,
+    models: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    aggregation: str | None,
+    labels: str | None,
+    label_key: str | None,
+    tz: str,
+    threshold: float | None,
+    title: str | None,
+    outputs: tuple[str, ...],
+) -> None:
+    """Plot a sensor's values with its models' anomaly scores to a PNG or an interactive HTML file."""
+    for output in outputs:
+        if Path(output).suffix.lower() not in (".png", ".html"):
+            raise ValidationError({"output": [f"{output!r} must end in .png or .html"]})
+    sensor = ctx.client().get_sensor(measurement, component)
+    windows, _ = load_label_windows(labels, label_key, tz, sensor)
+    data = sensor.get_combined_sensor_data(
+        since=parse_time(since, "since"),
+        until=parse_time(until, "until"),
+        aggregation=aggregation,
+        models=split_models(models),
+    )
+    if data.empty:
+        raise InfluxHtmError(f"sensor {sensor} has no data in the given time range")
+    from .plotting import plot as plot_frame
+
+    frame = named_model_columns(data)
+    for output in outputs:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        written = plot_frame(frame, output, title=title or f"{sensor}", windows=windows, threshold=threshold)
+        click.echo(f"wrote {written} ({len(data):,} points, models: {', '.join(data.models) or 'none'})")
+
+
+@cli.command()
+@click.argument("measurement")
+@click.argument("component")
+@click.option("--model", "model_id", required=True, help="the model id to score")
+@click.option(
+    "--labels", type=click.Path(dir_okay=False), required=True, help="NAB label file (combined_windows.json)"
+)
+@click.option(
+    "--label-key", default=None, help="key in the label file (default: the one named like the component)"
+)
+@click.option("--tz", default="UTC", show_default=True, help="zone of the label file's naive timestamps")
+@click.option(
+    "--profile",
+    type=click.Choice(["standard", "reward_low_FP_rate", "reward_low_FN_rate"]),
+    default="standard",
+    show_default=True,
+    help="NAB application profile",
+)
+@click.option(
+    "--threshold", type=float, default=None, help="detection threshold (default: NAB's for the profile)"
+)
+@click.option("--optimize", is_flag=True, help="use the threshold NAB's optimiser finds for this model")
+@click.option(
+    "--field",
+    type=click.Choice(["anomalyScore", "logLikelihood", "anomalyLikelihood", "rawScore"]),
+    default="anomalyScore",
+    show_default=True,
+    help="what is thresholded (logLikelihood: the log-scaled anomalyLikelihood, NAB's HTM score)",
+)
+@click.option("--since", default=None, help="first time (ISO 8601, naive = UTC)")
+@click.option("--until", default=None, help="last time (ISO 8601, naive = UTC)")
+@click.option("--json", "as_json", is_flag=True, help="print the score as JSON")
+@pass_context
+@command_errors
+def score(
+    ctx: Context,
+    measurement: str,
+    component: str,
+    model_id: str,
+    labels: str,
+    label_key: str | None,
+    tz: str,
+    profile: str,
+    threshold: float | None,
+    optimize: bool,
+    field: str,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+) -> None:
+    """Score a model's stored results with the Numenta Anomaly Benchmark (NAB)."""
+    from .scoring import score_store
+
+    sensor = ctx.client().get_sensor(measurement, component)
+    store = sensor.get_htm_model(model_id)
+    windows, key = load_label_windows(labels, label_key, tz, sensor)
+    result = score_store(
+        store,
+        windows,
+        profile=profile,
+        threshold=threshold,
+        optimize=optimize,
+        field=field,
+        since=parse_time(since, "since"),
+        until=parse_time(until, "until"),
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"measurement": measurement, "component": component, "label_key": key, **result.to_dict()},
+                indent=2,
+            )
+        )
+        return
+    s = result.score
+    normalized = "-" if s.normalized is None else f"{s.normalized:.2f}"
+    click.echo(f"NAB score of model {model_id!r} of {sensor} ({key}), profile {profile}, field {field}")
+    click.echo(f"  threshold   {s.threshold:.6g} ({result.threshold_rule})")
+    click.echo(f"  raw score   {s.raw:.6f}   (null {s.null:g}, perfect {s.perfect:g})")
+    click.echo(f"  normalised  {normalized}   (100 = perfect, 0 = a detector that never fires)")
+    click.echo(
+        f"  windows     {s.windows} scored: {s.tp} detected, {s.fn} missed"
+        + (f"; {s.windows_unscored} not scored" if s.windows_unscored else "")
+    )
+    click.echo(
+        f"  detections  {s.detections_in_windows} in windows, {s.detections_outside_windows} outside "
+        f"(false positives)"
+    )
+    click.echo(f"  points      {s.points:,} ({s.probation:,} probationary)")
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+@cli.command("sweep")
+@click.option(
+    "--sensor",
+    "sensor_pairs",
+    nargs=2,
+    multiple=True,
+    required=True,
+    metavar="MEASUREMENT COMPONENT",
+    help="a sensor to run over (repeatable)",
+)
+@click.option("--engine", "-e", required=True, help="engine name")
+@click.option(
+    "--grid",
+    required=True,
+    help='parameter grid: JSON text or file, e.g. {"num_s": [256, 512], "min_val": [0], "max_val": [100]}',
+)
+@click.option("--since", default=None, help="first time (ISO 8601, naive = UTC)")
+@click.option("--until", default=None, help="last time (ISO 8601, naive = UTC)")
+@click.option("--aggregation", default=None, help="feed one mean per bucket, e.g. 10m")
+@click.option(
+    "--executor",
+    type=click.Choice(["process", "dask"]),
+    default="process",
+    show_default=True,
+    help="local process pool, or Dask (a local cluster, or --scheduler)",
+)
+@click.option("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
+@click.option("--scheduler", default=None, help="dask: address of a running scheduler (tcp://host:8786)")
+@click.option("--json", "as_json", is_flag=True, help="print the result rows as JSON")
+@pass_context
+@command_errors
+def sweep_command(
+    ctx: Context,
+    sensor_pairs: tuple[tuple[str, str], ...],
+    engine: str,
+    grid: str,
+    since: str | None,
+    until: str | None,
+    aggregation: str | None,
+    executor: str,
+    workers: int | None,
+    scheduler: str | None,
+    as_json: bool,
+) -> None:
+    """Run an engine with every parameter set of a grid over sensors, one model per (sensor, set)."""
+    from .running import sweep
+
+    client = ctx.client()
+    sensors_ = [client.get_sensor(m, c) for m, c in sensor_pairs]
+    param_grid = parse_json_option(grid, "grid")
+    if not isinstance(param_grid, (dict, list)):
+        raise ValidationError({"grid": [f"{grid!r} is not a JSON object (or a list of objects)"]})
+    lo, hi = parse_time(since, "since"), parse_time(until, "until")
+    pool: Any
+    if executor == "dask":
         try:
-            while local.running:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            click.echo("stopping influxd")
-        if not local.running and local.process is not None:
-            raise InfluxHtmError(f"influxd exited unexpectedly:\n{local.log_tail()}")
+            from dask.distributed import Client, LocalCluster
+        except ImportError as error:
+            raise InfluxHtmError(
+                f"--executor dask needs dask[distributed] (pip install 'dask[distributed]'): {error}"
+            ) from None
+        cluster = None
+        if scheduler is None:
+            cluster = LocalCluster(
+                n_workers=workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            )
+        pool = Client(scheduler or cluster)
+        try:
+            frame = sweep(
+                sensors_, param_grid, engine, since=lo, until=hi, aggregation=aggregation, executor=pool
+            )
+        finally:
+            pool.close()
+            if cluster is not None:
+                cluster.close()
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+            frame = sweep(
+                sensors_, param_grid, engine, since=lo, until=hi, aggregation=aggregation, executor=pool
+            )
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    if as_json:
+        click.echo(json.dumps(records, indent=2, default=str))
+    else:
+        from .text_table import format_table
+
+        columns = ["sensor", "model_id", "points", "results", "elapsed", "params", "error"]
+        rows = [
+            [r[c] if c != "params" else json.dumps(r[c], sort_keys=True) for c in columns] for r in records
+        ]
+        click.echo(format_table(columns, rows))
+    failed = [r for r in records if r["error"]]
+    if failed:
+        raise InfluxHtmError(f"{len(failed)} of {len(records)} runs failed (first: {failed[0]['error']})")
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@cli.command()
+@click.option(
+    "--output-dir",
+    "-o",
+    type=click.Path(file_okay=False),
+    default="demo-output",
+    show_default=True,
+    help="where the plots and scores.json go",
+)
+@click.option(
+    "--keep-server",
+    is_flag=True,
+    help="keep the managed influxd running afterwards (data in OUTPUT_DIR/influxdb), until Ctrl-C",
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="show progress bars (default: when stderr is a terminal)"
+)
+@pass_context
+@command_errors
+def demo(ctx: Context, output_dir: str, keep_server: bool, progress: bool | None) -> None:
+    """Import NAB data, run a real HTM engine, replay Numenta's results, score both with NAB, plot them.
+
+    Without --host or INFLUX_HOST it starts a managed local influxd (removed
+    afterwards unless --keep-server).
+    """
+    from .demo import SERIES, run_demo
+
+    series_name = Path(SERIES).stem
+
+    started = time.perf_counter()
+    local = None
+    if ctx.names_a_server:
+        client = ctx.client()
+        click.echo(f"Using InfluxDB at {client.settings.url}, database {client.database!r}")
+    else:
+        from .server import LocalInfluxd
+
+        data_dir = Path(output_dir) / "influxdb" if keep_server else None
+        local = LocalInfluxd(data_dir)
+        click.echo("Starting a managed local influxd (no INFLUX_HOST given) ...")
+        local.start()
+        click.echo(f"      influxd at {local.url}")
+        client = ctx.client(host=local.host, port=local.port, ssl=False, username=None, password=None)
+    try:
+        client.ping()
+        result = run_demo(client, output_dir, echo=click.echo, progress=show_progress(progress))
+        click.echo("")
+        click.echo(
+            f"NAB scores, {series_name} ({result.rows[0].points:,} points); normalised per series, "
+            "100 = perfect, 0 = a detector that never fires:"
+        )
+        click.echo(result.table)
+        click.echo(
+            "thresholds (standard/low FP/low FN): 'NAB default' = NAB's thresholds for Numenta's HTM; "
+            "'optimised' = the best for this model (NAB's optimiser)."
+        )
+        click.echo(
+            "brainblocks' anomaly score is its log-scaled anomaly likelihood, as Numenta's. "
+            "Detections in/outside the labelled windows: standard profile."
+        )
+        click.echo(f"Raw scores and all counts: {result.scores_json}")
+        click.echo(f"Plots: {result.png}  {result.html}")
+        click.echo(f"Done in {time.perf_counter() - started:.0f} s.")
+        if local is not None and keep_server:
+            click.echo(f"influxd keeps running at {local.url} (data in {local.data_dir}); try:")
+            click.echo(f"  influxhtm --host {local.host} --port {local.port} -d {client.database} sensors")
+            click.echo("Ctrl-C to stop.")
+            wait_for_interrupt(local)
+    finally:
+        client.close()
+        if local is not None:
+            local.stop()
 
 
 def main() -> None:

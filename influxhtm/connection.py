@@ -63,7 +63,7 @@ _MAX_TEXT = 500
 
 
 def redact(text: str) -> str:
-    """`text` with every quoted literal after the word PASSWORD replaced by '***'."""
+    """`text` with every quoted literal after the word PASSWORD replaced by ``'***'``."""
     return _PASSWORD.sub(r"\1'***'", text)
 
 

@@ -190,18 +190,22 @@ def import_csv(
         try:
             header = next(reader)
         except StopIteration:
-            raise ValidationError({"path": [f"{os.fspath(path)!r} is empty: expected a header row"]}) from None
+            raise ValidationError(
+                {"path": [f"{os.fspath(path)!r} is empty: expected a header row"]}
+            ) from None
         except (csv.Error, UnicodeDecodeError) as error:
             raise ValidationError({"path": [f"{os.fspath(path)!r} line 1: {error}"]}) from None
         columns = [name.strip() for name in header]
         missing = [c for c in (time_column, value_column) if c not in columns]
         if missing:
-            raise ValidationError({
-                ("time_column" if time_column in missing else "value_column"): [
-                    f"{os.fspath(path)!r} has no column {', '.join(map(repr, missing))}; "
-                    f"its columns are {', '.join(map(repr, columns))}"
-                ]
-            })
+            raise ValidationError(
+                {
+                    ("time_column" if time_column in missing else "value_column"): [
+                        f"{os.fspath(path)!r} has no column {', '.join(map(repr, missing))}; "
+                        f"its columns are {', '.join(map(repr, columns))}"
+                    ]
+                }
+            )
         t_index, v_index = columns.index(time_column), columns.index(value_column)
         width = max(t_index, v_index) + 1
         line = 1

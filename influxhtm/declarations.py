@@ -1,5 +1,7 @@
 """Declared measurements: a class decorator that turns annotated attributes into a frozen attrs class.
 
+For example::
+
     @measurement("power")
     class PowerReading:
         time: datetime = timestamp()

@@ -2,7 +2,7 @@
 
 Escaping follows InfluxDB 1.x exactly: measurement names escape comma and
 space; tag keys, tag values and field keys escape comma, equals sign and space;
-string field values are double-quoted with `"` and `\\` escaped. Nothing else
+string field values are double-quoted with ``"`` and ``\\`` escaped. Nothing else
 is escaped.
 
 Some values cannot be carried at all, and are refused (with the field and the
@@ -15,7 +15,11 @@ real InfluxDB 1.6 server:
   before a comma, space, equals sign or double quote (the server drops that
   backslash); a measurement name starting with `#` (the line is a comment);
 - the key `time`; integers outside int64; NaN and infinities; text that is not
-  valid Unicode (lone surrogates); times outside InfluxDB's range.
+  valid Unicode (lone surrogates); times outside InfluxDB's range;
+- a measurement name or field key starting with a tab or NUL (the server skips
+  them: the point would be stored under another name, or dropped as a comment);
+  a measurement name with a carriage return or NUL (InfluxQL cannot name it);
+  the names InfluxDB's query engine reserves (`SYSTEM_MEASUREMENTS`, `SYSTEM_KEYS`).
 
 Declared classes get an encoder generated once per class (`encoder_for`), the
 way attrs generates `__init__`: one f-string per point, no per-point dispatch.
@@ -39,6 +43,15 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
 _BAD_BACKSLASH = re.compile(r'\\[, ="]')
+#: Measurement names InfluxDB 1.6 reserves for system sources: `SELECT ... FROM _series` is refused.
+SYSTEM_MEASUREMENTS = frozenset(
+    {"_fieldKeys", "_measurements", "_name", "_series", "_tagKey", "_tagKeys", "_tags"}
+)
+#: Keys InfluxDB 1.6's query engine answers itself (measurement name, tag keys, ...), not from the data.
+SYSTEM_KEYS = {
+    "tag": frozenset({"_name", "_tagKey", "_seriesKey"}),
+    "field": frozenset({"_name", "_tagKey", "_fieldKey", "_seriesKey"}),
+}
 _US = timedelta(microseconds=1)
 
 
@@ -89,6 +102,12 @@ def measurement_problem(name: object) -> str | None:
         return "contains a newline, which line protocol cannot carry"
     if name.startswith("#"):
         return "starts with '#', which makes the line a comment"
+    if name[0] in "\t\x00":
+        return "starts with a tab or NUL, which InfluxDB skips (the point would land elsewhere or be dropped)"
+    if "\r" in name or "\x00" in name:
+        return "contains a carriage return or NUL, which InfluxQL cannot name (it could never be queried)"
+    if name in SYSTEM_MEASUREMENTS:
+        return "is reserved by InfluxDB for a system source, which cannot be queried"
     if name.endswith("\\"):
         return "ends in a backslash, which line protocol cannot carry"
     if _BAD_BACKSLASH.search(name):
@@ -108,6 +127,10 @@ def key_problem(key: object, *, kind: str = "tag") -> str | None:
         return "contains a newline, which line protocol cannot carry"
     if key.endswith("\\"):
         return "ends in a backslash, which line protocol cannot carry"
+    if key in SYSTEM_KEYS.get(kind, ()):
+        return "is reserved by InfluxDB's query engine, which answers it with its own values, not the data"
+    if kind == "field" and key[0] in "\t\x00":
+        return "starts with a tab or NUL, which InfluxDB skips (the field would be stored under another key)"
     if kind == "field" and _BAD_BACKSLASH.search(key):
         return "has a backslash before a comma, space, '=' or '\"', which InfluxDB would drop"
     return _unicode_problem(key)
