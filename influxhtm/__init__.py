@@ -7,6 +7,7 @@ from . import nab
 from ._version import __version__
 from .client import InfluxHtmClient
 from .combined import CombinedData
+from .csv_import import ImportReport, import_csv
 from .declarations import declaration, field, measurement, tag, timestamp
 from .engines import create_model, register_engine
 from .errors import (
@@ -63,6 +64,7 @@ __all__ = [
     "ConfigurationError",
     "HtmModelStore",
     "HtmResult",
+    "ImportReport",
     "InfluxConnectionError",
     "InfluxdNotFound",
     "InfluxHtmClient",
@@ -93,6 +95,7 @@ __all__ = [
     "encode",
     "field",
     "first",
+    "import_csv",
     "last",
     "max_",
     "mean",

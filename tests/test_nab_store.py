@@ -3,7 +3,7 @@ NAB series, stored through influxhtm and scored from the server at NAB's thresho
 NAB's own raw score (the sum of the file's S(t)_<profile> column) to 1e-6."""
 
 import csv
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -21,7 +21,7 @@ PROFILES = ["standard", "reward_low_FP_rate", "reward_low_FN_rate"]
 
 
 def utc(text):
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +36,18 @@ def stored(influxd):
         category, name = key.split("/")
         sensor = client.create_sensor("nab", name[:-4])
         with open(nab.NAB_DATA_DIR / "data" / key, newline="") as f:
-            sensor.write([{"time": utc(r["timestamp"]), "value": float(r["value"])} for r in csv.DictReader(f)])
+            sensor.write(
+                [{"time": utc(r["timestamp"]), "value": float(r["value"])} for r in csv.DictReader(f)]
+            )
         with open(nab.NAB_DATA_DIR / "results" / "numenta" / category / f"numenta_{name}", newline="") as f:
             rows = list(csv.DictReader(f))
         store = sensor.create_htm_model("numenta", engine="replay")
         store.write_results(
-            {"time": utc(r["timestamp"]), "anomaly_score": float(r["anomaly_score"]),
-             "raw_score": float(r["raw_score"])}
+            {
+                "time": utc(r["timestamp"]),
+                "anomaly_score": float(r["anomaly_score"]),
+                "raw_score": float(r["raw_score"]),
+            }
             for r in rows
         )
         expected[key] = (store, {p: sum(float(r[f"S(t)_{p}"]) for r in rows) for p in PROFILES}, len(rows))
