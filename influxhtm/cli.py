@@ -352,6 +352,9 @@ def build_model(
 
     factory = get_engine(engine)
     kwargs = dict(params)
+    if anomaly_score == "log-likelihood" and engine == "brainblocks":
+        kwargs["anomaly_score"] = "log_likelihood"  # the engine's own parameter: registered, reproducible
+        anomaly_score = "raw"
     try:
         accepts_range = "value_range" in inspect.signature(factory).parameters
     except (TypeError, ValueError):
@@ -364,7 +367,7 @@ def build_model(
     resolved = getattr(model, "params", None)
     registry = dict(resolved) if isinstance(resolved, dict) else dict(params)
     if anomaly_score == "log-likelihood":
-        from .demo import LogLikelihoodScores
+        from .engines.likelihood import LogLikelihoodScores
 
         model = LogLikelihoodScores(model)
         registry["anomaly_score"] = "log_likelihood"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,39 +57,6 @@ def results_file(key: str, detector: str = "numenta") -> Path:
 def component_of(key: str) -> str:
     """The sensor component of a NAB key: the file name without `.csv`."""
     return Path(key).stem
-
-
-class LogLikelihoodScores:
-    """Wraps a model: its anomaly score becomes the log-scaled anomaly likelihood.
-
-    That is the score NAB's Numenta detector reports (and that NAB's default
-    thresholds are tuned for); the raw score stays in `raw_score` and the
-    likelihood in `anomaly_likelihood`.
-    """
-
-    def __init__(self, model: Any):
-        self.model = model
-        self.engine = getattr(model, "engine", None)
-        self.params = getattr(model, "params", None)
-
-    def run(self, point: Any) -> Any:
-        from .engines.likelihood import log_likelihood
-
-        result = self.model.run(point)
-        if isinstance(result, Mapping) and result.get("anomaly_likelihood") is not None:
-            result = {**result, "anomaly_score": log_likelihood(result["anomaly_likelihood"])}
-        return result
-
-    __call__ = run
-
-    def reset(self) -> None:
-        getattr(self.model, "reset", lambda: None)()
-
-    def get_state(self) -> Any:
-        return self.model.get_state()
-
-    def set_state(self, state: Any) -> None:
-        self.model.set_state(state)
 
 
 @attrs.frozen
@@ -199,10 +166,11 @@ def run_demo(
         f"[2/5] Running the brainblocks HTM engine over {sensor} ({points:,} points) as model "
         f"{BRAINBLOCKS_ID!r}"
     )
-    engine_model = create_model("brainblocks", value_range=value_range, likelihood=nab_params(points))
-    params = {**getattr(engine_model, "params", {}), "anomaly_score": "log_likelihood"}
-    store = sensor.create_htm_model(BRAINBLOCKS_ID, params=params, engine="brainblocks")
-    run = Runner(sensor, store, LogLikelihoodScores(engine_model)).run_batch(progress=progress)
+    engine_model = create_model(
+        "brainblocks", value_range=value_range, likelihood=nab_params(points), anomaly_score="log_likelihood"
+    )
+    store = sensor.create_htm_model(BRAINBLOCKS_ID, params=engine_model.params, engine="brainblocks")
+    run = Runner(sensor, store, engine_model).run_batch(progress=progress)
     echo(f"      {run}")
 
     numenta_path = results_file(SERIES)
@@ -229,9 +197,7 @@ def run_demo(
     numenta_check = {p: (rows[0].scores[p].score.raw, expected[p]) for p in PROFILE_ORDER}
     for profile, (raw, want) in numenta_check.items():
         verdict = "equal" if abs(raw - want) <= 1e-6 else "DIFFERENT"
-        echo(
-            f"      check: numenta raw {profile} via InfluxDB {raw:.6f}, NAB's own {want:.6f}: {verdict}"
-        )
+        echo(f"      check: numenta raw {profile} via InfluxDB {raw:.6f}, NAB's own {want:.6f}: {verdict}")
 
     echo(f"[5/5] Writing plots and scores to {out}/")
     data = sensor.get_combined_sensor_data(models=[NUMENTA_ID, BRAINBLOCKS_ID])

@@ -502,3 +502,24 @@ def test_htmcore_scores_a_series(nab_points):
     model = create_model("htmcore", value_range=value_range(nab_points))
     results = [model.run(p) for p in nab_points[:500]]
     assert all(0.0 <= r["raw_score"] <= 1.0 for r in results)
+
+
+def test_brainblocks_log_likelihood_score_is_a_registered_parameter():
+    from influxhtm.engines import create_model
+    from influxhtm.engines.likelihood import log_likelihood
+    from influxhtm.errors import ValidationError
+
+    model = create_model("brainblocks", min_val=0.0, max_val=10.0, anomaly_score="log_likelihood")
+    assert model.params["anomaly_score"] == "log_likelihood"
+    again = create_model("brainblocks", **model.params)  # the registered parameters rebuild the model
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    for i in range(50):
+        point = SimpleNamespace(time=t0 + timedelta(minutes=i), value=float(i % 10))
+        a, b = model.run(point), again.run(point)
+        assert a == b
+        assert a["anomaly_score"] == log_likelihood(a["anomaly_likelihood"])
+    with pytest.raises(ValidationError, match="anomaly_score"):
+        create_model("brainblocks", min_val=0.0, max_val=1.0, anomaly_score="likelihood")

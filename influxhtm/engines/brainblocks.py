@@ -7,8 +7,9 @@ The result carries:
 - ``raw_score``: the SequenceLearner's anomaly score in [0, 1] (fraction of
   active columns it did not predict); 1.0 for a value outside
   [min_val, max_val], as BrainBlocks' own ``AnomalyDetector`` template does;
-- ``anomaly_score``: the same raw score (influxhtm stores what the engine
-  computed; thresholding a likelihood is a separate, explicit choice);
+- ``anomaly_score``: the raw score by default; with the parameter
+  ``anomaly_score="log_likelihood"``, the log-scaled anomaly likelihood, the
+  score Numenta's NAB detector reports and NAB's default thresholds are tuned for;
 - ``anomaly_likelihood``: Numenta's anomaly likelihood of the raw scores
   (:class:`~influxhtm.engines.likelihood.AnomalyLikelihood`); apply
   :func:`~influxhtm.engines.likelihood.log_likelihood` to it for a NAB-style
@@ -32,7 +33,7 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import ValidationError
 from .base import EngineNotInstalled
-from .likelihood import AnomalyLikelihood, validate_likelihood_params
+from .likelihood import AnomalyLikelihood, log_likelihood, validate_likelihood_params
 
 #: Parameters and their defaults (BrainBlocks' ``AnomalyDetector`` template values).
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -59,10 +60,13 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "perm_dec": 1,
     "seed": 0,
     "learn": True,
+    # what the result's anomaly_score is: "raw" or "log_likelihood"
+    "anomaly_score": "raw",
     # AnomalyLikelihood parameters (see influxhtm.engines.likelihood.DEFAULTS)
     "likelihood": {},
 }
 
+ANOMALY_SCORES = ("raw", "log_likelihood")
 _POSITIVE_INTS = ("num_i", "num_ai", "num_s", "num_as", "num_spc", "num_dps", "num_rpd", "d_thresh")
 _PERMANENCES = ("perm_thr", "perm_inc", "perm_dec")
 _FRACTIONS = ("pct_pool", "pct_conn", "pct_learn")
@@ -150,6 +154,8 @@ def validate_params(
         bad("seed", f"must be a non-negative integer, got {resolved['seed']!r}")
     if not isinstance(resolved["learn"], bool):
         bad("learn", f"must be True or False, got {resolved['learn']!r}")
+    if resolved["anomaly_score"] not in ANOMALY_SCORES:
+        bad("anomaly_score", f"must be one of {', '.join(ANOMALY_SCORES)}, got {resolved['anomaly_score']!r}")
 
     def both_ok(*keys: str) -> bool:
         return not any(k in errors for k in keys)
@@ -258,7 +264,13 @@ class BrainBlocksModel:
         self._recent = [*self._recent, value][-_HISTORY:]
         self.iteration += 1
         likelihood = self._likelihood.update(raw, value)
-        return {"time": point.time, "anomaly_score": raw, "raw_score": raw, "anomaly_likelihood": likelihood}
+        score = log_likelihood(likelihood) if self.params["anomaly_score"] == "log_likelihood" else raw
+        return {
+            "time": point.time,
+            "anomaly_score": score,
+            "raw_score": raw,
+            "anomaly_likelihood": likelihood,
+        }
 
     __call__ = run
 

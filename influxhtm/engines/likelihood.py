@@ -274,3 +274,34 @@ def _moving_average(scores: np.ndarray, window: int) -> np.ndarray:
     if len(scores) > window:
         out[window:] = (sums[window:] - sums[:-window]) / window
     return out
+
+
+class LogLikelihoodScores:
+    """Wraps a model: its anomaly score becomes the log-scaled anomaly likelihood.
+
+    That is the score NAB's Numenta detector reports (and that NAB's default
+    thresholds are tuned for); the raw score stays in `raw_score` and the
+    likelihood in `anomaly_likelihood`.
+    """
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.engine = getattr(model, "engine", None)
+        self.params = getattr(model, "params", None)
+
+    def run(self, point: Any) -> Any:
+        result = self.model.run(point)
+        if isinstance(result, Mapping) and result.get("anomaly_likelihood") is not None:
+            result = {**result, "anomaly_score": log_likelihood(result["anomaly_likelihood"])}
+        return result
+
+    __call__ = run
+
+    def reset(self) -> None:
+        getattr(self.model, "reset", lambda: None)()
+
+    def get_state(self) -> Any:
+        return self.model.get_state()
+
+    def set_state(self, state: Any) -> None:
+        self.model.set_state(state)
