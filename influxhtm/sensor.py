@@ -5,13 +5,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from itertools import islice
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .errors import ValidationError
 from .influxql import Query
-from .line_protocol import encode_point
+from .line_protocol import (
+    encode_point,
+    escape_measurement,
+    escape_tag_value,
+    measurement_problem,
+    tag_value_problem,
+)
 from .records import RESULT_SUFFIX, SensorReading
-from .times import from_ns, to_ns
+from .times import MAX_NS, MIN_NS, from_ns, to_ns
 
 if TYPE_CHECKING:
     import pandas
@@ -60,38 +68,97 @@ class Sensor:
         return self.measurement + RESULT_SUFFIX
 
     # -- writing -------------------------------------------------------------
-    def write(self, points: Any, *, batch_size: int = 5000) -> int:
+    def write(self, points: Any, *, batch_size: int = 10_000) -> int:
         """Store one point, many, or a DataFrame; returns how many points were written.
 
         A point is a `SensorReading` or a mapping with `time` and `value`; other keys
         become tags. A list or DataFrame is validated whole before anything is sent; a
-        generator is validated and sent batch by batch.
+        generator is validated and sent batch by batch. Batches are encoded while the
+        previous one travels.
         """
+        from .repository import post_pipelined
+
         if isinstance(points, (SensorReading, Mapping)):
             points = [points]
         elif _is_dataframe(points):
             points = _frame_points(points)
         if isinstance(points, Sequence):
-            lines = self._lines(points, offset=0)
-            for start in range(0, len(lines), batch_size):
-                self.client.write_lines(lines[start : start + batch_size])
-            return len(lines)
+            return post_pipelined(self.client, self._validated_batches(points, batch_size, offset=0))
         if not isinstance(points, Iterable):
             raise ValidationError(
                 {"points": [f"{points!r} is not a point, an iterable of points or a DataFrame"]}
             )
-        written = 0
-        batch: list[Any] = []
-        for point in points:
-            batch.append(point)
-            if len(batch) >= batch_size:
-                self.client.write_lines(self._lines(batch, offset=written))
-                written += len(batch)
-                batch = []
-        if batch:
-            self.client.write_lines(self._lines(batch, offset=written))
-            written += len(batch)
-        return written
+        return post_pipelined(self.client, self._generator_batches(points, batch_size))
+
+    def _generator_batches(self, points: Iterable[Any], batch_size: int) -> Iterator[tuple[str, int]]:
+        """Bodies of a generator's points, each batch validated before it is handed on."""
+        offset = 0
+        iterator = iter(points)
+        while batch := list(islice(iterator, batch_size)):
+            yield from self._validated_batches(batch, batch_size, offset)
+            offset += len(batch)
+
+    def _validated_batches(
+        self, points: Sequence[Any], batch_size: int, offset: int
+    ) -> Iterator[tuple[str, int]]:
+        """Validate every point now (raising with all problems); the bodies are made lazily.
+
+        The common case, plain dicts of just `time` and a numeric `value`, is
+        checked a column at a time and formatted by `str.format`;
+        anything else goes through `_lines`, point by point.
+        """
+        from .repository import encode_in_slices
+
+        columns = self._plain_columns(points)
+        if columns is None:
+            lines = self._lines(points, offset=offset)
+            return (
+                ("\n".join(lines[i : i + batch_size]), min(batch_size, len(lines) - i))
+                for i in range(0, len(lines), batch_size)
+            )
+        times, values = columns
+        line = self._line_template().format
+        return (
+            (encode_in_slices(line, values[i : i + batch_size], times[i : i + batch_size]),
+             min(batch_size, len(times) - i))
+            for i in range(0, len(times), batch_size)
+        )
+
+    def _line_template(self) -> str:
+        """`<measurement>,component=<component> value={!r} {}`, escaped once."""
+        prefix = f"{escape_measurement(self.measurement)},component={escape_tag_value(self.component)}"
+        return prefix.replace("{", "{{").replace("}", "}}") + " value={!r} {}"
+
+    def _plain_columns(self, points: Sequence[Any]) -> tuple[list[int], list[float]] | None:
+        """(times in ns, values) when every point is a dict of exactly a valid `time` and a finite
+        float/int `value`, and the names are fit for line protocol; else None (the checked path)."""
+        if not points or set(map(type, points)) != {dict} or set(map(len, points)) != {2}:
+            return None
+        if measurement_problem(self.measurement) or tag_value_problem(self.component):
+            return None
+        try:
+            times = list(map(itemgetter("time"), points))
+            values = list(map(itemgetter("value"), points))
+        except KeyError:
+            return None
+        if set(map(type, times)) != {int}:
+            try:  # datetimes, ISO texts: the same conversion `_line` applies
+                times = list(map(to_ns, times))
+            except ValidationError:
+                return None
+        if not (MIN_NS <= min(times) and max(times) <= MAX_NS):
+            return None
+        kinds = set(map(type, values))
+        if not kinds <= {float, int}:  # bools and everything else take the checked path
+            return None
+        if int in kinds:
+            try:
+                values = list(map(float, values))
+            except OverflowError:
+                return None
+        if not math.isfinite(sum(values)):  # finite sum: every value finite (else a NaN or inf shows)
+            return None
+        return times, values
 
     def _lines(self, points: Sequence[Any], offset: int) -> list[str]:
         """Validate every point and encode them; all problems are reported at once, keyed by index."""

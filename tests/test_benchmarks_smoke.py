@@ -1,0 +1,87 @@
+"""The benchmark harness works: a `--quick` run measures every case and writes its results.
+
+The floors are not asserted here: they are the claim of the full benchmark run
+(`make bench`), on quiet hardware, not of a smoke run with tiny sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.__main__ import table  # noqa: E402
+from benchmarks.cases import CASES, Row  # noqa: E402
+
+
+def test_quick_run_measures_every_case_and_writes_json(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUX_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+    )
+    # 0 when every floor is met, 1 when one is missed; anything else is a crash of the harness.
+    assert run.returncode in (0, 1), run.stderr[-3000:]
+    results = json.loads(output.read_text())
+    rows = results["rows"]
+    titles = " | ".join(row["case"] for row in rows)
+    for word in ("encode", "write", "read", "combined", "runner", "memory"):
+        assert word in titles
+    assert len(rows) == 10
+    for row in rows:
+        assert row["ours_figure"] > 0 and row["baseline_figure"] > 0, row
+        assert row["ratio"] > 0
+        assert row["passed"] == (row["ratio"] >= row["floor"] if row["higher_is_better"]
+                                 else row["ratio"] <= row["floor"])
+    assert results["passed"] == all(row["passed"] for row in rows)
+    assert (run.returncode == 0) == results["passed"]
+    assert results["machine"]["nproc"] >= 1
+    assert results["machine"]["influxdb_server"].startswith("InfluxDB v1.")
+    # The printed table is the one stored.
+    assert results["table"] in run.stdout
+    assert CASES == ("encode", "write", "read", "combined", "runner", "memory")
+
+
+@pytest.mark.parametrize(
+    ("ratio", "floor", "higher", "passed"),
+    [(3.1, 3.0, True, True), (2.9, 3.0, True, False), (1.4, 1.5, False, True), (1.6, 1.5, False, False)],
+)
+def test_rows_judge_their_floor_in_the_right_direction(ratio: float, floor: float, higher: bool,
+                                                       passed: bool) -> None:
+    row = Row("case", "ours", "theirs", 1.0, 1.0, "points/s" if higher else "s", ratio, floor, higher)
+    assert row.passed is passed
+    text = table([row])
+    assert ("PASS" if passed else "FAIL") in text
+    assert (">=" if higher else "<=") in text
+
+
+def test_sensor_write_fast_path_makes_exactly_the_lines_of_the_checked_path() -> None:
+    """`Sensor.write` formats plain dicts column-wise; the text must equal the point-by-point encoding."""
+    from datetime import UTC, datetime, timedelta
+
+    from influxhtm import InfluxHtmClient
+
+    client = InfluxHtmClient("nowhere", host="127.0.0.1", port=9)
+    sensor = client.create_sensor("my power", "coffee,machine=1")
+    start = datetime(2024, 3, 1, 12, tzinfo=UTC)
+    forms = [
+        [{"time": 1_709_294_400_000_000_000 + i, "value": i * 0.1} for i in range(2500)],  # int ns
+        [{"time": start + timedelta(seconds=i), "value": i} for i in range(2500)],  # datetimes, ints
+        [{"time": (start + timedelta(seconds=i)).isoformat(), "value": -1.5e300} for i in range(30)],
+    ]
+    for points in forms:
+        assert sensor._plain_columns(points) is not None
+        fast = "\n".join(body for body, _ in sensor._validated_batches(points, 1000, offset=0))
+        checked = "\n".join(sensor._lines(points, offset=0))
+        assert fast == checked
+    # Anything unusual takes the checked path, which names the bad point.
+    for bad in ({"time": 1, "value": float("nan")}, {"time": True, "value": 1.0}, {"time": 1, "value": "1"}):
+        assert sensor._plain_columns([{"time": 5, "value": 1.0}, bad]) is None
