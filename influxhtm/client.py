@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .connection import Connection
-from .errors import QueryError, SensorNotFound
+from .errors import QueryError, SensorNotFound, ValidationError
 from .influxql import Query, admin, col
 from .records import REGISTRY_MEASUREMENT, RESULT_SUFFIX
 from .sensor import Sensor, check_name
@@ -32,7 +32,7 @@ class InfluxHtmClient:
         ssl: bool | str | None = None,
         **options: Any,
     ):
-        self.database = check_name(database, "database")
+        self.database = check_database(database)
         self.settings = Settings.resolve(host, port, username, password, ssl, **options)
         self.connection = Connection(self.settings)
         self._database_ready = False
@@ -42,7 +42,7 @@ class InfluxHtmClient:
     def from_settings(cls, database: str, settings: Settings) -> InfluxHtmClient:
         """A client with ready-made settings (e.g. a worker process of a sweep)."""
         client = cls.__new__(cls)
-        client.database = check_name(database, "database")
+        client.database = check_database(database)
         client.settings = settings
         client.connection = Connection(settings)
         client._database_ready = False
@@ -299,6 +299,17 @@ class InfluxHtmClient:
         from .repository import Repository
 
         return Repository(self, cls)
+
+
+def check_database(name: object) -> str:
+    """A database name InfluxDB 1.6 can write to: it reads the name as a file pattern when it opens a
+    shard, so with a '[' in it the database is created but every write fails (HTTP 500)."""
+    database = check_name(name, "database")
+    if "[" in database:
+        raise ValidationError(
+            {"database": [f"{database!r} contains '[': InfluxDB 1.6 would create it but fail every write"]}
+        )
+    return database
 
 
 def _database_not_found(error: QueryError) -> bool:

@@ -121,8 +121,8 @@ def key_problem(key: object, *, kind: str = "tag") -> str | None:
         return "is not a str"
     if not key:
         return "is empty"
-    if key == "time":
-        return "is reserved: InfluxDB refuses a tag or field named 'time'"
+    if key.lower() == "time":
+        return "is reserved: InfluxDB reads any spelling of 'time' as the time column"
     if "\n" in key:
         return "contains a newline, which line protocol cannot carry"
     if key.endswith("\\"):

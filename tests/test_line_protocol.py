@@ -297,3 +297,14 @@ def test_encoding_an_undeclared_object_is_refused():
     with pytest.raises(ValidationError, match="not a declared measurement"):
         lp.encode([object()])
     assert lp.encode([]) == "" and lp.encode([], as_bytes=True) == b""
+
+
+@pytest.mark.parametrize("key", ["time", "TIME", "Time", "tImE"])
+def test_any_spelling_of_time_is_refused_as_a_key(key):
+    from influxhtm.errors import ValidationError
+    from influxhtm.line_protocol import encode_point
+
+    with pytest.raises(ValidationError, match="time column"):
+        encode_point("m", {key: "x"}, {"v": 1.0}, 0)
+    with pytest.raises(ValidationError, match="time column"):
+        encode_point("m", {}, {key: 1.0}, 0)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from influxhtm.client import InfluxHtmClient
 from influxhtm.errors import ValidationError
 from influxhtm.influxql import admin
-from influxhtm.line_protocol import encode_point
+from influxhtm.line_protocol import encode_point, key_problem, measurement_problem
 from influxhtm.model_store import HtmModelStore
 from influxhtm.running import Runner, SubscriptionReceiver, parse_line, parse_lines
 from influxhtm.running.subscription import series_filter
@@ -57,7 +57,8 @@ def test_parse_line_refuses_malformed_lines(line):
 
 
 names = st.text(st.characters(codec="utf-8", exclude_characters="\n\r\\#"), min_size=1, max_size=12).filter(
-    lambda s: s.strip() == s and s != "time")
+    lambda s: s.strip() == s and measurement_problem(s) is None and key_problem(s, kind="field") is None
+)
 field_values = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.integers(-(2**63), 2**63 - 1),
