@@ -418,6 +418,20 @@ def optimize_store_threshold(
     return optimize_threshold(times, scores, windows, profile=profile)
 
 
+def read_labels(path: str | Path) -> Mapping[str, Any]:
+    """A NAB label file (`combined_windows.json`): series key -> list of [start, end] windows."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            labels = json.load(handle)
+    except FileNotFoundError:
+        raise NotFound(f"NAB label file {str(path)!r} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError({"path": [f"{str(path)!r} is not JSON: {exc}"]}) from None
+    if not isinstance(labels, Mapping):
+        raise ValidationError({"path": [f"{str(path)!r} is not a NAB label file (no object at the top)"]})
+    return labels
+
+
 def load_windows(path: str | Path, key: str, tz: str = "UTC") -> list[Window]:
     """The labelled windows of one series from a NAB `combined_windows.json`.
 
@@ -429,15 +443,7 @@ def load_windows(path: str | Path, key: str, tz: str = "UTC") -> list[Window]:
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise ValidationError({"tz": [f"unknown time zone {tz!r}: use an IANA name such as 'UTC'"]}) from None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            labels = json.load(handle)
-    except FileNotFoundError:
-        raise NotFound(f"NAB label file {str(path)!r} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise ValidationError({"path": [f"{str(path)!r} is not JSON: {exc}"]}) from None
-    if not isinstance(labels, Mapping):
-        raise ValidationError({"path": [f"{str(path)!r} is not a NAB label file (no object at the top)"]})
+    labels = read_labels(path)
     if key not in labels:
         near = [name for name in labels if str(name).endswith(Path(key).name)]
         hint = f"; did you mean {near[0]!r}?" if near else f"; it has {len(labels)} series"

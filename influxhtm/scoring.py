@@ -10,7 +10,6 @@ profile, a given one, or the optimum found by NAB's optimiser).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -110,15 +109,7 @@ def label_key(path: str | Path, key: str | None, names: Sequence[str]) -> str:
     """
     if key is not None:
         return key
-    try:
-        with open(path, encoding="utf-8") as handle:
-            labels = json.load(handle)
-    except FileNotFoundError:
-        raise NotFound(f"label file {str(path)!r} does not exist") from None
-    except json.JSONDecodeError as error:
-        raise ValidationError({"labels": [f"{str(path)!r} is not JSON: {error}"]}) from None
-    if not isinstance(labels, dict):
-        raise ValidationError({"labels": [f"{str(path)!r} is not a NAB label file"]})
+    labels = nab.read_labels(path)
     for name in names:
         found = [k for k in labels if Path(str(k)).stem == name]
         if len(found) == 1:
