@@ -169,7 +169,8 @@ def run_demo(
     engine_model = create_model(
         "brainblocks", value_range=value_range, likelihood=nab_params(points), anomaly_score="log_likelihood"
     )
-    store = sensor.create_htm_model(BRAINBLOCKS_ID, params=engine_model.params, engine="brainblocks")
+    params = getattr(engine_model, "params", {})  # the resolved parameters: the run is reproducible
+    store = sensor.create_htm_model(BRAINBLOCKS_ID, params=params, engine="brainblocks")
     run = Runner(sensor, store, engine_model).run_batch(progress=progress)
     echo(f"      {run}")
 

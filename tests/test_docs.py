@@ -9,7 +9,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_sphinx_build_has_no_warnings(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-q", "-W", "-b", "html", str(ROOT / "docs"), str(tmp_path / "html")],
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-q",
+            "-W",
+            "-b",
+            "html",
+            str(ROOT / "docs"),
+            str(tmp_path / "html"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
