@@ -74,7 +74,10 @@ def datetime_to_ns(value: datetime, *, name: str = "time", strict: bool | None =
             raise ValidationError(
                 {name: [f"naive datetime {value.isoformat()!r} refused: give a timezone-aware datetime"]}
             )
-        value = value.astimezone()  # local time, the same rule as datetime.timestamp()
+        # Local time, read exactly as datetime.timestamp() reads it (folds and gaps included);
+        # whole seconds are exact in a float, the microseconds are added as integers.
+        seconds = int(value.replace(microsecond=0).timestamp())
+        return (seconds * 1_000_000 + value.microsecond) * 1000 + extra_ns
     return timedelta_to_ns(value - EPOCH) + extra_ns
 
 
