@@ -82,11 +82,15 @@ class InfluxHtmClient:
         """POST line protocol lines, creating the database on first use."""
         if not lines:
             return
+        self._ensure_database()
+        self.connection.write("\n".join(lines), database=self.database)
+
+    def _ensure_database(self) -> None:
+        """Create the database once, before the first statement that needs it to exist."""
         if not self._database_ready:
             with self._lock:
                 if not self._database_ready:
                     self.create_database()
-        self.connection.write("\n".join(lines), database=self.database)
 
     def execute(self, statement: Any) -> list[dict[str, Any]]:
         """Run a Query or admin Statement (anything with `render()`); returns the statement results."""
@@ -147,7 +151,11 @@ class InfluxHtmClient:
         lo = to_ns(since, name="since") if since is not None else None
         hi = to_ns(until, name="until") + 1 if until is not None else None
         conditions = [col(key) == value for key, value in tags.items()]
-        self.execute(admin.delete(measurement, *conditions, since=lo, until=hi))
+        try:
+            self.execute(admin.delete(measurement, *conditions, since=lo, until=hi))
+        except QueryError as error:
+            if not _database_not_found(error):
+                raise  # a database never written to has nothing to delete
 
     def tag_values(self, measurement: str, key: str, **where: str) -> list[str]:
         """The values of a tag key in a measurement, optionally filtered by tag equality."""
@@ -199,6 +207,7 @@ class InfluxHtmClient:
         default: bool = False,
     ) -> None:
         """Create a retention policy (duration None keeps data forever)."""
+        self._ensure_database()
         self.execute(
             admin.create_retention_policy(
                 name,
@@ -241,6 +250,7 @@ class InfluxHtmClient:
         self, name: str, query: Query, resample_every: Any = None, resample_for: Any = None
     ) -> None:
         """Create a continuous query from a Query with `into(...)` and `group_by_time(...)`."""
+        self._ensure_database()
         self.execute(
             admin.create_continuous_query(
                 name,
@@ -269,21 +279,29 @@ class InfluxHtmClient:
     def list_sensors(self) -> list[Sensor]:
         """Every series with a measurement and a `component` tag, read from the server.
 
-        Model results (`<measurement>_model` of a sensor with models) and the model
-        registry are not sensors.
+        Model results (the series of `<measurement>_model` that carry a model `id`)
+        and the model registry are not sensors; a sensor of its own named
+        `<measurement>_model` is.
         """
         return [Sensor(self, m, c) for m, c in sorted(self._sensor_keys())]
 
     def _sensor_keys(self) -> set[tuple[str, str]]:
         series = self.result_series(admin.show_tag_values("component"))
-        keys = {(s["name"], row[1]) for s in series for row in s["values"]}
-        registry = self.rows(admin.show_tag_values("measurement", REGISTRY_MEASUREMENT))
-        result_measurements = {row[1] + RESULT_SUFFIX for row in registry}
-        # Results of models written before the registry existed: an `id` tag and anomaly fields.
-        for name in {m for m, _ in keys} - result_measurements:
-            if name.endswith(RESULT_SUFFIX) and self._looks_like_results(name):
-                result_measurements.add(name)
-        return {(m, c) for m, c in keys if m not in result_measurements and m != REGISTRY_MEASUREMENT}
+        keys = {
+            (s["name"], row[1]) for s in series if s["name"] != REGISTRY_MEASUREMENT for row in s["values"]
+        }
+        # A registered model of sensor (m, c) stores its results in the series (m_model, c, id=...).
+        registry = Query().from_(REGISTRY_MEASUREMENT).select("params").group_by("measurement", "component")
+        results = {
+            (s["tags"]["measurement"] + RESULT_SUFFIX, s["tags"]["component"])
+            for s in self.result_series(registry)
+        }
+        # Results written before the registry existed: series with an `id` tag among anomaly fields.
+        for name in {m for m, _ in keys if m.endswith(RESULT_SUFFIX)}:
+            if self._looks_like_results(name):
+                tagged = self.rows(admin.show_tag_values("component", name, col("id") != ""))
+                results |= {(name, row[1]) for row in tagged}
+        return keys - results
 
     def _looks_like_results(self, measurement: str) -> bool:
         fields = {row[0] for row in self.rows(admin.show_field_keys(measurement))}

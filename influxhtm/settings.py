@@ -133,6 +133,12 @@ class Settings:
             ssl = parse_bool(env.get("INFLUX_SSL", ""), name="INFLUX_SSL")
         if "verify_ssl" not in options and env.get("INFLUX_VERIFY_SSL", "").strip():
             options["verify_ssl"] = parse_verify(env["INFLUX_VERIFY_SSL"], name="INFLUX_VERIFY_SSL")
+        unknown = sorted(set(options) - {a.name for a in attrs.fields(cls)})
+        if unknown:
+            known = ", ".join(a.name for a in attrs.fields(cls))
+            raise ConfigurationError(f"unknown setting(s) {', '.join(map(repr, unknown))}; known: {known}")
+        if not isinstance(host, str) or not host.strip():
+            raise ConfigurationError(f"host={host!r} is not a host name or address")
         return cls(
             host=str(host),
             port=parse_port(port),

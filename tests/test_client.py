@@ -377,3 +377,30 @@ def test_reads_of_a_database_not_yet_written_are_empty(influx_settings):
     store = sensor.create_htm_model("m")  # registers, creating the database
     assert store.last_result_time() is None
     client.drop_database()
+
+
+def test_a_sensor_named_like_results_stays_a_sensor_when_another_has_models(client):
+    fill(client.create_sensor("power_model", "d"), 2)
+    power = client.create_sensor("power", "c")
+    fill(power, 2)
+    power.create_htm_model("a").write_result({"time": minutes(0), "anomaly_score": 0.5})
+    assert [str(s) for s in client.list_sensors()] == ["power/c", "power_model/d"]
+    assert client.get_sensor("power_model", "d").count() == 2
+
+
+def test_results_written_without_registry_are_not_sensors(client):
+    fill(client.create_sensor("legacy", "c"), 2)
+    # results laid out as the original influxhtm wrote them, with no registry entry
+    client.write_lines(['legacy_model,component=c,id=old anomalyScore=0.5 60000000000'])
+    assert [str(s) for s in client.list_sensors()] == ["legacy/c"]
+    assert [s.model_id for s in client.get_sensor("legacy", "c").list_htm_models()] == ["old"]
+
+
+def test_administration_of_a_database_not_yet_written(influx_settings):
+    client = InfluxHtmClient.from_settings("admin_first_db", influx_settings)
+    try:
+        client.create_sensor("power", "a").delete_data()  # nothing to delete, no error
+        client.create_retention_policy("short", duration="1d")
+        assert "short" in [p["name"] for p in client.retention_policies()]
+    finally:
+        client.drop_database()

@@ -77,3 +77,10 @@ def test_password_hidden_in_repr_errors_and_logs(caplog):
     assert "127.0.0.1" in str(info.value)
     assert secret not in str(info.value) and secret not in repr(info.value)
     assert "retry" in caplog.text and secret not in caplog.text
+
+
+def test_unknown_setting_and_bad_host_are_named():
+    with pytest.raises(ConfigurationError, match="'timeot'"):
+        Settings.resolve(environ={}, timeot=5)
+    with pytest.raises(ConfigurationError, match="host=5"):
+        Settings.resolve(host=5, environ={})
