@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .errors import ModelNotFound, ValidationError
 from .records import RESULT_KEYS
-from .times import format_rfc3339, from_ns, parse_duration
+from .sensor import check_name
+from .times import format_rfc3339, from_ns, parse_duration, to_ns
 
 if TYPE_CHECKING:
     import pandas
@@ -101,9 +103,10 @@ def combine(
     limit: int | None,
 ) -> CombinedData:
     """Build the CombinedData of a sensor (see `Sensor.get_combined_sensor_data`)."""
-    model_ids = [store.model_id for store in sensor.list_htm_models()] if models is None else list(models)
+    model_ids = _model_ids(sensor, models)
     rows = sensor._values(since, until, limit, aggregation, agg)
-    results = _results(sensor, model_ids, rows, aggregation) if rows and model_ids else {}
+    span = _span(rows, since, until, aggregation)
+    results = _results(sensor, model_ids, span, aggregation) if rows and model_ids else {}
     present = {field for per_model in results.values() for by_time in per_model.values() for field in by_time}
     fields = [f for f in RESULT_KEYS.values() if f in ALWAYS or f in present]
     single = len(model_ids) == 1
@@ -120,23 +123,52 @@ def combine(
     return CombinedData(sensor.measurement, tuple(columns), tuple(values), tuple(model_ids), aggregation)
 
 
+def _model_ids(sensor: Sensor, models: Iterable[str] | str | None) -> list[str]:
+    """The ids to combine: every model of the sensor, or the given ones (each must exist)."""
+    known = [store.model_id for store in sensor.list_htm_models()]
+    if models is None:
+        return known
+    if isinstance(models, str):
+        models = [models]
+    if not isinstance(models, Iterable):
+        raise ValidationError({"models": [f"{models!r} is not a model id or a list of model ids"]})
+    chosen = [check_name(model_id, "models") for model_id in models]
+    missing = [model_id for model_id in chosen if model_id not in known]
+    if missing:
+        raise ModelNotFound(f"no model {', '.join(map(repr, missing))} for sensor {sensor}; it has {known}")
+    return chosen
+
+
+def _span(rows: list[tuple[int, Any]], since: Any, until: Any, aggregation: str | None) -> tuple[int, int]:
+    """[first, end) of the results that belong to `rows`: their times, or their buckets, within the bounds."""
+    if not rows:
+        return 0, 0
+    first, end = rows[0][0], rows[-1][0] + 1
+    if aggregation is not None:
+        end = rows[-1][0] + parse_duration(aggregation, name="aggregation")
+    if since is not None:
+        first = max(first, to_ns(since, name="since"))
+    if until is not None:
+        end = min(end, to_ns(until, name="until") + 1)
+    return first, end
+
+
 def _results(
-    sensor: Sensor, model_ids: list[str], rows: list[tuple[int, Any]], aggregation: str | None
+    sensor: Sensor, model_ids: list[str], span: tuple[int, int], aggregation: str | None
 ) -> dict[str, dict[int, dict[str, Any]]]:
-    """model id -> time ns -> field -> value, over the span of `rows`, in one query."""
+    """model id -> time ns -> field -> value, over `span`, in one query."""
     from . import influxql
 
-    first, last = rows[0][0], rows[-1][0]
     query = influxql.Query().from_(sensor.result_measurement).where(component=sensor.component)
     query = query.where(influxql.col("id").in_(model_ids)).group_by("id")
     fields = list(RESULT_KEYS.values())
+    query = query.with_time_bounds(*span)
     if aggregation is None:
-        query = query.select(*fields).since(first).until(last + 1)
+        query = query.select(*fields)
     else:
-        step = parse_duration(aggregation, name="aggregation")
         functions = {"max": influxql.max_, "mean": influxql.mean}
         query = query.select(*(functions[RESULT_AGGREGATES[f]](f).as_(f) for f in fields))
-        query = query.since(first).until(last + step).group_by_time(aggregation).fill("none")
+        query = query.group_by_time(aggregation).fill("none")
     found: dict[str, dict[int, dict[str, Any]]] = {}
     for series in sensor.client.result_series(query):
         model_id = series.get("tags", {}).get("id", "")

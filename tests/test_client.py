@@ -404,3 +404,25 @@ def test_administration_of_a_database_not_yet_written(influx_settings):
         assert "short" in [p["name"] for p in client.retention_policies()]
     finally:
         client.drop_database()
+
+
+def test_combined_aggregated_results_stay_within_the_bounds(client):
+    sensor = client.create_sensor("power", "a")
+    fill(sensor, 20)
+    store = sensor.create_htm_model("m")
+    store.write_results({"time": minutes(i), "anomaly_score": 0.8 if i < 5 else 0.1} for i in range(20))
+    data = sensor.get_combined_sensor_data(since=minutes(5), until=minutes(14), aggregation="10m")
+    assert data.column("value") == [7.0, 12.0]  # the buckets' means of the points within the bounds
+    assert data.column("anomalyScore") == [0.1, 0.1]  # not the 0.8 of 00:00-00:04, outside `since`
+
+
+def test_combined_models_argument(client):
+    sensor = client.create_sensor("power", "a")
+    fill(sensor, 3)
+    sensor.create_htm_model("exp-1").write_result({"time": minutes(1), "anomaly_score": 0.5})
+    data = sensor.get_combined_sensor_data(models="exp-1")  # one id as text
+    assert data.columns == ("time", "value", "anomalyScore", "anomalyLikelihood")
+    with pytest.raises(ModelNotFound, match="zz"):
+        sensor.get_combined_sensor_data(models=["zz"])
+    with pytest.raises(ValidationError, match="models"):
+        sensor.get_combined_sensor_data(models=5)
