@@ -9,8 +9,9 @@ model with its parameters, engine, aggregation and creation time.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelExists, ModelNotFound, ValidationError
@@ -84,29 +85,48 @@ class HtmModelStore:
     writeResult = write_result
 
     def write_results(self, results: Iterable[Any], *, batch_size: int = 5000) -> int:
-        """Store many results in batches; each batch is validated whole before it is sent."""
+        """Store many results in batches; returns how many were written (a `None` result is skipped).
+
+        A list (any sequence) is validated whole before anything is sent; a
+        generator is validated batch by batch, each batch before it is sent.
+        Problems are reported all at once, keyed by index.
+        """
+        if isinstance(results, (Mapping, HtmResult)) or not isinstance(results, Iterable):
+            raise ValidationError({"results": [f"{results!r} is not an iterable of results"]})
+        if isinstance(results, Sequence):
+            lines = self._result_lines(results, 0)
+            batches: Iterable[list[str]] = (
+                lines[i : i + batch_size] for i in range(0, len(lines), batch_size)
+            )
+        else:
+            batches = self._generator_batches(results, batch_size)
         written = 0
-        batch: list[str] = []
-        errors: dict[int, Any] = {}
-        for index, result in enumerate(results):
-            if result is None:
-                continue
-            try:
-                batch.append(self.result_line(to_htm_result(result)))
-            except ValidationError as error:
-                errors[index] = error.errors or str(error)
-            if len(batch) >= batch_size:
-                if errors:
-                    raise ValidationError(errors)
-                self.sensor.client.write_lines(batch)
-                written += len(batch)
-                batch = []
-        if errors:
-            raise ValidationError(errors)
-        if batch:
+        for batch in batches:
             self.sensor.client.write_lines(batch)
             written += len(batch)
         return written
+
+    def _generator_batches(self, results: Iterable[Any], batch_size: int) -> Iterator[list[str]]:
+        iterator = iter(results)
+        offset = 0
+        while chunk := list(islice(iterator, batch_size)):
+            yield self._result_lines(chunk, offset)
+            offset += len(chunk)
+
+    def _result_lines(self, results: Sequence[Any], offset: int) -> list[str]:
+        """Lines of the results that are not None; every problem raised at once, keyed by index."""
+        lines: list[str] = []
+        errors: dict[int, Any] = {}
+        for index, result in enumerate(results, start=offset):
+            if result is None:
+                continue
+            try:
+                lines.append(self.result_line(to_htm_result(result)))
+            except ValidationError as error:
+                errors[index] = error.errors or str(error)
+        if errors:
+            raise ValidationError(errors)
+        return lines
 
     writeResults = write_results
 

@@ -426,3 +426,15 @@ def test_combined_models_argument(client):
         sensor.get_combined_sensor_data(models=["zz"])
     with pytest.raises(ValidationError, match="models"):
         sensor.get_combined_sensor_data(models=5)
+
+
+def test_a_bad_list_of_results_is_refused_whole(client):
+    store = client.create_sensor("power", "a").create_htm_model("m")
+    results = [{"time": minutes(i), "anomaly_score": 0.5} for i in range(12_000)]
+    results[11_000] = {"time": minutes(1), "anomaly_score": float("inf")}
+    with pytest.raises(ValidationError) as info:
+        store.write_results(results)
+    assert list(info.value.errors) == [11_000]
+    assert store.count() == 0
+    with pytest.raises(ValidationError, match="results"):
+        store.write_results(5)
