@@ -19,7 +19,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import weakref
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,7 +30,8 @@ INSTALL_HINT = (
     "or set INFLUX_HOST to use an existing server instead"
 )
 
-_RUNNING: "weakref.WeakSet[LocalInfluxd]" = weakref.WeakSet()
+#: Every started server, held strongly: a server forgotten by its owner still stops at exit.
+_RUNNING: "set[LocalInfluxd]" = set()
 _PORT_LOCK = threading.Lock()
 _HANDED_OUT: set[int] = set()
 
@@ -126,6 +126,9 @@ class LocalInfluxd:
         """Start the server and wait until it answers `/ping`."""
         if self.running:
             return self
+        if not _port_is_free(self.port):
+            raise ServerStartError(f"port {self.port} on 127.0.0.1 is in use: choose another, or port=None")
+        _exit_cleanly_on_sigterm()
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="influxhtm-influxd-"))
         if self._requested_dir is not None:
@@ -264,6 +267,33 @@ class LocalInfluxd:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _port_is_free(port: int) -> bool:
+    """True when nothing listens on the port (connections lingering in TIME_WAIT do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as influxd itself binds
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Let SIGTERM end the interpreter through SystemExit, so that atexit stops the servers.
+
+    Only where nobody has set a handler (the default kills the process at once,
+    which would leave influxd running), and only from the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_system_exit)
+
+
+def _raise_system_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @atexit.register

@@ -193,3 +193,33 @@ def test_pytest_fixture_gives_fresh_database(influx_client):
     assert list(influx_client.query("SHOW MEASUREMENTS").get_points()) == []
     influx_client.write_points([{"measurement": "m", "fields": {"v": 1.0}}])
     assert len(list(influx_client.query("SELECT * FROM m").get_points())) == 1
+
+
+def test_a_port_in_use_is_refused():
+    with LocalInfluxd() as server:
+        with pytest.raises(ServerStartError, match=f"port {server.port}"):
+            LocalInfluxd(port=server.port).start()
+
+
+@pytest.mark.parametrize("how", ["forgotten", "sigterm"])
+def test_a_forgotten_or_terminated_owner_leaves_no_server(how):
+    code = textwrap.dedent(
+        f"""
+        import gc, os, signal, time
+        from influxhtm.server import LocalInfluxd
+        s = LocalInfluxd().start()
+        print(s.pid, s.log_path.parent, flush=True)
+        if {how!r} == "forgotten":
+            del s
+            gc.collect()
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    pid, workdir = out.stdout.split()
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid), 0)
+    assert not Path(workdir).exists()
