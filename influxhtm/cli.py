@@ -9,7 +9,6 @@ like the timestamps `import` reads by default.
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import os
 import signal
@@ -348,22 +347,13 @@ def build_model(
     unless the parameters give a range. With `anomaly_score="log-likelihood"`
     the model's anomaly score becomes its log-scaled likelihood (NAB's HTM score).
     """
-    from .engines import create_model, get_engine
+    from .engines import create_model_for
 
-    factory = get_engine(engine)
     kwargs = dict(params)
     if anomaly_score == "log-likelihood" and engine == "brainblocks":
         kwargs["anomaly_score"] = "log_likelihood"  # the engine's own parameter: registered, reproducible
         anomaly_score = "raw"
-    try:
-        accepts_range = "value_range" in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        accepts_range = False
-    if accepts_range and "value_range" not in kwargs and not {"min_val", "max_val"} <= set(kwargs):
-        value_range = sensor.value_range()
-        if value_range is not None:
-            kwargs["value_range"] = value_range
-    model = create_model(engine, **kwargs)
+    model = create_model_for(sensor, engine, **kwargs)
     resolved = getattr(model, "params", None)
     registry = dict(resolved) if isinstance(resolved, dict) else dict(params)
     if anomaly_score == "log-likelihood":

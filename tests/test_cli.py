@@ -265,9 +265,10 @@ def test_sweep_over_two_sensors(conn, client):
         models = client.get_sensor("grid", name).list_htm_models()
         assert sorted(m.params["num_s"] for m in models) == [128, 256]
     bad = invoke(
-        conn, "sweep", "--sensor", "grid", "a", "-e", "brainblocks", "--grid", '{"num_s": [64]}', ok=False
+        conn, "sweep", "--sensor", "grid", "a", "-e", "brainblocks",
+        "--grid", '{"num_s": [64], "num_c": [32]}', ok=False,
     )
-    assert_one_line_error(bad, "1 of 1 runs failed", "min_val")
+    assert_one_line_error(bad, "1 of 1 runs failed", "num_c")
 
 
 def test_sweep_on_a_local_dask_cluster(conn, client):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from influxhtm.client import InfluxHtmClient
-from influxhtm.errors import ValidationError
+from influxhtm.errors import ModelNotFound, ValidationError
 from influxhtm.running import expand_grid, model_id_for, sweep
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -122,9 +122,9 @@ def test_sweep_on_the_default_process_pool_with_a_failing_run(client):
     assert (good["points"] == POINTS).all() and (good["results"] == POINTS).all()
     for _, row in good.iterrows():
         check_results(sensors[0], row["model_id"], row["params"])
-    # The failed model is registered (with its parameters) but has no results.
-    store = sensors[0].get_htm_model(failed["model_id"].iloc[0])
-    assert store.params == {"factor": 4.0, "fail": True} and store.count() == 0
+    # A model that could not be built is not registered: the registry lists runnable experiments.
+    with pytest.raises(ModelNotFound):
+        sensors[0].get_htm_model(failed["model_id"].iloc[0])
 
 
 def test_sweep_with_an_engine_name_a_time_slice_and_a_thread_pool(client, tmp_path):
@@ -152,3 +152,23 @@ def test_sweep_refuses_bad_arguments(client):
         sweep(["power/x"], [{}], "replay")
     empty = sweep([], [{}], "replay")
     assert len(empty) == 0 and "error" in empty.columns
+
+
+def test_brainblocks_sweep_takes_the_value_range_from_the_sensor(influx_settings, influx_database):
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import datetime, timedelta
+
+    import influxhtm as ih
+
+    client = ih.InfluxHtmClient.from_settings(influx_database, influx_settings)
+    sensor = client.create_sensor("power", "bb")
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    sensor.write([{"time": t0 + timedelta(minutes=i), "value": float(i % 12)} for i in range(200)])
+    table = ih.sweep([sensor], {"num_s": [128], "num_as": [4]}, "brainblocks", executor=ThreadPoolExecutor(1))
+    assert table["error"].isna().all(), list(table["error"])
+    assert int(table["results"].iloc[0]) == 200
+    params = sensor.get_htm_model(table["model_id"].iloc[0]).params
+    assert (params["min_val"], params["max_val"]) == (0.0, 11.0)
+    bad = ih.sweep([sensor], {"num_s": [128], "num_c": [64]}, "brainblocks", executor=ThreadPoolExecutor(1))
+    assert "num_c" in bad["error"].iloc[0]
+    assert bad["model_id"].iloc[0] not in [s.model_id for s in sensor.list_htm_models()]  # nothing registered

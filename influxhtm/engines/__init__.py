@@ -11,6 +11,7 @@ package imports no engine library: each factory imports its own when called.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 from ..errors import ValidationError
@@ -60,6 +61,21 @@ def create_model(engine: str | Factory, **params: Any) -> Model:
     return as_model(factory(**params))
 
 
+def create_model_for(sensor: Any, engine: str | Factory, **params: Any) -> Model:
+    """`create_model` for one sensor: an engine that takes `value_range` gets the sensor's min and max
+    unless `params` give a range (`value_range`, or `min_val` and `max_val`)."""
+    factory = get_engine(engine) if isinstance(engine, str) else engine
+    try:
+        accepts_range = "value_range" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        accepts_range = False
+    if accepts_range and "value_range" not in params and not {"min_val", "max_val"} <= set(params):
+        value_range = sensor.value_range()
+        if value_range is not None:
+            params["value_range"] = value_range
+    return create_model(factory, **params)
+
+
 __all__ = [
     "ENGINES",
     "RESULT_KEYS",
@@ -70,6 +86,7 @@ __all__ = [
     "Model",
     "as_model",
     "create_model",
+    "create_model_for",
     "get_engine",
     "log_likelihood",
     "nab_params",

@@ -33,7 +33,15 @@ if TYPE_CHECKING:
     from ..sensor import Sensor
 
 COLUMNS = (
-    "sensor", "measurement", "component", "model_id", "params", "points", "results", "elapsed", "error",
+    "sensor",
+    "measurement",
+    "component",
+    "model_id",
+    "params",
+    "points",
+    "results",
+    "elapsed",
+    "error",
 )
 
 
@@ -125,16 +133,22 @@ class SweepTask:
 def run_task(task: SweepTask) -> dict[str, Any]:
     """Run one (sensor, parameters) pair in this process, with its own connection; returns its table row."""
     from ..client import InfluxHtmClient
-    from ..engines import create_model
+    from ..engines import create_model_for
     from .runner import Runner
 
     started = time.perf_counter()
     client = InfluxHtmClient.from_settings(task.database, task.settings)
     try:
         sensor = client.create_sensor(task.measurement, task.component)
-        store = sensor.create_htm_model(task.model_id, params=task.params, engine=task.engine_name,
-                                        aggregation=task.aggregation, exist_ok=True)
-        model = create_model(task.engine, **task.params)
+        model = create_model_for(sensor, task.engine, **task.params)  # invalid parameters register nothing
+        params = getattr(model, "params", None)
+        store = sensor.create_htm_model(
+            task.model_id,
+            params=params if isinstance(params, dict) else task.params,
+            engine=task.engine_name,
+            aggregation=task.aggregation,
+            exist_ok=True,
+        )
         report = Runner(sensor, store, model).run_batch(task.since, task.until, aggregation=task.aggregation)
     except Exception as error:  # noqa: BLE001 - one failed run is a row, not the end of the sweep
         return task.row(elapsed=time.perf_counter() - started, error=describe_error(error))
@@ -186,8 +200,19 @@ def sweep(
     for params in expand_grid(param_grid):
         parameter_sets.setdefault(model_id_for(engine, params), params)
     tasks = [
-        SweepTask(sensor.client.database, sensor.client.settings, sensor.measurement, sensor.component,
-                  engine, name, params, model_id, lo, hi, aggregation)
+        SweepTask(
+            sensor.client.database,
+            sensor.client.settings,
+            sensor.measurement,
+            sensor.component,
+            engine,
+            name,
+            params,
+            model_id,
+            lo,
+            hi,
+            aggregation,
+        )
         for sensor in sensors
         for model_id, params in parameter_sets.items()
     ]
