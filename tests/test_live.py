@@ -220,3 +220,22 @@ def test_live_arguments_are_checked(client):
         runner.run_live(poll_interval=0)
     with pytest.raises(ValidationError, match="max_points"):
         runner.run_live(max_points=0)
+
+
+def test_subscription_runs_leave_no_handler_threads(client):
+    import threading
+
+    sensor = client.create_sensor("power", "threads")
+    store = sensor.create_htm_model("m")
+    before = {t.ident for t in threading.enumerate()}
+    for _ in range(3):
+        sensor.write({"time": now_ns(), "value": 1.0})
+        stop = threading.Event()
+        timer = threading.Timer(1.0, stop.set)
+        timer.start()
+        Runner(sensor, store, lambda p: {"time": p.time, "anomaly_score": 0.0}).run_live(
+            poll_interval=0.1, stop=stop, mode="subscription"
+        )
+        timer.join()
+    leftover = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+    assert leftover == [], leftover

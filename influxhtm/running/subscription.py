@@ -9,9 +9,11 @@ through a queue. `Subscription` registers the endpoint and always drops it again
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -197,8 +199,9 @@ class SubscriptionReceiver:
         self.requests = 0
         self.bad_lines = 0
         self._server = ThreadingHTTPServer((host, 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server.daemon_threads = False  # server_close() joins the handler threads
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()  # InfluxDB's keep-alive connections, closed on stop
 
     @property
     def url(self) -> str:
@@ -210,6 +213,15 @@ class SubscriptionReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = 10.0  # an idle keep-alive connection is closed, and its thread ends
+
+            def setup(self) -> None:
+                super().setup()
+                receiver._connections.add(self.connection)
+
+            def finish(self) -> None:
+                receiver._connections.discard(self.connection)
+                super().finish()
 
             def do_POST(self) -> None:  # noqa: N802 - the http.server naming
                 received = time.time()
@@ -257,10 +269,14 @@ class SubscriptionReceiver:
         return self
 
     def stop(self) -> None:
+        """Stop serving and close every open connection, so that no handler thread is left."""
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
             self._thread = None
+        for connection in list(self._connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self._server.server_close()
 
     def __enter__(self) -> SubscriptionReceiver:
