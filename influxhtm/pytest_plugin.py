@@ -87,8 +87,10 @@ def influx_client(influx_settings: Settings, influx_database: str) -> Iterator[A
     """An `influxdb.InfluxDBClient` on a fresh database, dropped afterwards."""
     from .connection import Connection
 
-    client = Connection(influx_settings).influxdb_client(influx_database)
+    connection = Connection(influx_settings)
+    client = connection.influxdb_client(influx_database)
     try:
         yield client
     finally:
         client.close()
+        connection.close()
