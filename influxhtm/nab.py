@@ -383,6 +383,8 @@ def optimize_threshold(
 
 
 def _store_series(store: Any, since: TimeLike | None, until: TimeLike | None) -> tuple[list[Any], list[Any]]:
+    if not callable(getattr(store, "get_results", None)):
+        raise ValidationError({"store": [f"{store!r} is not a model store (it has no get_results)"]})
     times: list[Any] = []
     scores: list[Any] = []
     for result in store.get_results(since=since, until=until):
@@ -443,6 +445,8 @@ def load_windows(path: str | Path, key: str, tz: str = "UTC") -> list[Window]:
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise ValidationError({"tz": [f"unknown time zone {tz!r}: use an IANA name such as 'UTC'"]}) from None
+    if not isinstance(key, str):
+        raise ValidationError({"key": [f"{key!r} is not a series key such as 'realKnownCause/nyc_taxi.csv'"]})
     labels = read_labels(path)
     if key not in labels:
         near = [name for name in labels if str(name).endswith(Path(key).name)]

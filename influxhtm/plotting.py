@@ -103,6 +103,8 @@ class PlotData:
 
 def plot(frame: pd.DataFrame, path: str | os.PathLike[str], **kwargs: Any) -> Path:
     """Write `frame` as a PNG or an HTML plot, chosen by the suffix of `path` (`.png` or `.html`)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValidationError({"path": [f"{path!r} is not a file path ending in {' or '.join(_SUFFIXES)}"]})
     suffix = Path(path).suffix.lower()
     if suffix == ".png":
         return plot_png(frame, path, **kwargs)

@@ -180,6 +180,8 @@ def create(
     if (path is None) == (results is None):
         raise ValidationError({"path": ["give exactly one of path= (a results CSV) or results= (a mapping)"]})
     if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValidationError({"path": [f"{path!r} is not the path of a results CSV"]})
         return ReplayModel.from_csv(path, tz=tz, missing=missing)
     assert results is not None
     return ReplayModel(results, missing=missing)

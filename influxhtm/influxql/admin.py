@@ -243,6 +243,8 @@ def create_continuous_query(
     resample_for: str | timedelta | None = None,
 ) -> Statement:
     """CREATE CONTINUOUS QUERY name ON db [RESAMPLE ...] BEGIN <query with INTO and GROUP BY time> END."""
+    if not isinstance(query, Query):
+        raise ValidationError({"query": [f"{query!r} is not a Query: build it with Query().select(...)"]})
     if query.into_target is None:
         raise ValidationError({"query": ["a continuous query needs INTO: call query.into(...)"]})
     if query.interval is None:

@@ -61,6 +61,13 @@ class Runner:
         checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 10_000,
     ):
+        from ..model_store import HtmModelStore
+        from ..sensor import Sensor
+
+        if not isinstance(sensor, Sensor):
+            raise ValidationError({"sensor": [f"{sensor!r} is not a Sensor (client.create_sensor(...))"]})
+        if not isinstance(store, HtmModelStore):
+            raise ValidationError({"store": [f"{store!r} is not an HtmModelStore (see create_htm_model)"]})
         if store.sensor != sensor:
             raise ValidationError({"store": [f"{store!r} belongs to sensor {store.sensor}, not {sensor}"]})
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \

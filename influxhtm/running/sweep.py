@@ -218,6 +218,8 @@ def sweep(
     ]
     if not tasks:
         return pandas.DataFrame(columns=list(COLUMNS))
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise ValidationError({"executor": [f"{executor!r} is not an Executor or a dask Client (no submit)"]})
     own_pool = executor is None
     if own_pool:
         from concurrent.futures import ProcessPoolExecutor
