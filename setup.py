@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 here = Path(__file__).parent
 version = {}
@@ -34,6 +34,8 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(include=["influxhtm", "influxhtm.*"]),
+    # Optional C encoders for line protocol: a failed build (no compiler) leaves the pure-Python ones.
+    ext_modules=[Extension("influxhtm._speedups", ["influxhtm/_speedups.c"], optional=True)],
     package_data={"influxhtm": ["py.typed", "data/nab/*.txt", "data/nab/*.md", "data/nab/**/*"]},
     include_package_data=True,
     install_requires=[

@@ -23,14 +23,20 @@ real InfluxDB 1.6 server:
 
 Declared classes get an encoder generated once per class (`encoder_for`), the
 way attrs generates `__init__`: one f-string per point, no per-point dispatch.
+Batches go through the optional C module `influxhtm._speedups` when it is built
+(`encode_slice`): it formats the simple cases byte for byte as the Python
+encoder does and hands anything else back to it. `INFLUXHTM_NO_SPEEDUPS=1`
+turns it off (read at each use, never at import).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
+import sys
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from weakref import WeakKeyDictionary
 
 from .errors import ValidationError
@@ -296,12 +302,77 @@ def to_line(obj: Any) -> str:
 
 def encode(objs: Iterable[Any], *, as_bytes: bool = False) -> str | bytes:
     """Lines of many declared objects (of one or several classes), joined by newlines."""
-    if not isinstance(objs, (list, tuple)):
+    if type(objs) is not list:
         objs = list(objs)
     if not objs:
         return b"" if as_bytes else ""
-    text = "\n".join(map(encoder_for(objs[0].__class__), objs))
+    text = encode_slice(encoder_for(objs[0].__class__), objs, 0, len(objs))
     return text.encode("utf-8") if as_bytes else text
+
+
+# -- the optional C encoders ------------------------------------------------------
+_UNSET: Any = object()
+_C_MODULE: Any = _UNSET
+
+
+def speedups() -> Any:
+    """The C module `influxhtm._speedups`, or None: not built, or `INFLUXHTM_NO_SPEEDUPS` set (not "0")."""
+    global _C_MODULE
+    if os.environ.get("INFLUXHTM_NO_SPEEDUPS", "0") not in ("", "0"):
+        return None
+    if _C_MODULE is _UNSET:
+        try:
+            from . import _speedups as module  # type: ignore[attr-defined]
+        except ImportError:
+            module = None
+        _C_MODULE = module
+    return _C_MODULE
+
+
+def encode_slice(encode: Callable[[Any], str], objs: Sequence[Any], start: int, stop: int) -> str:
+    """The lines of `objs[start:stop]`, joined by newlines: made in C when `encode` came from
+    `encoder_for` and every object is of its class and simple, else by `encode` itself."""
+    text = encode_slice_in_c(encode, objs, start, stop)
+    return "\n".join(map(encode, objs[start:stop])) if text is None else text
+
+
+def encode_slice_in_c(encode: Callable[[Any], str], objs: Sequence[Any], start: int, stop: int) -> str | None:
+    """What `encode_slice` returns, made by the C encoder; None when it cannot (not built, turned
+    off, `encode` not from `encoder_for`, another class or an unusual value in the slice)."""
+    plan = getattr(encode, "__speedup_plan__", None)
+    module = speedups() if plan is not None and type(objs) is list else None
+    return None if module is None else module.encode_objects(plan, objs, start, stop)
+
+
+def _speedup_plan(decl: "Declaration") -> tuple[Any, ...]:
+    """What the C encoder needs of a class: (cls, prefix, time attribute, tag columns, field columns).
+
+    A column is (key text, attribute, type code, enum member texts or None, optional), in the
+    order and with the escaping `_generate_encoder` uses; an enum's texts are final (escaped or
+    quoted), looked up by member identity.
+    """
+    tags = tuple(
+        (
+            f",{escape_key(col.key)}=",
+            sys.intern(col.attr),
+            "e" if col.is_enum else "s",
+            tuple((m, escape_tag_value(m.value)) for m in col.type) if col.is_enum else None,
+            col.optional,
+        )
+        for col in sorted(decl.tags, key=lambda c: c.key)
+    )
+    codes = {float: "f", int: "i", bool: "b", str: "s"}
+    fields = tuple(
+        (
+            f"{escape_key(col.key)}=",
+            sys.intern(col.attr),
+            "e" if col.is_enum else codes[col.type],
+            tuple((m, quote_string_field(m.value)) for m in col.type) if col.is_enum else None,
+            col.optional,
+        )
+        for col in sorted(decl.fields, key=lambda c: c.optional)
+    )
+    return (decl.cls, escape_measurement(decl.measurement), sys.intern(decl.time.attr), tags, fields)
 
 
 def _generate_encoder(decl: "Declaration") -> Callable[[Any], str]:
@@ -367,6 +438,7 @@ def _generate_encoder(decl: "Declaration") -> Callable[[Any], str]:
     exec(code, namespace)  # noqa: S102 - generated from checked, escaped names only
     encoder = namespace["encode"]
     encoder.__source__ = source
+    encoder.__speedup_plan__ = _speedup_plan(decl)
     return encoder
 
 

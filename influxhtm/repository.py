@@ -26,7 +26,7 @@ from .influxql import Query, admin
 from .influxql import count as count_of
 from .influxql import first as first_of
 from .influxql import last as last_of
-from .line_protocol import encoder_for
+from .line_protocol import encode_slice, encode_slice_in_c, encoder_for
 from .rows import row_mapper
 from .times import from_ns
 
@@ -72,7 +72,10 @@ class Repository:
         cls = self.cls
         offset = 0
         for chunk in _chunks(objects, batch_size):
-            if set(map(type, chunk)) == {cls}:
+            body = _encode_in_c(encode, chunk)
+            if body is not None:  # all of the class, formatted in C (see line_protocol.encode_slice)
+                yield body, len(chunk)
+            elif set(map(type, chunk)) == {cls}:
                 # Instances were validated when they were built: formatting cannot fail.
                 yield encode_in_slices(encode, chunk), len(chunk)
             else:
@@ -226,6 +229,9 @@ def post_pipelined(client: InfluxHtmClient, batches: Iterable[tuple[str, int]]) 
 
 #: Lines formatted between two releases of the GIL by `encode_in_slices`.
 SLICE = 1000
+#: The same for the C encoder, ten times faster: a slice takes about 1-2 ms (below the 5 ms switch
+#: interval), and each `time.sleep(0)` costs about 30 µs of CPU and 80 µs of waiting.
+C_SLICE = 10_000
 
 
 def encode_in_slices(encode: Callable[..., str], *columns: Sequence[Any]) -> str:
@@ -236,11 +242,36 @@ def encode_in_slices(encode: Callable[..., str], *columns: Sequence[Any]) -> str
     could finish; `time.sleep(0)` between slices lets it finish at once, and the
     next POST starts sooner. (Measured: about 10-20% more points/s on 2 cores.)
     """
+    if len(columns) == 1:  # declared objects: the C encoder when it is built (see `encode_slice`)
+        objs = columns[0]
+        return join_slices(lambda start, stop: encode_slice(encode, objs, start, stop), 0, len(objs))
+    return join_slices(
+        lambda start, stop: "\n".join(map(encode, *(column[start:stop] for column in columns))),
+        0,
+        len(columns[0]),
+    )
+
+
+def _encode_in_c(encode: Callable[[Any], str], objs: list[Any]) -> str | None:
+    """`encode_in_slices(encode, objs)` made by the C encoder, or None if it cannot make all of it."""
     parts = []
-    for start in range(0, len(columns[0]), SLICE):
-        parts.append("\n".join(map(encode, *(column[start : start + SLICE] for column in columns))))
+    for start in range(0, len(objs), C_SLICE):
+        text = encode_slice_in_c(encode, objs, start, start + C_SLICE)
+        if text is None:
+            return None
+        parts.append(text)
         time.sleep(0)
-    return "\n".join(parts)
+    return parts[0] if len(parts) == 1 else "\n".join(parts)
+
+
+def join_slices(encode_range: Callable[[int, int], str], start: int, stop: int, size: int = SLICE) -> str:
+    """`encode_range(a, b)` of every slice of `size` of `range(start, stop)`, joined by newlines,
+    handing the GIL over after each slice (see `encode_in_slices`)."""
+    parts = []
+    for a in range(start, stop, size):
+        parts.append(encode_range(a, min(a + size, stop)))
+        time.sleep(0)
+    return parts[0] if len(parts) == 1 else "\n".join(parts)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 from .errors import ValidationError
 from .influxql import Query
 from .line_protocol import (
+    _show,
     encode_point,
     escape_measurement,
     escape_tag_value,
     measurement_problem,
+    speedups,
     tag_value_problem,
 )
 from .records import RESULT_SUFFIX, SensorReading
-from .times import MAX_NS, MIN_NS, from_ns, to_ns
+from .times import MAX_NS, MIN_NS, from_ns, parse_duration, to_ns
 
 if TYPE_CHECKING:
     import pandas
@@ -104,11 +106,15 @@ class Sensor:
         """Validate every point now (raising with all problems); the bodies are made lazily.
 
         The common case, plain dicts of just `time` and a numeric `value`, is
-        checked a column at a time and formatted by `str.format`;
-        anything else goes through `_lines`, point by point.
+        checked and formatted by the C encoder when it is built (`_c_batches`), else
+        checked a column at a time and formatted by `str.format`; anything else goes
+        through `_lines`, point by point.
         """
         from .repository import encode_in_slices
 
+        fast = self._c_batches(points, batch_size, offset)
+        if fast is not None:
+            return fast
         columns = self._plain_columns(points)
         if columns is None:
             lines = self._lines(points, offset=offset)
@@ -122,6 +128,34 @@ class Sensor:
             (encode_in_slices(line, values[i : i + batch_size], times[i : i + batch_size]),
              min(batch_size, len(times) - i))
             for i in range(0, len(times), batch_size)
+        )
+
+    def _c_batches(
+        self, points: Sequence[Any], batch_size: int, offset: int
+    ) -> Iterator[tuple[str, int]] | None:
+        """Bodies made by the C encoder, when it is built and every point is a plain dict of a valid
+        `time` (int ns or aware datetime) and finite `value` (it checks them all first); else None."""
+        from .repository import C_SLICE, join_slices
+
+        module = speedups()
+        if module is None or not points or type(points) is not list:
+            return None
+        if measurement_problem(self.measurement) or tag_value_problem(self.component):
+            return None
+        prefix = f"{escape_measurement(self.measurement)},component={escape_tag_value(self.component)} value="
+        if module.encode_sensor(prefix, points, 0, len(points), True) is not True:
+            return None
+
+        def encode_range(start: int, stop: int) -> str:
+            text = module.encode_sensor(prefix, points, start, stop, False)
+            if text is None:  # the list changed since it was checked: the checked path
+                text = "\n".join(self._lines(points[start:stop], offset=offset + start))
+            return text
+
+        return (
+            (join_slices(encode_range, i, min(i + batch_size, len(points)), C_SLICE),
+             min(batch_size, len(points) - i))
+            for i in range(0, len(points), batch_size)
         )
 
     def _line_template(self) -> str:
@@ -189,7 +223,10 @@ class Sensor:
         value = point["value"]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError({"value": [f"{value!r} is not a number"]})
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond the float range
+            raise ValidationError({"value": [f"{_show(value)} is too large for a float"]}) from None
         if not math.isfinite(value):
             raise ValidationError({"value": [f"{value!r} cannot be stored: InfluxDB has no NaN or infinity"]})
         tags = dict(base_tags)
@@ -233,6 +270,7 @@ class Sensor:
         """(time ns, value) pairs of the sensor, ascending; the one query behind get_data."""
         query = self._bounded(self._query(), since, until)
         if aggregation is not None:
+            parse_duration(aggregation, name="aggregation")  # text such as "10m", as everywhere else
             grouped = query.select(_aggregate(agg, "value")).group_by_time(aggregation)
             query = self.client.bounded(grouped, self.time_bounds_ns).fill("none")
         else:

@@ -550,3 +550,12 @@ def test_admin_refusals(build, key):
     with pytest.raises(ValidationError) as caught:
         build()
     assert key in caught.value.errors
+
+
+def test_text_that_cannot_travel_as_utf8_is_refused_before_sending():
+    from influxhtm.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="unicode"):
+        str(Query().from_("m").where(component="a\ud800b"))
+    with pytest.raises(ValidationError, match="unicode"):
+        str(Query().from_("m\udfff"))

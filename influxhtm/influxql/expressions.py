@@ -16,7 +16,7 @@ import attrs
 
 from ..errors import ValidationError
 from ..times import to_ns
-from .quoting import check_int64, check_number, number_literal, quote_ident
+from .quoting import check_int64, check_number, check_unicode, number_literal, quote_ident
 
 #: Casts InfluxQL accepts after `::`.
 CASTS = frozenset({"field", "tag", "float", "integer", "string", "boolean"})
@@ -31,6 +31,9 @@ class Binder:
         self.params: dict[str, Any] = {}
 
     def bind(self, value: Any) -> str:
+        text = value.get("regex") if isinstance(value, dict) else value
+        if isinstance(text, str):
+            check_unicode(text, what="value")
         name = f"p{len(self.params)}"
         self.params[name] = value
         return "$" + name

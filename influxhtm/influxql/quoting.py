@@ -34,6 +34,16 @@ def is_bare_identifier(name: str) -> bool:
     return bool(_BARE.fullmatch(name)) and name.upper() not in KEYWORDS
 
 
+def check_unicode(text: str, *, what: str) -> str:
+    """`text`, if it can travel as UTF-8 (a lone surrogate cannot): else a ValidationError naming `what`."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = text[error.start : error.end]
+        raise ValidationError({what: [f"{text!r} holds {bad!r}, which is not valid unicode text"]}) from None
+    return text
+
+
 def quote_ident(name: str, *, what: str = "identifier") -> str:
     """An identifier as InfluxQL text: bare when safe, else double-quoted with `\\`, `"` and newline escaped.
 
@@ -41,6 +51,7 @@ def quote_ident(name: str, *, what: str = "identifier") -> str:
     """
     if not isinstance(name, str) or not name:
         raise ValidationError({what: [f"{name!r} is not a name: give a non-empty text"]})
+    check_unicode(name, what=what)
     if is_bare_identifier(name):
         return name
     escaped = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
