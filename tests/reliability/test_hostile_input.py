@@ -596,7 +596,8 @@ def test_sensor_paths_write_read_and_delete_exactly(influx_settings, fresh, cana
                     lambda p=probe: client.get_sensor(measurement, p), SensorNotFound, ValidationError
                 )
                 assert not ok and (isinstance(error, SensorNotFound) or not probe.strip()), error
-                assert client.create_sensor(measurement, probe).get_data() == [] if probe.strip() else True
+                if probe.strip() and not has_surrogate(probe):  # else refused: it is no valid text
+                    assert client.create_sensor(measurement, probe).get_data() == []
             sensor.delete_data()
             tally.queries += 1
             assert sensor.get_data() == []
@@ -664,7 +665,9 @@ def test_model_paths_store_and_find_exactly_their_model(influx_settings, fresh, 
                 if probe in (model_id, *sibling_ids):
                     continue
                 ok, error = attempt(lambda p=probe: sensor.get_htm_model(p), NotFound, ValidationError)
-                assert not ok and (isinstance(error, ih.ModelNotFound) or not probe.strip()), error
+                assert not ok and (
+                    isinstance(error, ih.ModelNotFound) or not probe.strip() or invalid_unicode(error)
+                ), error
             sensor.delete_htm_model(model_id)
             tally.queries += 3
             ok, error = attempt(lambda: sensor.get_htm_model(model_id), NotFound)
