@@ -10,6 +10,7 @@ from typing import Any, Optional
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import field_texts, finite_floats, int64s, tag_text
 
 import influxhtm.declarations as d
 from influxhtm import line_protocol as lp
@@ -203,23 +204,7 @@ def expected(obj: Everything) -> tuple[str, dict[str, str], dict[str, Any], int]
     return "hostile meas,ure=ment", tags, fields, ns
 
 
-SPECIALS = list(' ,="\\={}\t\r\x00é€😀')
-tag_text = st.text(
-    alphabet=st.one_of(
-        st.sampled_from(SPECIALS), st.characters(blacklist_categories=("Cs",), blacklist_characters="\n")
-    ),
-    min_size=1,
-    max_size=12,
-).map(lambda s: s + "x" if s.endswith("\\") else s)
-field_text = st.text(
-    alphabet=st.one_of(st.sampled_from([*SPECIALS, "\n"]), st.characters(blacklist_categories=("Cs",))),
-    max_size=20,
-)
-finite_floats = st.one_of(
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from([5e-324, -5e-324, 2.2250738585072014e-308, 1e308, -1e308, 1.7976931348623157e308, -0.0]),
-)
-int64s = st.one_of(st.integers(lp.INT64_MIN, lp.INT64_MAX), st.sampled_from([lp.INT64_MIN, lp.INT64_MAX]))
+field_text = field_texts(max_size=20)
 times = st.datetimes(
     min_value=d.MIN_TIME.replace(tzinfo=None),
     max_value=d.MAX_TIME.replace(tzinfo=None),

@@ -11,12 +11,13 @@ from typing import Any, Optional
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import field_texts, finite_floats, int64s, tag_text
 
 import influxhtm.declarations as d
 from influxhtm import rows
 from influxhtm.connection import Connection
 from influxhtm.errors import ValidationError
-from influxhtm.line_protocol import INT64_MAX, INT64_MIN, encode, encode_point, to_line
+from influxhtm.line_protocol import encode, encode_point, to_line
 
 SERVER = settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -73,23 +74,9 @@ def measurements(db: Any) -> list[str]:
     return [row[0] for s in series for row in s["values"]]
 
 
-SPECIALS = list(' ,="\\={}\t\r\x00é€😀')
-tag_text = st.text(
-    alphabet=st.one_of(
-        st.sampled_from(SPECIALS), st.characters(blacklist_categories=("Cs",), blacklist_characters="\n")
-    ),
-    min_size=1,
-    max_size=12,
-).map(lambda s: s + "x" if s.endswith("\\") else s)
-field_text = st.text(
-    alphabet=st.one_of(st.sampled_from([*SPECIALS, "\n"]), st.characters(blacklist_categories=("Cs",))),
-    max_size=24,
-)
-floats = st.one_of(
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from([5e-324, -5e-324, 2.2250738585072014e-308, 1e308, -1e308, 1.7976931348623157e308, -0.0]),
-)
-ints = st.one_of(st.integers(INT64_MIN, INT64_MAX), st.sampled_from([INT64_MIN, INT64_MAX, 0, -1]))
+field_text = field_texts()
+floats = finite_floats
+ints = int64s
 times = st.datetimes(
     min_value=d.MIN_TIME.replace(tzinfo=None),
     max_value=d.MAX_TIME.replace(tzinfo=None),

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import field_texts, tag_text
 
 import influxhtm.declarations as d
 from influxhtm import InfluxHtmClient
@@ -81,18 +82,7 @@ class Sparse:
     c: Optional[int] = d.field(default=None)
 
 
-SPECIALS = list(' ,="\\={}\t\r\x00é€😀')
-tag_text = st.text(
-    alphabet=st.one_of(
-        st.sampled_from(SPECIALS), st.characters(blacklist_categories=("Cs",), blacklist_characters="\n")
-    ),
-    min_size=1,
-    max_size=12,
-).map(lambda s: s + "x" if s.endswith("\\") else s)
-field_text = st.text(
-    alphabet=st.one_of(st.sampled_from([*SPECIALS, "\n"]), st.characters(blacklist_categories=("Cs",))),
-    max_size=24,
-)
+field_text = field_texts()
 floats = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.floats(min_value=-1e6, max_value=1e6).map(lambda x: round(x, 3)),
