@@ -24,8 +24,6 @@ from .declarations import declaration
 from .errors import ValidationError
 from .influxql import Query, admin
 from .influxql import count as count_of
-from .influxql import first as first_of
-from .influxql import last as last_of
 from .line_protocol import encode_slice, encode_slice_in_c, encoder_for
 from .rows import row_mapper
 from .times import from_ns
@@ -117,18 +115,26 @@ class Repository:
         return self.client.bounded(query, lambda: self._data_bounds(query))
 
     def _data_bounds(self, query: Query) -> tuple[int, int] | None:
-        field = self.declaration.fields[0].key
-        base = _filter_only(query)
-        lo = self.client.rows(base.select(first_of(field)))
-        if not lo:
+        """First and last time of the points the query's conditions match (over every field)."""
+        base = _filter_only(query).limit(1)
+        first = self.client.rows(base)
+        if not first:
             return None
-        hi = self.client.rows(base.select(last_of(field)))
-        return min(r[0] for r in lo), max(r[0] for r in hi)
+        last = self.client.rows(base.order_by("time", "desc"))
+        return first[0][0], last[0][0]
+
+    def _partial(self, query: Query) -> bool:
+        """True when the query selects too few columns to build instances (then rows are typed rows)."""
+        if not query.select_items:
+            return False
+        needed = {c.key for c in (*self.declaration.tags, *self.declaration.fields) if not c.optional}
+        return not needed <= set(query.output_names)
 
     def iter_query(self, query: Query, chunk_size: int = 10_000) -> Iterator[Any]:
-        """Stream the results: instances for plain selects, typed rows for aggregates or groups."""
+        """Stream the results: instances for plain selects, typed rows for aggregates, groups or a
+        selection of some columns."""
         query = self._prepare(query)
-        if query.is_aggregate or query.group_tags or query.interval is not None:
+        if query.is_aggregate or query.group_tags or query.interval is not None or self._partial(query):
             yield from self._typed_rows(query)
             return
         text, params = query.render()

@@ -143,3 +143,25 @@ def test_introspection_and_administration(client, repo):
     assert [q["name"] for q in client.continuous_queries()] == ["select"]
     client.drop_continuous_query("select")
     assert client.continuous_queries() == []
+
+
+@ih.measurement("ab")
+class AB:
+    time: datetime = ih.timestamp()
+    a: Optional[float] = ih.field(default=None)
+    b: Optional[float] = ih.field(default=None)
+
+
+def test_grouped_queries_are_bounded_by_every_field_not_the_first(client):
+    repo = client.repository(AB)
+    repo.add_all(
+        AB(time=T0 + timedelta(hours=h), a=1.0 if 3 <= h <= 5 else None, b=float(h)) for h in range(10)
+    )
+    rows = list(repo.query().group_by_time("1h").select(ih.count("b")))
+    assert [r.count for r in rows] == [1] * 10
+
+
+def test_selecting_some_columns_gives_typed_rows(repo):
+    repo.add_all(readings(3))
+    rows = repo.query().select("value").all()
+    assert [(r.time, r.value) for r in rows] == [(o.time, o.value) for o in readings(3)]
