@@ -152,6 +152,12 @@ def load_label_windows(
 # --------------------------------------------------------------------------- the group
 
 
+def time_range_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The `--since` and `--until` options of every command that reads a slice of time."""
+    command = click.option("--until", default=None, help="last time (ISO 8601, naive = UTC)")(command)
+    return click.option("--since", default=None, help="first time (ISO 8601, naive = UTC)")(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="influxhtm")
 @click.option("--host", default=None, help="InfluxDB host [INFLUX_HOST, localhost]")
@@ -370,8 +376,7 @@ def build_model(
 @click.option("--engine", "-e", required=True, help="engine name (brainblocks, htmcore, replay, ...)")
 @click.option("--id", "model_id", required=True, help="model id the results are stored under")
 @click.option("--params", default=None, help="engine parameters: JSON text or a JSON file")
-@click.option("--since", default=None, help="first time (ISO 8601, naive = UTC)")
-@click.option("--until", default=None, help="last time (ISO 8601, naive = UTC)")
+@time_range_options
 @click.option("--aggregation", default=None, help="feed one mean per bucket, e.g. 10m")
 @click.option("--resume", is_flag=True, help="continue after the model's last stored result")
 @click.option(
@@ -483,8 +488,7 @@ def named_model_columns(data: Any) -> Any:
 @click.argument("measurement")
 @click.argument("component")
 @click.option("--models", multiple=True, help="model ids to draw (repeat or comma-separate; default: all)")
-@click.option("--since", default=None, help="first time (ISO 8601, naive = UTC)")
-@click.option("--until", default=None, help="last time (ISO 8601, naive = UTC)")
+@time_range_options
 @click.option("--aggregation", default=None, help="draw one mean per bucket, e.g. 1h")
 @click.option(
     "--labels", type=click.Path(dir_okay=False), default=None, help="NAB label file: shade its windows"
@@ -573,8 +577,7 @@ def plot(
     show_default=True,
     help="what is thresholded (logLikelihood: the log-scaled anomalyLikelihood, NAB's HTM score)",
 )
-@click.option("--since", default=None, help="first time (ISO 8601, naive = UTC)")
-@click.option("--until", default=None, help="last time (ISO 8601, naive = UTC)")
+@time_range_options
 @click.option("--json", "as_json", is_flag=True, help="print the score as JSON")
 @pass_context
 @command_errors
@@ -654,8 +657,7 @@ def score(
     required=True,
     help='parameter grid: JSON text or file, e.g. {"num_s": [256, 512], "min_val": [0], "max_val": [100]}',
 )
-@click.option("--since", default=None, help="first time (ISO 8601, naive = UTC)")
-@click.option("--until", default=None, help="last time (ISO 8601, naive = UTC)")
+@time_range_options
 @click.option("--aggregation", default=None, help="feed one mean per bucket, e.g. 10m")
 @click.option(
     "--executor",
