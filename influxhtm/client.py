@@ -13,6 +13,7 @@ from typing import Any
 from .connection import Connection
 from .errors import QueryError, SensorNotFound, ValidationError
 from .influxql import Query, admin, col
+from .line_protocol import Batch
 from .records import REGISTRY_MEASUREMENT, RESULT_SUFFIX
 from .sensor import Sensor, check_name
 from .settings import Settings
@@ -78,12 +79,14 @@ class InfluxHtmClient:
         return self.connection.ping()
 
     # -- low level: the one place queries and writes go through ------------------
-    def write_lines(self, lines: Sequence[str]) -> None:
-        """POST line protocol lines, creating the database on first use."""
-        if not lines:
+    def write_lines(self, lines: Sequence[str] | Batch, *, retention_policy: str | None = None) -> None:
+        """POST encoded points (one point per item: a string field may hold newlines), or a `Batch`,
+        creating the database on first use; to `retention_policy` if given, else the default one."""
+        if not len(lines):
             return
         self._ensure_database()
-        self.connection.write("\n".join(lines), database=self.database)
+        batch = lines if isinstance(lines, Batch) else Batch.of_lines(lines)
+        self.connection.write(batch, database=self.database, retention_policy=retention_policy)
 
     def _ensure_database(self) -> None:
         """Create the database once, before the first statement that needs it to exist."""

@@ -39,6 +39,7 @@ from .errors import (
     ServerError,
     TLSError,
 )
+from .line_protocol import Batch
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -59,6 +60,9 @@ _PARTIAL_KINDS = (
     "points beyond retention policy",
     "unable to parse",
 )
+#: A 400 answer to a write that means "some or all points refused, the rest stored": a type conflict
+#: inside one batch comes without the "partial write" prefix (and the whole batch is refused).
+_PARTIAL_MARKERS = ("partial write", "unable to parse", "field type conflict")
 _MAX_TEXT = 500
 
 
@@ -215,80 +219,88 @@ class Connection:
 
     def write(
         self,
-        body: bytes | str,
+        body: Batch | bytes | str,
         *,
         database: str,
         retention_policy: str | None = None,
         precision: str = "n",
     ) -> None:
-        """POST line protocol.
+        """POST line protocol: a `Batch` of encoded points, or raw text.
 
-        A body the server refuses as too large (413, `max-body-size`) is split at line
-        boundaries and sent in pieces; the size that passes is remembered for later writes.
-        Points the server refuses (field type conflict, max-values-per-tag, ...) raise one
-        `PartialWriteError` at the end, after every other piece has been sent and stored,
-        with the exact number of refused points and the refused lines.
+        A body is only ever cut between points: a `Batch` knows where its points end
+        (a string field may hold newlines); raw text is cut where InfluxDB's own scanner
+        cuts it (`scan_points`). A body the server refuses as too large (413,
+        `max-body-size`) is sent in pieces; the size that passes is remembered for later
+        writes. Points the server refuses (field type conflict, max-values-per-tag, a
+        point larger than max-body-size, ...) raise one `PartialWriteError` at the end,
+        after every other piece has been sent and stored, with exact counts and the
+        refused lines.
         """
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        if not body.strip():
+        batch = body if isinstance(body, Batch) else Batch.of_text(body)
+        if not len(batch):
             return
         params = {"db": database, "precision": precision}
         if retention_policy:
             params["rp"] = retention_policy
         refusals: list[PartialWriteError] = []
-        pending = deque([body])
+        pending = deque([batch])
         while pending:
             chunk = pending.popleft()
             limit = self.body_limit
-            if limit is not None and len(chunk) > limit:
-                pieces = split_lines(chunk, limit)
-                if len(pieces) > 1:
-                    pending.extendleft(reversed(pieces))
-                    continue
+            if limit is not None and len(chunk.data) > limit and len(chunk) > 1:
+                pending.extendleft(reversed(chunk.split(limit)))
+                continue
             try:
-                self._write_once(chunk, params, database)
+                self._write_once(chunk.data, params, database, len(chunk))
             except _TooLarge:
-                if b"\n" not in chunk.strip():
-                    refusals.append(
-                        PartialWriteError(
-                            f"InfluxDB at {self.settings.url} refused a {len(chunk)}-byte point as larger "
-                            "than its max-body-size",
-                            dropped=1,
-                            reason="point larger than max-body-size",
-                            status=413,
-                            url=self.settings.url,
-                            detail="Request Entity Too Large",
-                            lines=[_shorten(chunk.decode("utf-8", "replace"), 200)],
-                        )
-                    )
+                if len(chunk) == 1:
+                    refusals.append(self._too_large(chunk.data))
                     continue
-                self.body_limit = max(1, len(chunk) // 2)
+                self.body_limit = max(1, len(chunk.data) // 2)
                 log.info(
                     "InfluxDB %s refused %d bytes (413); writing in pieces of at most %d bytes",
                     self.settings.url,
-                    len(chunk),
+                    len(chunk.data),
                     self.body_limit,
                 )
                 pending.appendleft(chunk)
             except PartialWriteError as refusal:
-                lines = [line for line in chunk.split(b"\n") if line.strip()]
-                if len(lines) == 1 or refusal.dropped == len(lines):
-                    refusal.dropped = len(lines)
-                    refusal.lines = [_shorten(line.decode("utf-8", "replace"), 200) for line in lines[:100]]
+                if len(chunk) == 1 or refusal.dropped == len(chunk):
+                    refusal.dropped = len(chunk)
+                    refusal.lines = [
+                        _shorten(line.decode("utf-8", "replace"), 200)
+                        for line in chunk.lines()[:100]
+                    ]
                     refusals.append(refusal)
                     continue
-                # Some points were accepted. The server's count is not enough: InfluxDB 1.6 can
-                # drop an accepted point of the batch along with a refused one (max-values-per-tag),
-                # so the batch is halved and re-sent (overwriting is harmless) until every refused
-                # point stands alone and every other point is in a piece answered 204.
-                half = len(lines) // 2
-                pending.extendleft([b"\n".join(lines[half:]), b"\n".join(lines[:half])])
+                # Some points were accepted, or the server did not say how many (a type conflict
+                # inside one batch refuses all of it). The server's count is not enough either:
+                # InfluxDB 1.6 can drop an accepted point of the batch along with a refused one
+                # (max-values-per-tag), so the batch is halved and re-sent (overwriting is
+                # harmless) until every refused point stands alone and every other point is in
+                # a piece answered 204.
+                pending.extendleft(reversed(chunk.halves()))
         if refusals:
-            total = sum(1 for line in body.split(b"\n") if line.strip())
-            raise _merge(refusals, total, database, self.settings.url)
+            dropped = sum(r.dropped or 0 for r in refusals)
+            raise merge_refusals(
+                refusals, written=len(batch) - dropped, not_sent=0, database=database, url=self.settings.url
+            )
 
-    def _write_once(self, body: bytes, params: Mapping[str, str], database: str) -> None:
+    def _too_large(self, point: bytes) -> PartialWriteError:
+        """The refusal of one point larger than the server's max-body-size, naming it."""
+        text = point.decode("utf-8", "replace")
+        detail = f"a point of {len(point)} bytes is larger than max-body-size: {_name_point(text)}"
+        return PartialWriteError(
+            f"InfluxDB at {self.settings.url} refused {detail}",
+            dropped=1,
+            reason="point larger than max-body-size",
+            status=413,
+            url=self.settings.url,
+            detail=f"Request Entity Too Large ({detail})",
+            lines=[_shorten(text, 200)],
+        )
+
+    def _write_once(self, body: bytes, params: Mapping[str, str], database: str, count: int) -> None:
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         data = body
         if self.settings.gzip:
@@ -301,8 +313,8 @@ class Connection:
         if status == 413:
             raise _TooLarge()
         message = _error_text(response)
-        if status == 400 and ("partial write" in message or "unable to parse" in message):
-            raise _partial(message, body, self.settings.url)
+        if status == 400 and any(marker in message for marker in _PARTIAL_MARKERS):
+            raise _partial(message, count, self.settings.url)
         if status == 404 and "database not found" in message:
             raise NotFound(f"database {database!r} not found on InfluxDB at {self.settings.url}: {message}")
         self._raise_for_status(response, what=f"write to database {database!r}")
@@ -444,28 +456,8 @@ class _TooLarge(Exception):
     """Internal: the server answered 413 to a write."""
 
 
-def split_lines(body: bytes, limit: int) -> list[bytes]:
-    """`body` cut at line boundaries into pieces of at most `limit` bytes (a longer line stays whole)."""
-    pieces: list[bytes] = []
-    current: list[bytes] = []
-    size = 0
-    for line in body.split(b"\n"):
-        if not line.strip():
-            continue
-        extra = len(line) + (1 if current else 0)
-        if current and size + extra > limit:
-            pieces.append(b"\n".join(current))
-            current, size = [], 0
-            extra = len(line)
-        current.append(line)
-        size += extra
-    if current:
-        pieces.append(b"\n".join(current))
-    return pieces
-
-
-def _partial(message: str, body: bytes, url: str) -> PartialWriteError:
-    """A PartialWriteError from InfluxDB's 400 answer to a write."""
+def _partial(message: str, total: int, url: str) -> PartialWriteError:
+    """A PartialWriteError from InfluxDB's 400 answer to a write of `total` points."""
     match = _DROPPED.search(message)
     unparsable = message.count("unable to parse '")
     if match:
@@ -476,7 +468,6 @@ def _partial(message: str, body: bytes, url: str) -> PartialWriteError:
         dropped = None
     kinds = [kind for kind in _PARTIAL_KINDS if kind in message] or ["refused by the server"]
     reason = "; ".join(kinds)
-    total = sum(1 for line in body.split(b"\n") if line.strip())
     count = "some" if dropped is None else str(dropped)
     return PartialWriteError(
         f"InfluxDB at {url} dropped {count} of {total} point(s) ({reason}): {_shorten(message)}",
@@ -488,8 +479,20 @@ def _partial(message: str, body: bytes, url: str) -> PartialWriteError:
     )
 
 
-def _merge(refusals: list[PartialWriteError], total: int, database: str, url: str) -> PartialWriteError:
-    """One PartialWriteError for all the refusals of the pieces of one write of `total` points."""
+def merge_refusals(
+    refusals: Sequence[PartialWriteError],
+    *,
+    written: int,
+    not_sent: int,
+    database: str,
+    url: str | None,
+    stopped_by: BaseException | None = None,
+) -> PartialWriteError:
+    """One PartialWriteError for all the refusals of one write, with its exact counts.
+
+    `written` points are stored, the refused ones are counted from `refusals`, and
+    `not_sent` points were never sent because the write stopped (`stopped_by`).
+    """
     dropped = sum(r.dropped or 0 for r in refusals)
     kinds: list[str] = []
     for refusal in refusals:
@@ -498,16 +501,29 @@ def _merge(refusals: list[PartialWriteError], total: int, database: str, url: st
                 kinds.append(kind)
     reason = "; ".join(kinds)
     detail = "\n".join(dict.fromkeys(r.detail for r in refusals))
+    total = written + dropped + not_sent
+    if not_sent:
+        why = f": {type(stopped_by).__name__}: {_shorten(str(stopped_by), 200)}" if stopped_by else ""
+        rest = f"{written} stored, {not_sent} not sent because the write stopped{why}"
+    else:
+        rest = f"the other {written} are stored"
     return PartialWriteError(
         f"InfluxDB at {url} refused {dropped} of {total} point(s) written to database {database!r} "
-        f"({reason}); the other points are stored. First refusal: {_shorten(refusals[0].detail)}",
+        f"({reason}); {rest}. First refusal: {_shorten(refusals[0].detail)}",
         dropped=dropped,
         reason=reason,
         status=refusals[0].status,
         url=url,
         detail=detail,
         lines=[line for refusal in refusals for line in refusal.lines][:100],
+        written=written,
+        not_sent=not_sent,
     )
+
+
+def _name_point(text: str) -> str:
+    """A long point shown by its start (measurement, tags) and its end (the time)."""
+    return text if len(text) <= 160 else f"{text[:100]} ... {text[-40:]} ({len(text)} characters)"
 
 
 def _describe(error: BaseException) -> str:

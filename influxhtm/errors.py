@@ -95,11 +95,16 @@ class QueryError(ServerError):
 class PartialWriteError(ServerError):
     """InfluxDB stored only part of a write; `dropped` points were refused and `reason` says why.
 
-    `dropped` is the number of refused points (None when the server did not
-    say), `reason` the kind of refusal ("field type conflict",
-    "max-values-per-tag limit exceeded", "point larger than max-body-size", ...;
-    several joined by "; "), `detail` the server's own message(s), and `lines`
-    the refused lines of line protocol (the first 100), when they are known.
+    The counts of a write are exact: `written` points are stored, `dropped` were
+    refused by the server, and `not_sent` were never sent because the caller's
+    write stopped (a later batch failed validation, or the server became
+    unreachable); `not_sent` is 0 when every batch was sent. `reason` is the kind
+    of refusal ("field type conflict", "max-values-per-tag limit exceeded",
+    "point larger than max-body-size", ...; several joined by "; "), `detail` the
+    server's own message(s), and `lines` the refused lines of line protocol (the
+    first 100). (`dropped` is None, and `written` 0, only on an intermediate
+    error for one request whose count the server did not give; the error a
+    write raises always has them.)
     """
 
     def __init__(
@@ -111,9 +116,13 @@ class PartialWriteError(ServerError):
         url: str | None = None,
         detail: str = "",
         lines: list[str] | None = None,
+        written: int = 0,
+        not_sent: int = 0,
     ):
         super().__init__(message, status, url)
         self.dropped = dropped
+        self.written = written
+        self.not_sent = not_sent
         self.reason = reason
         self.detail = detail
         self.lines: list[str] = list(lines or [])

@@ -457,3 +457,141 @@ def _value_piece(col: Any, var: str) -> str:
         return f"{{{var}}}i"
     value = f"{var}.value" if col.is_enum else var
     return f'"{{{value}.replace(_BS, _BS2).replace(_Q, _BSQ)}}"'
+
+
+# -- batches: encoded points and where each one ends --------------------------------
+_SCAN_SPECIAL = re.compile(rb'[\\ =,"\n]')
+
+
+class Batch:
+    """Encoded points ready to send: the body, and where each point ends.
+
+    A string field may hold raw newlines (InfluxDB keeps them inside the quotes),
+    so a body cannot be cut at every `b"\\n"`: a batch of N points whose body has
+    exactly N - 1 newlines has a boundary at each of them (`points` is None);
+    any other batch keeps its points (`points`). A body is only ever split, halved
+    or counted through these boundaries.
+    """
+
+    __slots__ = ("data", "points", "_count")
+
+    def __init__(self, data: bytes, points: list[bytes] | None, count: int):
+        self.data = data
+        self.points = points
+        self._count = count
+
+    @classmethod
+    def of_lines(cls, lines: Sequence[str | bytes]) -> "Batch":
+        """A batch of encoded points, one per item (an item may hold newlines inside a string field)."""
+        if all(isinstance(line, str) for line in lines):
+            text = "\n".join(lines)  # type: ignore[arg-type]
+            if text.count("\n") == len(lines) - 1:
+                return cls(text.encode("utf-8"), None, len(lines))
+        encoded = [line.encode("utf-8") if isinstance(line, str) else line for line in lines]
+        data = b"\n".join(encoded)
+        return cls(data, None if data.count(b"\n") == len(encoded) - 1 else encoded, len(encoded))
+
+    @classmethod
+    def joined(
+        cls, text: str | bytes, count: int, lines: Callable[[], Sequence[str | bytes]] | None = None
+    ) -> "Batch":
+        """A batch from a body of `count` points joined by newlines; when the body holds more
+        newlines than that (inside string fields), its points are taken from `lines()`."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        if data.count(b"\n") == count - 1:
+            return cls(data, None, count)
+        if lines is None:
+            newlines = data.count(b"\n")
+            raise ValueError(f"a body of {count} point(s) holds {newlines} newline(s) and no list of points")
+        return cls.of_lines(lines())
+
+    @classmethod
+    def of_text(cls, text: str | bytes) -> "Batch":
+        """A batch of raw line protocol from outside the encoders, cut where InfluxDB's scanner cuts
+        it (`scan_points`); blank and comment lines are not points."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        if b'"' in data or b"\\" in data:
+            points = scan_points(data)
+        else:
+            points = []
+            for line in data.split(b"\n"):
+                _add_point(points, line)
+        if len(points) - 1 == data.count(b"\n"):
+            return cls(data, None, len(points))
+        return cls(data, points, len(points))
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __repr__(self) -> str:
+        return f"<Batch of {self._count} point(s), {len(self.data)} bytes>"
+
+    def lines(self) -> list[bytes]:
+        """Each point's bytes."""
+        return self.data.split(b"\n") if self.points is None else self.points
+
+    def split(self, limit: int) -> list["Batch"]:
+        """Batches of whole points of at most `limit` bytes each (a longer point stands alone)."""
+        pieces: list[Batch] = []
+        current: list[bytes] = []
+        size = 0
+        for line in self.lines():
+            extra = len(line) + (1 if current else 0)
+            if current and size + extra > limit:
+                pieces.append(Batch.of_lines(current))
+                current, size, extra = [], 0, len(line)
+            current.append(line)
+            size += extra
+        if current:
+            pieces.append(Batch.of_lines(current))
+        return pieces
+
+    def halves(self) -> tuple["Batch", "Batch"]:
+        """The first and second half of the points (of a batch of two or more)."""
+        lines = self.lines()
+        half = len(lines) // 2
+        return Batch.of_lines(lines[:half]), Batch.of_lines(lines[half:])
+
+
+def scan_points(data: bytes) -> list[bytes]:
+    """The points of raw line protocol, cut as InfluxDB 1.x's scanner (`models.scanLine`) cuts them.
+
+    A newline ends a point unless it is escaped by a backslash or inside a string
+    field value: after the first unescaped space (the field set), a `"` opens or
+    closes a string when more `=` than `,` were seen outside quotes. Blank lines
+    and lines starting with `#` (comments) are skipped, as the server skips them.
+    """
+    points: list[bytes] = []
+    start = 0
+    skip = -1  # the byte after a backslash is not special
+    fields = quoted = False
+    equals = commas = 0
+    end = len(data)
+    for match in _SCAN_SPECIAL.finditer(data):
+        i = match.start()
+        if i <= skip:
+            continue
+        byte = data[i]
+        if byte == 0x5C:  # backslash: the server skips it and the next byte (not at the very end)
+            if i + 2 < end:
+                skip = i + 1
+            continue
+        if byte == 0x20:
+            fields = True
+        if fields and not quoted and byte == 0x3D:
+            equals += 1
+        elif fields and not quoted and byte == 0x2C:
+            commas += 1
+        elif fields and byte == 0x22 and equals > commas:
+            quoted = not quoted
+        elif byte == 0x0A and not quoted:
+            _add_point(points, data[start:i])
+            start, skip, fields, quoted, equals, commas = i + 1, -1, False, False, 0, 0
+    _add_point(points, data[start:])
+    return points
+
+
+def _add_point(points: list[bytes], line: bytes) -> None:
+    stripped = line.lstrip()
+    if stripped.strip() and not stripped.startswith(b"#"):
+        points.append(line)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ModelExists, ModelNotFound, ValidationError
 from .influxql import Query
-from .line_protocol import encode_point
+from .line_protocol import Batch, encode_point
 from .records import REGISTRY_MEASUREMENT, RESULT_KEYS, HtmResult
 from .result_forms import to_htm_result
 from .sensor import _check_limit, check_name
@@ -89,28 +89,32 @@ class HtmModelStore:
 
         A list (any sequence) is validated whole before anything is sent; a
         generator is validated batch by batch, each batch before it is sent.
-        Problems are reported all at once, keyed by index.
+        Problems are reported all at once, keyed by index. A result the server
+        refuses does not stop the others (see `Repository.add_all`).
         """
+        from .repository import post_pipelined
+
         if isinstance(results, (Mapping, HtmResult)) or not isinstance(results, Iterable):
             raise ValidationError({"results": [f"{results!r} is not an iterable of results"]})
+        client = self.sensor.client
         if isinstance(results, Sequence):
             lines = self._result_lines(results, 0)
-            batches: Iterable[list[str]] = (
-                lines[i : i + batch_size] for i in range(0, len(lines), batch_size)
-            )
-        else:
-            batches = self._generator_batches(results, batch_size)
-        written = 0
-        for batch in batches:
-            self.sensor.client.write_lines(batch)
-            written += len(batch)
-        return written
+            batches = (Batch.of_lines(lines[i : i + batch_size]) for i in range(0, len(lines), batch_size))
+            return post_pipelined(client, batches, total=len(lines))
+        return post_pipelined(client, self._generator_batches(results, batch_size))
 
-    def _generator_batches(self, results: Iterable[Any], batch_size: int) -> Iterator[list[str]]:
+    def _generator_batches(self, results: Iterable[Any], batch_size: int) -> Iterator[Batch]:
+        from .repository import UnmadeBatch
+
         iterator = iter(results)
         offset = 0
         while chunk := list(islice(iterator, batch_size)):
-            yield self._result_lines(chunk, offset)
+            try:
+                lines = self._result_lines(chunk, offset)
+            except ValidationError as error:
+                raise UnmadeBatch(error, len(chunk)) from None
+            if lines:
+                yield Batch.of_lines(lines)
             offset += len(chunk)
 
     def _result_lines(self, results: Sequence[Any], offset: int) -> list[str]:

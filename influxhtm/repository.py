@@ -14,17 +14,18 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
+from .connection import merge_refusals
 from .declarations import declaration
-from .errors import ValidationError
+from .errors import PartialWriteError, ValidationError
 from .influxql import Query, admin
 from .influxql import count as count_of
-from .line_protocol import encode_slice, encode_slice_in_c, encoder_for
+from .line_protocol import Batch, encode_slice, encode_slice_in_c, encoder_for
 from .rows import row_mapper
 from .times import from_ns
 
@@ -62,25 +63,35 @@ class Repository:
             raise ValidationError({"batch_size": [f"{batch_size!r} is not a positive integer"]})
         if isinstance(objects, (self.cls, Mapping)):
             raise ValidationError({"objects": ["give an iterable of objects (use add() for one)"]})
-        return post_pipelined(self.client, self._batches(objects, batch_size))
+        return post_pipelined(
+            self.client,
+            self._batches(objects, batch_size),
+            total=len(objects) if isinstance(objects, Sequence) else None,
+            retention_policy=self.declaration.retention_policy,
+        )
 
-    def _batches(self, objects: Iterable[Any], batch_size: int) -> Iterator[tuple[str, int]]:
-        """(line protocol body, count) per batch, validated and encoded."""
+    def _batches(self, objects: Iterable[Any], batch_size: int) -> Iterator[Batch]:
+        """One `Batch` per chunk of objects, validated and encoded."""
         encode = self._encode
         cls = self.cls
         offset = 0
         for chunk in _chunks(objects, batch_size):
             body = _encode_in_c(encode, chunk)
+            lines: Callable[[], list[str]] = partial(list, map(encode, chunk))  # if a string holds "\n"
             if body is not None:  # all of the class, formatted in C (see line_protocol.encode_slice)
-                yield body, len(chunk)
+                yield Batch.joined(body, len(chunk), lines)
             elif set(map(type, chunk)) == {cls}:
                 # Instances were validated when they were built: formatting cannot fail.
-                yield encode_in_slices(encode, chunk), len(chunk)
+                yield Batch.joined(encode_in_slices(encode, chunk), len(chunk), lines)
             else:
-                yield self._checked_batch(chunk, offset)
+                try:
+                    batch = self._checked_batch(chunk, offset)
+                except ValidationError as error:
+                    raise UnmadeBatch(error, len(chunk)) from None
+                yield batch
             offset += len(chunk)
 
-    def _checked_batch(self, chunk: list[Any], offset: int) -> tuple[str, int]:
+    def _checked_batch(self, chunk: list[Any], offset: int) -> Batch:
         """A batch with mappings or foreign objects: coerce each, report every problem by index."""
         encode = self._encode
         lines: list[str] = []
@@ -94,7 +105,7 @@ class Repository:
                 errors[index] = error.errors or str(error)
         if errors:
             raise ValidationError(errors)
-        return "\n".join(lines), len(lines)
+        return Batch.of_lines(lines)
 
     def _coerce(self, obj: Any) -> Any:
         if isinstance(obj, self.cls):
@@ -206,31 +217,111 @@ class Repository:
         self.client.execute(admin.drop_measurement(self.declaration.measurement))
 
 
-def post_pipelined(client: InfluxHtmClient, batches: Iterable[tuple[str, int]]) -> int:
-    """POST each (body, count) batch in a background thread while the next batch is made.
+def post_pipelined(
+    client: InfluxHtmClient,
+    batches: Iterable[Batch],
+    *,
+    total: int | None = None,
+    retention_policy: str | None = None,
+) -> int:
+    """POST each batch in a background thread while the next batch is made.
 
     One POST at a time, in order, so a later point overwrites an earlier one as
     in a sequential write; the next batch is encoded meanwhile (encoding holds the
-    GIL, the POST mostly waits on the socket). An error making a batch (a
-    ValidationError) or sending one stops the write: nothing after it is sent.
-    Returns the number of points written.
+    GIL, the POST mostly waits on the socket). Points the server refuses do not
+    stop the write: every batch is sent, and one `PartialWriteError` at the end
+    carries the exact counts (`written`, `dropped`, `not_sent`) and the refused
+    lines. An error making a batch (a ValidationError) or sending one (the server
+    unreachable) stops the write: nothing after it is sent, and the error is
+    raised as it is, or, when points were refused before it, as the cause of the
+    `PartialWriteError` whose `not_sent` counts the points left out (of the `total`
+    given, or of the batches taken). Returns the number of points written.
     """
-    written = 0
-    pending: Future[None] | None = None
+    write = Writes(client, retention_policy)
+    taken = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="influxhtm-write") as poster:
         try:
-            for body, size in batches:
-                if pending is not None:
-                    pending.result()
-                pending = poster.submit(client.write_lines, [body])
-                written += size
-            if pending is not None:
-                pending.result()
+            for batch in batches:
+                write.settle()
+                write.submit(poster, batch)
+                taken += len(batch)
+            write.settle()
+        except BaseException as error:  # noqa: BLE001 - re-raised below, with the counts if any refusal
+            write.abort(error, unmade=(total - taken) if total is not None else _unmade(error))
+    if write.refusals:
+        raise write.refused()
+    return write.written
+
+
+class Writes:
+    """The state of one pipelined write: the batch in flight, the counts, the refusals."""
+
+    def __init__(self, client: InfluxHtmClient, retention_policy: str | None):
+        self.client = client
+        self.retention_policy = retention_policy
+        self.written = 0
+        self.failed = 0  # points of a batch whose POST failed (not a refusal): not sent
+        self.refusals: list[PartialWriteError] = []
+        self.pending: Future[None] | None = None
+        self.pending_count = 0
+
+    def submit(self, poster: ThreadPoolExecutor, batch: Batch) -> None:
+        self.pending = poster.submit(self.client.write_lines, batch, retention_policy=self.retention_policy)
+        self.pending_count = len(batch)
+
+    def settle(self) -> None:
+        """Wait for the batch in flight; count it as written, or keep its refusal."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        try:
+            pending.result()
+        except PartialWriteError as refusal:
+            self.refusals.append(refusal)
+            self.written += refusal.written
         except BaseException:
-            if pending is not None:
-                pending.cancel()
+            self.failed += self.pending_count
             raise
-    return written
+        else:
+            self.written += self.pending_count
+
+    def abort(self, error: BaseException, unmade: int) -> NoReturn:
+        """The write stopped at `error`: settle the batch in flight, then raise with the counts."""
+        try:
+            self.settle()
+        except BaseException:  # noqa: BLE001, S110 - counted in `failed`; `error` is what is raised
+            pass
+        cause = error.error if isinstance(error, UnmadeBatch) else error
+        if not self.refusals:
+            if cause is error:
+                raise error
+            raise cause from None
+        raise self.refused(not_sent=unmade + self.failed, stopped_by=cause) from cause
+
+    def refused(self, not_sent: int = 0, stopped_by: BaseException | None = None) -> PartialWriteError:
+        """The one error of the write: every refusal, with the exact counts."""
+        return merge_refusals(
+            self.refusals,
+            written=self.written,
+            not_sent=not_sent,
+            database=self.client.database,
+            url=self.client.settings.url,
+            stopped_by=stopped_by,
+        )
+
+
+class UnmadeBatch(Exception):
+    """Making a batch of `count` points failed with `error` (raised by batch generators, so that
+    a write that stops there can count the points it did not send)."""
+
+    def __init__(self, error: BaseException, count: int):
+        super().__init__(str(error))
+        self.error = error
+        self.count = count
+
+
+def _unmade(error: BaseException) -> int:
+    return error.count if isinstance(error, UnmadeBatch) else 0
 
 
 #: Lines formatted between two releases of the GIL by `encode_in_slices`.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ValidationError
 from .influxql import Query
 from .line_protocol import (
+    Batch,
     _show,
     encode_point,
     escape_measurement,
@@ -85,24 +86,31 @@ class Sensor:
         elif _is_dataframe(points):
             points = _frame_points(points)
         if isinstance(points, Sequence):
-            return post_pipelined(self.client, self._validated_batches(points, batch_size, offset=0))
+            batches = self._validated_batches(points, batch_size, offset=0)
+            return post_pipelined(self.client, batches, total=len(points))
         if not isinstance(points, Iterable):
             raise ValidationError(
                 {"points": [f"{points!r} is not a point, an iterable of points or a DataFrame"]}
             )
         return post_pipelined(self.client, self._generator_batches(points, batch_size))
 
-    def _generator_batches(self, points: Iterable[Any], batch_size: int) -> Iterator[tuple[str, int]]:
+    def _generator_batches(self, points: Iterable[Any], batch_size: int) -> Iterator[Batch]:
         """Bodies of a generator's points, each batch validated before it is handed on."""
+        from .repository import UnmadeBatch
+
         offset = 0
         iterator = iter(points)
         while batch := list(islice(iterator, batch_size)):
-            yield from self._validated_batches(batch, batch_size, offset)
+            try:
+                batches = self._validated_batches(batch, batch_size, offset)
+            except ValidationError as error:
+                raise UnmadeBatch(error, len(batch)) from None
+            yield from batches
             offset += len(batch)
 
     def _validated_batches(
         self, points: Sequence[Any], batch_size: int, offset: int
-    ) -> Iterator[tuple[str, int]]:
+    ) -> Iterator[Batch]:
         """Validate every point now (raising with all problems); the bodies are made lazily.
 
         The common case, plain dicts of just `time` and a numeric `value`, is
@@ -118,21 +126,20 @@ class Sensor:
         columns = self._plain_columns(points)
         if columns is None:
             lines = self._lines(points, offset=offset)
-            return (
-                ("\n".join(lines[i : i + batch_size]), min(batch_size, len(lines) - i))
-                for i in range(0, len(lines), batch_size)
-            )
+            return (Batch.of_lines(lines[i : i + batch_size]) for i in range(0, len(lines), batch_size))
         times, values = columns
         line = self._line_template().format
         return (
-            (encode_in_slices(line, values[i : i + batch_size], times[i : i + batch_size]),
-             min(batch_size, len(times) - i))
+            Batch.joined(
+                encode_in_slices(line, values[i : i + batch_size], times[i : i + batch_size]),
+                min(batch_size, len(times) - i),
+            )
             for i in range(0, len(times), batch_size)
         )
 
     def _c_batches(
         self, points: Sequence[Any], batch_size: int, offset: int
-    ) -> Iterator[tuple[str, int]] | None:
+    ) -> Iterator[Batch] | None:
         """Bodies made by the C encoder, when it is built and every point is a plain dict of a valid
         `time` (int ns or aware datetime) and finite `value` (it checks them all first); else None."""
         from .repository import C_SLICE, join_slices
@@ -153,8 +160,10 @@ class Sensor:
             return text
 
         return (
-            (join_slices(encode_range, i, min(i + batch_size, len(points)), C_SLICE),
-             min(batch_size, len(points) - i))
+            Batch.joined(
+                join_slices(encode_range, i, min(i + batch_size, len(points)), C_SLICE),
+                min(batch_size, len(points) - i),
+            )
             for i in range(0, len(points), batch_size)
         )
 

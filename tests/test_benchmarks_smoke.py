@@ -79,7 +79,7 @@ def test_sensor_write_fast_path_makes_exactly_the_lines_of_the_checked_path() ->
     ]
     for points in forms:
         assert sensor._plain_columns(points) is not None
-        fast = "\n".join(body for body, _ in sensor._validated_batches(points, 1000, offset=0))
+        fast = "\n".join(batch.data.decode() for batch in sensor._validated_batches(points, 1000, offset=0))
         checked = "\n".join(sensor._lines(points, offset=0))
         assert fast == checked
     # Anything unusual takes the checked path, which names the bad point.

@@ -169,9 +169,19 @@ class Query:
     def into(
         self, measurement: str, *, database: str | None = None, retention_policy: str | None = None
     ) -> "Query":
-        """INTO a measurement (for continuous queries and downsampling)."""
+        """INTO a measurement (for continuous queries and downsampling).
+
+        Without `retention_policy`, a query of a declared class (`from_(Cls)`) writes into the
+        retention policy the class declares, as its own writes do; else into the default one.
+        """
         quote_ident(measurement, what="into")
         return attrs.evolve(self, into_target=Into(measurement, database, retention_policy))
+
+    def _declared_policy(self) -> str | None:
+        """The retention policy declared by the class the query reads (`from_(Cls)`), if any: where
+        `INTO` writes unless `into(..., retention_policy=...)` names another."""
+        info = self.class_info
+        return info.retention_policy if info is not None else None
 
     @property
     def class_info(self) -> ClassInfo | None:
@@ -328,7 +338,8 @@ class Query:
         parts = ["SELECT " + ", ".join(item.render_item(binder) for item in items)]
         if self.into_target is not None:
             t = self.into_target
-            parts.append("INTO " + qualified_name(t.measurement, t.database, t.retention_policy))
+            policy = t.retention_policy or self._declared_policy()
+            parts.append("INTO " + qualified_name(t.measurement, t.database, policy))
         parts.append("FROM " + qualified_name(self.measurement, self.database, self.retention_policy))
         where = self.render_where(binder)
         if where:

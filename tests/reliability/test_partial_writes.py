@@ -14,8 +14,9 @@ import uuid
 
 import pytest
 
-from influxhtm.connection import Connection, split_lines
+from influxhtm.connection import Connection
 from influxhtm.errors import InfluxHtmError, PartialWriteError
+from influxhtm.line_protocol import Batch
 from influxhtm.server import LocalInfluxd
 from influxhtm.settings import Settings
 
@@ -190,9 +191,10 @@ def test_unparsable_line_is_counted_as_dropped(connection, database):
     assert sorted(v for v in rows.values()) == [1, 2]
 
 
-def test_split_lines_keeps_every_line_and_respects_the_limit():
+def test_batch_split_keeps_every_point_and_respects_the_limit():
     lines = [f"m v={i} {i}".encode() * (1 + i % 7) for i in range(300)]
     body = b"\n".join(lines) + b"\n"
-    pieces = split_lines(body, 200)
-    assert b"\n".join(pieces).split(b"\n") == lines
-    assert all(len(piece) <= 200 or b"\n" not in piece for piece in pieces)
+    pieces = Batch.of_text(body).split(200)
+    assert [line for piece in pieces for line in piece.lines()] == lines
+    assert all(len(piece.data) <= 200 or len(piece) == 1 for piece in pieces)
+    assert sum(map(len, pieces)) == 300
