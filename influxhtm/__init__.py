@@ -55,6 +55,7 @@ from .running import Runner, RunReport, sweep
 from .sensor import Sensor
 from .server import LocalInfluxd
 from .settings import Settings
+from .times import get_naive_times, set_naive_times
 
 __all__ = [
     "__version__",
@@ -95,6 +96,7 @@ __all__ = [
     "encode",
     "field",
     "first",
+    "get_naive_times",
     "import_csv",
     "last",
     "max_",
@@ -111,6 +113,7 @@ __all__ = [
     "regex",
     "register_engine",
     "select",
+    "set_naive_times",
     "spread",
     "stddev",
     "sum_",

@@ -2,8 +2,9 @@
 
 Connection options sit on the group and fall back to `INFLUX_*` variables.
 Errors end with exit code 1 and one line on stderr; `--debug` shows the traceback.
-Times given to `--since`/`--until` are ISO 8601; without an offset they are UTC,
-like the timestamps `import` reads by default.
+Times given to `--since`/`--until`/`--before` are ISO 8601; without an offset
+they are UTC, like the timestamps `import` reads by default. `--since` and
+`--until` are inclusive, `--before` is an exclusive end.
 """
 
 from __future__ import annotations
@@ -92,18 +93,11 @@ def one_line(text: str) -> str:
 # --------------------------------------------------------------------------- option parsing
 
 
-def parse_time(text: str | None, name: str) -> int | None:
-    """Nanoseconds of a `--since`/`--until` text; naive means UTC."""
-    if text is None:
-        return None
-    from datetime import UTC
+def parse_range(since: str | None, until: str | None, before: str | None) -> tuple[int | None, int | None]:
+    """Inclusive (first, last) nanoseconds of `--since`, and `--until` or `--before`; naive means UTC."""
+    from .times import inclusive_range
 
-    from .csv_import import parse_timestamp
-
-    try:
-        return parse_timestamp(text, UTC)
-    except ValueError as error:
-        raise ValidationError({name: [str(error)]}) from None
+    return inclusive_range(since, until, before)
 
 
 def parse_json_option(text: str | None, name: str) -> Any:
@@ -153,9 +147,25 @@ def load_label_windows(
 
 
 def time_range_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The `--since` and `--until` options of every command that reads a slice of time."""
-    command = click.option("--until", default=None, help="last time (ISO 8601, naive = UTC)")(command)
-    return click.option("--since", default=None, help="first time (ISO 8601, naive = UTC)")(command)
+    """`--since`, `--until` and `--before` of every command that reads a slice of time.
+
+    The command gets `since` and `until` as inclusive nanoseconds (or None);
+    `--before T` arrives as `until = T - 1ns`.
+    """
+
+    @functools.wraps(command)
+    def with_range(*args: Any, since: str | None, until: str | None, before: str | None, **kw: Any) -> Any:
+        lo, hi = command_errors(parse_range)(since, until, before)
+        return command(*args, since=lo, until=hi, **kw)
+
+    wrapped: Callable[..., Any] = with_range
+    for name, help_text in (
+        ("--before", "exclusive end (ISO 8601, naive = UTC)"),
+        ("--until", "last time, inclusive (ISO 8601, naive = UTC)"),
+        ("--since", "first time, inclusive (ISO 8601, naive = UTC)"),
+    ):
+        wrapped = click.option(name, default=None, help=help_text)(wrapped)
+    return wrapped
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -219,6 +229,13 @@ def wait_for_interrupt(local: Any) -> None:
 @click.option("--time-column", default="timestamp", show_default=True, help="column holding the time")
 @click.option("--value-column", default="value", show_default=True, help="column holding the value")
 @click.option("--tz", default="UTC", show_default=True, help="zone of naive timestamps (IANA name)")
+@click.option(
+    "--ambiguous",
+    type=click.Choice(["earlier", "later"]),
+    default=None,
+    help="--tz: read a time in a daylight-saving gap or fold as the earlier or later instant "
+    "(default: refuse the file, naming the lines)",
+)
 @click.option("--batch-size", type=int, default=5000, show_default=True, help="points per write")
 @click.option(
     "--progress/--no-progress", default=None, help="show a progress bar (default: when stderr is a terminal)"
@@ -233,6 +250,7 @@ def import_(
     time_column: str,
     value_column: str,
     tz: str,
+    ambiguous: str | None,
     batch_size: int,
     progress: bool | None,
 ) -> None:
@@ -240,7 +258,9 @@ def import_(
 
     Rows that cannot be read are reported with their line numbers and the rest
     is written; rows repeating a timestamp are merged (InfluxDB keeps one point
-    per series and time) and counted.
+    per series and time) and counted. Naive times that a daylight-saving change
+    of --tz skips or repeats refuse the whole file (naming the lines) unless
+    --ambiguous says which reading to take.
     """
     from tqdm.auto import tqdm
 
@@ -265,6 +285,7 @@ def import_(
             tz=tz,
             batch_size=batch_size,
             progress=bar.update,
+            ambiguous=ambiguous,
         )
     click.echo(report.summary())
     if report.rows and not report.written:
@@ -410,8 +431,8 @@ def run(
     engine: str,
     model_id: str,
     params: str | None,
-    since: str | None,
-    until: str | None,
+    since: int | None,
+    until: int | None,
     aggregation: str | None,
     resume: bool,
     anomaly_score: str,
@@ -428,9 +449,8 @@ def run(
     """
     from .running import Runner
 
-    since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
     if live and (until is not None or aggregation is not None):
-        raise ValidationError({"live": ["--live takes neither --until nor --aggregation"]})
+        raise ValidationError({"live": ["--live takes neither --until/--before nor --aggregation"]})
     client = ctx.client()
     sensor = client.get_sensor(measurement, component)
     model, registry_params = build_model(engine, parse_params(params), sensor, anomaly_score)
@@ -446,8 +466,8 @@ def run(
     runner = Runner(sensor, store, model)
     if not live:
         report = runner.run_batch(
-            since=since_ns,
-            until=until_ns,
+            since=since,
+            until=until,
             aggregation=aggregation,
             resume=resume,
             progress=show_progress(progress),
@@ -465,7 +485,7 @@ def run(
             stop=stop,
             max_points=max_points,
             mode=mode,
-            since=since_ns,
+            since=since,
         )
     finally:
         for sig, handler in previous.items():
@@ -515,8 +535,8 @@ def plot(
     measurement: str,
     component: str,
     models: tuple[str, ...],
-    since: str | None,
-    until: str | None,
+    since: int | None,
+    until: int | None,
     aggregation: str | None,
     labels: str | None,
     label_key: str | None,
@@ -532,8 +552,8 @@ def plot(
     sensor = ctx.client().get_sensor(measurement, component)
     windows, _ = load_label_windows(labels, label_key, tz, sensor)
     data = sensor.get_combined_sensor_data(
-        since=parse_time(since, "since"),
-        until=parse_time(until, "until"),
+        since=since,
+        until=until,
         aggregation=aggregation,
         models=split_models(models),
     )
@@ -593,8 +613,8 @@ def score(
     threshold: float | None,
     optimize: bool,
     field: str,
-    since: str | None,
-    until: str | None,
+    since: int | None,
+    until: int | None,
     as_json: bool,
 ) -> None:
     """Score a model's stored results with the Numenta Anomaly Benchmark (NAB)."""
@@ -610,8 +630,8 @@ def score(
         threshold=threshold,
         optimize=optimize,
         field=field,
-        since=parse_time(since, "since"),
-        until=parse_time(until, "until"),
+        since=since,
+        until=until,
     )
     if as_json:
         click.echo(
@@ -676,8 +696,8 @@ def sweep_command(
     sensor_pairs: tuple[tuple[str, str], ...],
     engine: str,
     grid: str,
-    since: str | None,
-    until: str | None,
+    since: int | None,
+    until: int | None,
     aggregation: str | None,
     executor: str,
     workers: int | None,
@@ -692,7 +712,7 @@ def sweep_command(
     param_grid = parse_json_option(grid, "grid")
     if not isinstance(param_grid, (dict, list)):
         raise ValidationError({"grid": [f"{grid!r} is not a JSON object (or a list of objects)"]})
-    lo, hi = parse_time(since, "since"), parse_time(until, "until")
+    lo, hi = since, until
     pool: Any
     if executor == "dask":
         try:

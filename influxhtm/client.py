@@ -17,7 +17,7 @@ from .line_protocol import Batch
 from .records import REGISTRY_MEASUREMENT, RESULT_SUFFIX
 from .sensor import Sensor, check_name
 from .settings import Settings
-from .times import to_ns
+from .times import inclusive_range
 
 
 class InfluxHtmClient:
@@ -149,10 +149,14 @@ class InfluxHtmClient:
         hi = last + 1 if hi is None else min(hi, last + 1)
         return query.with_time_bounds(lo, max(lo, hi))
 
-    def delete(self, measurement: str, /, since: Any = None, until: Any = None, **tags: str) -> None:
-        """Delete points of a measurement matching tag equality and inclusive time bounds."""
-        lo = to_ns(since, name="since") if since is not None else None
-        hi = to_ns(until, name="until") + 1 if until is not None else None
+    def delete(
+        self, measurement: str, /, since: Any = None, until: Any = None, before: Any = None, **tags: str
+    ) -> None:
+        """Delete points of a measurement matching tag equality and time bounds.
+
+        `since` and `until` are inclusive, `before` exclusive (as `admin.delete`).
+        """
+        lo, hi = inclusive_range(since, until, before)
         conditions = [col(key) == value for key, value in tags.items()]
         try:
             self.execute(admin.delete(measurement, *conditions, since=lo, until=hi))

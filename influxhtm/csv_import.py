@@ -6,6 +6,11 @@ without `T`, fraction or offset); naive ones are read in the zone given as `tz`
 (UTC by default), because NAB and most exports carry no zone. CRLF and LF line
 endings and a UTF-8 byte order mark are accepted.
 
+In a zone with daylight saving, a naive time that the clock change skips (a
+gap) or repeats (a fold) has no single meaning: the file is refused before
+anything is written, with every such line named, unless `ambiguous` says which
+reading to take ("earlier" or "later" instant).
+
 A row that cannot be read (bad timestamp, value that is not a finite number,
 missing cell) is reported with its line number, and every other row is written.
 InfluxDB keeps one point per series and timestamp, so rows that repeat an
@@ -19,16 +24,16 @@ import csv
 import math
 import os
 from collections.abc import Callable
-from datetime import datetime, tzinfo
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from .errors import ConfigurationError, ValidationError
+from .errors import AmbiguousTimeError, ConfigurationError, ValidationError
 from .line_protocol import encode_point
-from .times import from_ns, to_ns
+from .times import AMBIGUOUS_POLICIES, from_ns, to_ns, wall_time_ns
 
 if TYPE_CHECKING:
     from .sensor import Sensor
@@ -109,8 +114,12 @@ def zone_of(tz: str | tzinfo) -> tzinfo:
         raise ValidationError({"tz": [f"unknown time zone {tz!r}: use an IANA name such as 'UTC'"]}) from None
 
 
-def parse_timestamp(text: str, zone: tzinfo) -> int:
-    """Nanoseconds since the epoch of an ISO 8601 text; a naive one is read in `zone`."""
+def parse_timestamp(text: str, zone: tzinfo, ambiguous: str | None = None) -> int:
+    """Nanoseconds since the epoch of an ISO 8601 text; a naive one is read in `zone`.
+
+    A naive time in a daylight-saving gap or fold of `zone` raises
+    AmbiguousTimeError unless `ambiguous` is "earlier" or "later".
+    """
     text = text.strip()
     if not text:
         raise ValueError("empty timestamp")
@@ -119,8 +128,9 @@ def parse_timestamp(text: str, zone: tzinfo) -> int:
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO 8601 timestamp (YYYY-MM-DD HH:MM:SS)") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=zone)
-    ns = to_ns(parsed)
+        ns = to_ns(wall_time_ns(parsed, zone, ambiguous=ambiguous))
+    else:
+        ns = to_ns(parsed)
     fraction = text.rpartition(".")[2]
     digits = len(fraction) - len(fraction.lstrip("0123456789"))
     if "." in text and digits > 6:  # datetime keeps microseconds; keep the nanoseconds too
@@ -164,13 +174,19 @@ def import_csv(
     tz: str | tzinfo = "UTC",
     batch_size: int = 5000,
     progress: Callable[[int], object] | None = None,
+    ambiguous: str | None = None,
 ) -> ImportReport:
     """Write the rows of the CSV at `path` to `sensor`; return an `ImportReport`.
 
     `progress(n)` is called after each batch with the number of rows handled
-    since the last call (for a progress bar).
+    since the last call (for a progress bar). Naive timestamps are read in `tz`;
+    if any falls in a daylight-saving gap or fold, a ValidationError naming every
+    such line is raised before anything is written, unless `ambiguous` is
+    "earlier" or "later" (which of the two instants to take).
     """
     zone = zone_of(tz)
+    if ambiguous is not None and ambiguous not in AMBIGUOUS_POLICIES:
+        raise ValidationError({"ambiguous": [f"{ambiguous!r} is not one of {', '.join(AMBIGUOUS_POLICIES)}"]})
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValidationError({"batch_size": [f"{batch_size!r} is not a positive integer"]})
     try:
@@ -208,6 +224,8 @@ def import_csv(
             )
         t_index, v_index = columns.index(time_column), columns.index(value_column)
         width = max(t_index, v_index) + 1
+        if ambiguous is None and not _fixed_offset(zone):
+            refuse_wall_time_problems(path, t_index, zone)
         line = 1
         while True:
             try:
@@ -226,7 +244,7 @@ def import_csv(
             try:
                 if len(row) < width:
                     raise ValueError(f"{len(row)} cell(s), expected at least {width}")
-                ns = parse_timestamp(row[t_index], zone)
+                ns = parse_timestamp(row[t_index], zone, ambiguous)
                 value = parse_value(row[v_index])
                 batch.append(encode_point(measurement, tags, {"value": value}, ns))
             except (ValueError, ValidationError) as error:
@@ -261,6 +279,49 @@ def import_csv(
         first=from_ns(first) if first is not None else None,
         last=from_ns(last) if last is not None else None,
     )
+
+
+def _fixed_offset(zone: tzinfo) -> bool:
+    """Whether `zone` surely has no daylight saving (UTC or a fixed offset), so no pre-scan is needed."""
+    return isinstance(zone, timezone) or getattr(zone, "key", None) in ("UTC", "Etc/UTC")
+
+
+def refuse_wall_time_problems(path: str | os.PathLike[str], t_index: int, zone: tzinfo) -> None:
+    """Raise a ValidationError naming every line whose naive time is in a DST gap or fold of `zone`.
+
+    A pass over the time column before the import writes anything, so a file is
+    taken whole or not at all on this account. Other unreadable rows are left
+    to the import, which reports them.
+    """
+    problems: list[RowError] = []
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = True
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except (csv.Error, UnicodeDecodeError):
+                continue
+            if header or len(row) <= t_index:
+                header = False
+                continue
+            try:
+                parse_timestamp(row[t_index], zone)
+            except AmbiguousTimeError as error:
+                problems.append(RowError(reader.line_num, str(error)))
+            except ValueError:
+                continue
+    if problems:
+        shown = "; ".join(map(str, problems[:SHOWN_ERRORS]))
+        more = f"; ... and {len(problems) - SHOWN_ERRORS} more" if len(problems) > SHOWN_ERRORS else ""
+        raise ValidationError(
+            f"{os.fspath(path)!r}: {len(problems)} naive timestamp(s) have no single meaning in {zone} "
+            f"(daylight saving), nothing was imported: {shown}{more}. Give the zone's offset in the file, "
+            "or choose a reading with ambiguous='earlier' or 'later' (CLI: --ambiguous earlier|later)",
+            {f"line {p.line}": [p.message] for p in problems},
+        )
 
 
 def nab_key(path: str | os.PathLike[str]) -> str:

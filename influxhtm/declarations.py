@@ -14,10 +14,11 @@ frozen, slotted attrs class whose `__init__` converts and validates every value
 (keyword arguments only), with errors naming the field and the value:
 
 - time: an aware `datetime`, ISO 8601 text or integer nanoseconds, stored as a
-  UTC-aware `datetime`. A naive `datetime` means local time, as
-  `datetime.timestamp()` reads it; `measurement(..., naive_times="error")`
-  refuses naive times instead (the option is per class, so an application can
-  be strict without changing anyone else's classes).
+  UTC-aware `datetime`. A naive `datetime` means UTC (or what
+  `influxhtm.times.set_naive_times` chose process-wide);
+  `measurement(..., naive_times="error")` refuses naive times for one class and
+  `naive_times="local"` reads them as local time (the option is per class, so an
+  application can be strict without changing anyone else's classes).
 - float fields accept ints and store floats; NaN and infinities are refused.
 - int fields take integers within int64; bool fields only booleans; str fields
   only text. Tags are text (or an `enum.Enum` whose values are text).
@@ -44,7 +45,7 @@ import attrs
 
 from . import line_protocol as lp
 from .errors import ValidationError
-from .times import EPOCH, MAX_NS, MIN_NS, from_ns, to_ns
+from .times import EPOCH, MAX_NS, MIN_NS, NAIVE_TIME_POLICIES, check_naive_policy, from_ns, to_ns
 
 __all__ = [
     "Column",
@@ -63,7 +64,6 @@ __all__ = [
 TIME = "time"
 TAG = "tag"
 FIELD = "field"
-NAIVE_TIME_POLICIES = ("local", "error")
 FIELD_TYPES = (float, int, bool, str)
 
 #: The earliest and latest instants with whole microseconds that InfluxDB can store.
@@ -161,11 +161,6 @@ class Declaration:
         """Time, then tags, then fields, in declaration order."""
         return (self.time, *self.tags, *self.fields)
 
-    @property
-    def strict(self) -> Optional[bool]:
-        """True when naive times are refused, False when read as local, None: the process-wide rule."""
-        return None if self.naive_times is None else self.naive_times == "error"
-
     def column(self, key_or_attr: str) -> Column:
         """The column with this InfluxDB key or Python attribute name."""
         try:
@@ -215,17 +210,18 @@ def measurement(
     """Declare a class as an InfluxDB measurement named `name`.
 
     `retention_policy` is where its points are written (None: the database's
-    default). `naive_times="error"` refuses naive datetimes for this class
-    instead of reading them as local time. `kw_only=False` lets the attributes
-    be given positionally, in declaration order (defaults must then come last).
+    default). `naive_times` is this class's rule for naive datetimes: "utc",
+    "local" or "error" (refused); None follows the process-wide rule (UTC by
+    default). `kw_only=False` lets the attributes be given positionally, in
+    declaration order (defaults must then come last).
     """
     problem = lp.measurement_problem(name)
     if problem:
         raise ValidationError({"measurement": [f"measurement name {name!r} {problem}"]})
     if retention_policy is not None and (not isinstance(retention_policy, str) or not retention_policy):
         raise ValidationError({"retention_policy": [f"{retention_policy!r} is not a retention policy name"]})
-    if naive_times is not None and naive_times not in NAIVE_TIME_POLICIES:
-        raise ValidationError({"naive_times": [f"{naive_times!r} is not one of {NAIVE_TIME_POLICIES}"]})
+    if naive_times is not None:
+        check_naive_policy(naive_times)
 
     def decorate(cls: type) -> Any:
         caller = sys._getframe(1)
@@ -268,7 +264,7 @@ def _declare(
         columns.append(column)
         these[attr] = attrs.field(
             default=spec.default,
-            converter=_converter(column, None if naive_times is None else naive_times == "error"),
+            converter=_converter(column, naive_times),
             validator=_wrap_validator(attr, spec.validator),
             kw_only=kw_only,
             metadata={**(spec.metadata or {}), "influxhtm": column},
@@ -467,7 +463,7 @@ def _fail(name: str, value: Any, reason: str) -> ValidationError:
     return ValidationError({name: [f"{lp._show(value)} {reason}"]})
 
 
-def convert_time(value: Any, name: str = TIME, strict: Optional[bool] = None) -> datetime:
+def convert_time(value: Any, name: str = TIME, naive: Optional[str] = None) -> datetime:
     """A UTC-aware datetime within InfluxDB's range from any accepted time."""
     if value.__class__ is datetime and value.tzinfo is UTC:
         result = value
@@ -476,18 +472,18 @@ def convert_time(value: Any, name: str = TIME, strict: Optional[bool] = None) ->
             raise _fail(
                 name, value, "is not a time: give a datetime, an ISO 8601 text or integer nanoseconds"
             )
-        result = from_ns(to_ns(value, name=name, strict=strict))
+        result = from_ns(to_ns(value, name=name, naive=naive))
     if MIN_TIME <= result <= MAX_TIME:
         return result
     raise _fail(name, value, "is outside InfluxDB's time range (1677-09-21 to 2262-04-11)")
 
 
-def _converter(column: Column, strict: Optional[bool]) -> Callable[[Any], Any]:
+def _converter(column: Column, naive: Optional[str]) -> Callable[[Any], Any]:
     name = column.attr
     if column.kind == TIME:
 
         def time_converter(value: Any) -> datetime:
-            return convert_time(value, name, strict)
+            return convert_time(value, name, naive)
 
         return time_converter
     convert = _value_converter(column)

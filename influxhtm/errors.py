@@ -41,6 +41,10 @@ class ValidationError(InfluxHtmError, ValueError):
         self.errors: dict[Any, Any] = dict(errors or {})
 
 
+class AmbiguousTimeError(ValidationError):
+    """A wall-clock time that a daylight-saving change skips (gap) or repeats (fold), with no rule given."""
+
+
 def format_errors(errors: Mapping[Any, Any], prefix: str = "") -> str:
     """Render a nested error mapping as `key.sub: message; ...` on one line."""
     parts: list[str] = []

@@ -149,9 +149,11 @@ class HtmModelStore:
     def _query(self) -> Query:
         return Query().from_(self.measurement).where(component=self.sensor.component, id=self.model_id)
 
-    def get_results(self, since: Any = None, until: Any = None, limit: int | None = None) -> list[HtmResult]:
-        """Results in ascending time, bounds inclusive; `limit` keeps the latest N."""
-        query = self.sensor._bounded(self._query().select(*RESULT_KEYS.values()), since, until)
+    def get_results(
+        self, since: Any = None, until: Any = None, limit: int | None = None, *, before: Any = None
+    ) -> list[HtmResult]:
+        """Results in ascending time, `since`/`until` inclusive (`before` exclusive); `limit`: latest N."""
+        query = self.sensor._bounded(self._query().select(*RESULT_KEYS.values()), since, until, before)
         if limit is not None:
             query = query.order_by("time", "desc").limit(_check_limit(limit))
         rows = self.sensor.client.rows(query, columns=_RESULT_COLUMNS)
@@ -178,10 +180,15 @@ class HtmModelStore:
         total = int(rows[0][1]) if rows else 0
         return total
 
-    def delete_results(self, since: Any = None, until: Any = None) -> None:
-        """Delete this model's results between the bounds (inclusive); all without bounds."""
+    def delete_results(self, since: Any = None, until: Any = None, *, before: Any = None) -> None:
+        """Delete this model's results from `since` to `until` (inclusive) or `before`; all without bounds."""
         self.sensor.client.delete(
-            self.measurement, since=since, until=until, component=self.sensor.component, id=self.model_id
+            self.measurement,
+            since=since,
+            until=until,
+            before=before,
+            component=self.sensor.component,
+            id=self.model_id,
         )
 
     def delete(self) -> None:

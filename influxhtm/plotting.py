@@ -390,7 +390,7 @@ def prepare(
 
 
 def _time_indexed(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with a UTC DatetimeIndex (a `time` column is used as index; naive times are local)."""
+    """The frame with a UTC DatetimeIndex (a `time` column is used as index; naive times are UTC)."""
     if not isinstance(frame.index, pd.DatetimeIndex):
         if "time" in frame.columns:
             frame = frame.set_index(pd.DatetimeIndex(pd.to_datetime(frame["time"]), name="time"))
@@ -404,7 +404,7 @@ def _time_indexed(frame: pd.DataFrame) -> pd.DataFrame:
     if index.hasnans:
         missing = int(np.count_nonzero(index.isna()))
         raise ValidationError({"frame": [f"the time index has {missing} missing (NaT) times"]})
-    if index.tz is None:  # the library's one rule: naive means local time
+    if index.tz is None:  # the library's one rule: naive means UTC (or the process-wide setting)
         ns = [to_ns(t.to_pydatetime(), name="frame.index") for t in index]
         index = pd.DatetimeIndex(pd.to_datetime(ns, unit="ns", utc=True), name=index.name)
     else:

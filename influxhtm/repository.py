@@ -208,9 +208,15 @@ class Repository:
         return frame.set_index("time")
 
     # -- deleting ------------------------------------------------------------
-    def delete(self, *conditions: Any, since: Any = None, until: Any = None, **tags: Any) -> None:
-        """Delete points by tag conditions and time bounds (a field condition is refused)."""
-        self.client.execute(admin.delete(self.cls, *conditions, since=since, until=until, **tags))
+    def delete(
+        self, *conditions: Any, since: Any = None, until: Any = None, before: Any = None, **tags: Any
+    ) -> None:
+        """Delete points by tag conditions and time bounds (a field condition is refused).
+
+        `since` and `until` are inclusive; `before` is an exclusive end.
+        """
+        statement = admin.delete(self.cls, *conditions, since=since, until=until, before=before, **tags)
+        self.client.execute(statement)
 
     def drop(self) -> None:
         """Drop the whole measurement."""

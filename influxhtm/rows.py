@@ -183,7 +183,7 @@ def _time_any(value: Any) -> Any:
     """A time that is not integer nanoseconds (an answer without epoch=ns): RFC 3339 text."""
     if value is None:
         return None
-    return convert_time(value, "time", False)
+    return convert_time(value, "time", "utc")  # the server's times are UTC
 
 
 def _enum_error(column: Column) -> Callable[[Any], Any]:

@@ -42,8 +42,8 @@ def format_time(value: datetime) -> str:
 class TimeField(mf.Field):
     """A time: aware datetime, ISO 8601 text or integer nanoseconds in; ISO 8601 UTC text out."""
 
-    def __init__(self, *, strict: bool | None = None, **kwargs: Any):
-        self.strict = strict
+    def __init__(self, *, naive: str | None = None, **kwargs: Any):
+        self.naive = naive
         super().__init__(**kwargs)
 
     def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
@@ -51,7 +51,7 @@ class TimeField(mf.Field):
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
         try:
-            return convert_time(value, attr or "time", self.strict)
+            return convert_time(value, attr or "time", self.naive)
         except ValidationError as error:
             raise marshmallow.ValidationError(_messages(error)) from None
 
@@ -91,7 +91,7 @@ def _field_for(column: Column, decl: Declaration, attribute: Any) -> mf.Field:
     options: dict[str, Any] = {"allow_none": column.optional}
     options["required"] = attribute.default is attrs.NOTHING
     if column.kind == TIME:
-        return TimeField(strict=decl.strict, **options)
+        return TimeField(naive=decl.naive_times, **options)
     if column.is_enum:
         field: mf.Field = mf.Enum(column.type, by_value=True, **options)
     elif column.type is float:

@@ -22,7 +22,7 @@ from .line_protocol import (
     tag_value_problem,
 )
 from .records import RESULT_SUFFIX, SensorReading
-from .times import MAX_NS, MIN_NS, from_ns, parse_duration, to_ns
+from .times import MAX_NS, MIN_NS, from_ns, inclusive_range, parse_duration, to_ns
 
 if TYPE_CHECKING:
     import pandas
@@ -262,15 +262,19 @@ class Sensor:
         limit: int | None = None,
         aggregation: str | None = None,
         agg: str = "mean",
+        *,
+        before: Any = None,
     ) -> list[SensorReading]:
-        """Readings in ascending time, bounds inclusive; `limit` keeps the latest N.
+        """Readings in ascending time, `since` and `until` inclusive (`before`: an exclusive end).
+
+        `limit` keeps the latest N.
 
         With `aggregation` (e.g. "10m"), one reading per bucket holding the `agg`
         aggregate of the bucket (empty buckets are left out).
         """
         return [
             SensorReading(time=from_ns(ns), value=float(value), component=self.component)
-            for ns, value in self._values(since, until, limit, aggregation, agg)
+            for ns, value in self._values(*inclusive_range(since, until, before), limit, aggregation, agg)
         ]
 
     def _values(
@@ -298,19 +302,15 @@ class Sensor:
     getData = get_data
 
     @staticmethod
-    def _bounded(query: Query, since: Any, until: Any) -> Query:
-        """Inclusive bounds on both ends."""
-        if since is not None:
-            query = query.since(to_ns(since, name="since"))
-        if until is not None:
-            query = query.until(to_ns(until, name="until") + 1)
-        return query
+    def _bounded(query: Query, since: Any, until: Any, before: Any = None) -> Query:
+        """`since` and `until` inclusive, or an exclusive `before`; absolute times only."""
+        return query.within(*inclusive_range(since, until, before))
 
     def iter_data(
-        self, since: Any = None, until: Any = None, chunk_size: int = 10_000
+        self, since: Any = None, until: Any = None, chunk_size: int = 10_000, *, before: Any = None
     ) -> Iterator[SensorReading]:
-        """Stream readings in ascending time, in constant memory."""
-        query = self._bounded(self._query().select("value"), since, until)
+        """Stream readings in ascending time, in constant memory (bounds as `get_data`)."""
+        query = self._bounded(self._query().select("value"), since, until, before)
         for ns, value in self.client.stream_rows(query, chunk_size=chunk_size):
             if value is not None:
                 yield SensorReading(time=from_ns(ns), value=float(value), component=self.component)
@@ -346,17 +346,23 @@ class Sensor:
         rows = self.client.rows(self._query().select(count("value")))
         return int(rows[0][1]) if rows else 0
 
-    def delete_data(self, since: Any = None, until: Any = None) -> None:
-        """Delete the sensor's points between the bounds (inclusive); all of them without bounds."""
-        self.client.delete(self.measurement, since=since, until=until, component=self.component)
+    def delete_data(self, since: Any = None, until: Any = None, *, before: Any = None) -> None:
+        """Delete the sensor's points from `since` to `until` (inclusive) or `before` (exclusive).
+
+        All of them without bounds.
+        """
+        self.client.delete(
+            self.measurement, since=since, until=until, before=before, component=self.component
+        )
 
     deleteData = delete_data
 
     def to_dataframe(
-        self, since: Any = None, until: Any = None, aggregation: str | None = None
+        self, since: Any = None, until: Any = None, aggregation: str | None = None, *, before: Any = None
     ) -> pandas.DataFrame:
-        """The sensor's values as a DataFrame with a UTC time index."""
-        return self.get_combined_sensor_data(since, until, aggregation=aggregation, models=[]).to_dataframe()
+        """The sensor's values as a DataFrame with a UTC time index (bounds as `get_data`)."""
+        data = self.get_combined_sensor_data(since, until, aggregation=aggregation, models=[], before=before)
+        return data.to_dataframe()
 
     # -- models --------------------------------------------------------------
     def create_htm_model(
@@ -408,11 +414,17 @@ class Sensor:
         agg: str = "mean",
         models: Iterable[str] | None = None,
         limit: int | None = None,
+        *,
+        before: Any = None,
     ) -> CombinedData:
-        """The sensor's data with its models' results aligned by time (see `CombinedData`)."""
+        """The sensor's data with its models' results aligned by time (see `CombinedData`).
+
+        `since` and `until` are inclusive; `before` is an exclusive end.
+        """
         from .combined import combine
 
-        return combine(self, since, until, aggregation, agg, models, limit)
+        lo, hi = inclusive_range(since, until, before)
+        return combine(self, lo, hi, aggregation, agg, models, limit)
 
     getCombinedSensorData = get_combined_sensor_data
 

@@ -344,13 +344,13 @@ def test_combined_aggregated_matches_values_computed_here(client):
     ]
 
 
-def test_naive_times_local_by_default_or_refused_everywhere(client):
+def test_naive_times_utc_by_default_or_refused_everywhere(client):
     from influxhtm.times import set_naive_times
 
     sensor = client.create_sensor("power", "a")
     naive = datetime(2024, 3, 1, 12, 0)
     sensor.write({"time": naive, "value": 1.0})
-    assert sensor.get_data()[0].time.timestamp() == naive.timestamp()  # local time, as Python reads it
+    assert sensor.get_data()[0].time == naive.replace(tzinfo=UTC)  # UTC, as influxdb-python and pandas
     previous = set_naive_times("error")
     try:
         for attempt in (
@@ -365,7 +365,7 @@ def test_naive_times_local_by_default_or_refused_everywhere(client):
     finally:
         set_naive_times(previous)
     with pytest.raises(ValidationError, match="naive_times"):
-        set_naive_times("utc")
+        set_naive_times("UTC")
 
 
 def test_reads_of_a_database_not_yet_written_are_empty(influx_settings):

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import influxhtm.declarations as d
 from influxhtm.errors import ValidationError
+from influxhtm.times import set_naive_times
 
 T0 = datetime(2024, 1, 31, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -250,21 +251,35 @@ def test_point_with_all_fields_none_is_refused():
     assert Sparse(b="x").a is None
 
 
-def test_naive_times_are_local_time_including_daylight_saving(monkeypatch):
+@d.measurement("local_readings", naive_times="local")
+class LocalReading:
+    time: datetime = d.timestamp()
+    value: float = d.field()
+
+
+def test_naive_times_are_utc_and_local_time_by_choice_including_daylight_saving(monkeypatch):
     monkeypatch.setenv("TZ", "Europe/Berlin")
     time_module.tzset()
     try:
-        summer = PowerReading(time=datetime(2024, 7, 1, 12, 0), component="c", value=1.0)
+        naive = datetime(2024, 7, 1, 12, 0)
+        assert PowerReading(time=naive, component="c", value=1.0).time == naive.replace(tzinfo=UTC)
+        assert PowerReading.load({"time": "2024-07-01T12:00:00", "component": "c", "value": 1}).time == (
+            naive.replace(tzinfo=UTC)
+        )
+        assert LocalReading(time=naive, value=1.0).time == datetime(2024, 7, 1, 10, 0, tzinfo=UTC)
+        previous = set_naive_times("local")
+        try:
+            summer = PowerReading(time=datetime(2024, 7, 1, 12, 0), component="c", value=1.0)
+            assert summer.time == LocalReading(time=naive, value=1.0).time
+        finally:
+            set_naive_times(previous)
         winter = PowerReading(time=datetime(2024, 1, 1, 12, 0), component="c", value=1.0)
         assert summer.time == datetime(2024, 7, 1, 10, 0, tzinfo=UTC)
-        assert winter.time == datetime(2024, 1, 1, 11, 0, tzinfo=UTC)
         assert summer.time.timestamp() == datetime(2024, 7, 1, 12, 0).timestamp()
-        now = PowerReading(time=datetime.now(), component="c", value=1.0).time
+        winter = LocalReading(time=datetime(2024, 1, 1, 12, 0), value=1.0)
+        assert winter.time == datetime(2024, 1, 1, 11, 0, tzinfo=UTC)
+        now = LocalReading(time=datetime.now(), value=1.0).time
         assert abs(now - datetime.now(UTC)) < timedelta(seconds=5)
-        assert (
-            PowerReading.load({"time": "2024-07-01T12:00:00", "component": "c", "value": 1}).time
-            == summer.time
-        )
     finally:
         monkeypatch.undo()
         time_module.tzset()
@@ -276,7 +291,7 @@ def test_naive_times_error_policy_refuses_naive_times():
         Strict(time=datetime(2024, 1, 1), v=1)
     with pytest.raises(ValidationError, match="naive datetime"):
         Strict.load({"time": "2024-01-01T00:00:00", "v": 1})
-    assert d.declaration(Strict).strict and not d.declaration(PowerReading).strict
+    assert d.declaration(Strict).naive_times == "error" and d.declaration(PowerReading).naive_times is None
 
 
 def test_defaults_and_factories():

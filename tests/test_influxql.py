@@ -32,6 +32,7 @@ from influxhtm.influxql import (
     stddev,
     sum_,
 )
+from influxhtm.times import to_ns
 
 UTC = UTC
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -142,7 +143,7 @@ def test_clauses_come_out_in_influxql_order_whatever_the_call_order():
         .select(mean("value").as_("avg"))
     )
     assert str(q) == (
-        "SELECT mean(value) AS avg FROM power WHERE component = $p0 AND time >= $p1 AND time < $p2 "
+        "SELECT mean(value) AS avg FROM power WHERE component = $p0 AND time >= $p1 AND time <= $p2 "
         "GROUP BY time(10m), component fill(0) ORDER BY time DESC LIMIT 10 OFFSET 5 SLIMIT 2 SOFFSET 1 "
         "tz($p3)"
     )
@@ -262,27 +263,37 @@ def test_group_by_time_with_offset_and_star():
 def test_time_bounds_in_every_accepted_form():
     assert Query().from_("m").since(1500).params == {"p0": 1500}
     assert str(Query().from_("m").since(1500)) == "SELECT * FROM m WHERE time >= $p0"
-    assert str(Query().from_("m").until(1500)) == "SELECT * FROM m WHERE time < $p0"
+    assert str(Query().from_("m").until(1500)) == "SELECT * FROM m WHERE time <= $p0"  # inclusive
+    assert str(Query().from_("m").before(1500)) == "SELECT * FROM m WHERE time < $p0"  # exclusive
+    assert str(Query().from_("m").until(1500).before(None)) == "SELECT * FROM m"
+    assert str(Query().from_("m").before(1500).until(1400)) == "SELECT * FROM m WHERE time <= $p0"
     assert Query().from_("m").since(T0).params == {"p0": T0_NS}
     assert Query().from_("m").since("2024-01-01T01:00:00+01:00").params == {"p0": T0_NS}
     naive = datetime(2024, 6, 1, 12, 0)
-    assert Query().from_("m").since(naive).params == {"p0": int(naive.timestamp()) * 10**9}
+    assert Query().from_("m").since(naive).params == {"p0": to_ns(naive.replace(tzinfo=UTC))}  # naive is UTC
     q = Query().from_("m").since("7d")
     assert str(q) == "SELECT * FROM m WHERE time >= now() - $p0" and q.params == {"p0": {"duration": "1w"}}
     q = Query().from_("m").since(timedelta(hours=2)).until(timedelta(minutes=5))
     assert q.params == {"p0": {"duration": "2h"}, "p1": {"duration": "5m"}}
-    lo, hi = q.time_range(now=10**18)
-    assert (lo, hi) == (10**18 - 2 * 3600 * 10**9, 10**18 - 300 * 10**9)
+    lo, hi = q.time_range(now=10**18)  # hi is exclusive: one past an inclusive until
+    assert (lo, hi) == (10**18 - 2 * 3600 * 10**9, 10**18 - 300 * 10**9 + 1)
+    assert q.before(timedelta(minutes=5)).time_range(now=10**18)[1] == 10**18 - 300 * 10**9
     q = Query().from_("m").between(10, 20)
-    assert str(q) == "SELECT * FROM m WHERE time >= $p0 AND time < $p1" and q.params == {"p0": 10, "p1": 20}
+    assert str(q) == "SELECT * FROM m WHERE time >= $p0 AND time <= $p1" and q.params == {"p0": 10, "p1": 20}
+    assert q.time_range() == (10, 21)
+    assert str(Query().from_("m").within(10, before=20)) == "SELECT * FROM m WHERE time >= $p0 AND time < $p1"
+    with pytest.raises(ValidationError, match="not both"):
+        Query().within(until=1, before=2)
     assert not Query().from_("m").since(10).since(None).has_lower_time_bound
 
 
 def test_time_bound_flags_and_with_time_bounds():
     q = select(mean("v")).from_("m").group_by_time("10m").since(100)
     assert q.has_lower_time_bound and not q.has_upper_time_bound
-    bounded = q.with_time_bounds(None, 5000)
+    bounded = q.with_time_bounds(None, 5000)  # hi exclusive, as time_range() gives it
     assert bounded.has_upper_time_bound and bounded.time_range() == (100, 5000)
+    assert str(bounded).endswith("time >= $p0 AND time < $p1 GROUP BY time(10m)")
+    assert q.until(4999).with_time_bounds(*q.until(4999).time_range()).time_range() == (100, 5000)
     assert q.with_time_bounds(1, 2).time_range() == (1, 2)
     assert Query().from_("m").where(col("time") < T0).has_upper_time_bound
     assert Query().from_("m").where(col("time") >= T0).params == {"p0": T0_NS}
@@ -495,8 +506,10 @@ def test_admin_statements_render():
     assert str(admin.drop_retention_policy("rp", database="db")) == "DROP RETENTION POLICY rp ON db"
     assert str(admin.drop_measurement("select")) == 'DROP MEASUREMENT "select"'
     s = admin.delete("m", since=10, until=20, component="x")
-    assert s.text == "DELETE FROM m WHERE component = $p0 AND time >= $p1 AND time < $p2"
+    assert s.text == "DELETE FROM m WHERE component = $p0 AND time >= $p1 AND time <= $p2"
     assert s.params == {"p0": "x", "p1": 10, "p2": 20} and s.method == "POST"
+    s = admin.delete("m", since=10, before=20, component="x")
+    assert s.text == "DELETE FROM m WHERE component = $p0 AND time >= $p1 AND time < $p2"
     s = admin.create_subscription("s", database="db", retention_policy="autogen", destinations=["udp://h:1"])
     assert s.text == "CREATE SUBSCRIPTION s ON db.autogen DESTINATIONS ANY $p0"
     assert s.params == {"p0": "udp://h:1"}

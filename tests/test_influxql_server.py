@@ -246,7 +246,7 @@ def test_the_full_example_runs_and_every_clause_means_what_it_says(conn, db):
         .where(component="coffee-machine")
         .where((col("value") > 3) & ~(col("component") == "x") | col("component").in_(["a", "b"]))
         .since(t0)
-        .until(t0 + timedelta(hours=1))
+        .before(t0 + timedelta(hours=1))
     )
     # raw+aggregate mixing is refused by the server; the aggregate version runs:
     agg = (
@@ -297,7 +297,7 @@ def test_the_full_example_runs_and_every_clause_means_what_it_says(conn, db):
             select(mean("value"))
             .from_(m)
             .where(component="a")
-            .between(base_ns - 900 * SEC, base_ns + 300 * SEC + 1)
+            .between(base_ns - 900 * SEC, base_ns + 300 * SEC)
             .group_by_time("5m")
             .fill(fill),
         )
@@ -317,7 +317,8 @@ def test_the_full_example_runs_and_every_clause_means_what_it_says(conn, db):
         select(count("value"))
         .from_(m)
         .where(component="a")
-        .between(base_ns, base_ns + 600 * SEC)
+        .since(base_ns)
+        .before(base_ns + 600 * SEC)
         .group_by_time("10m", offset="5m"),
     )
     assert r[0]["values"] == [[base_ns - 300 * SEC, 1], [base_ns + 300 * SEC, 1]]
@@ -524,6 +525,8 @@ def reference(data, spec) -> list[dict[str, Any]]:
     """InfluxQL's answer, computed in plain Python."""
     measurement, tag_key, field_key, _, points = data
     lo, hi = spec["lo"], spec["hi"]
+    if hi is not None and spec["until"]:
+        hi += 1  # until is inclusive: the same as before(hi + 1ns)
     kept = sorted(
         p for p in points if spec["where"](p) and (lo is None or p[0] >= lo) and (hi is None or p[0] < hi)
     )
@@ -610,8 +613,9 @@ def queries(draw, data):
         spec["hi"] = spec["lo"] + draw(st.integers(1, 60)) * SEC
     if spec["lo"] is not None:
         q = q.since(spec["lo"])
+    spec["until"] = draw(st.booleans())  # until (inclusive) or before (exclusive)
     if spec["hi"] is not None:
-        q = q.until(spec["hi"])
+        q = q.until(spec["hi"]) if spec["until"] else q.before(spec["hi"])
     spec["group"] = draw(st.booleans())
     spec["with_tag"] = spec["agg"] is None and not spec["group"] and draw(st.booleans())
     if spec["agg"] is None:

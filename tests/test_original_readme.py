@@ -129,6 +129,8 @@ def test_the_readme_line_by_line(env_client, capsys):
     assert all(row[3] == 0.5 for row in data.values)
     as_dict = data.to_dict()
     assert as_dict["series"][0]["columns"][:4] == ["time", "value", "anomalyScore", "anomalyLikelihood"]
-    # the write of datetime.now() is the present instant (naive = local time)
+    # the write of datetime.now() is the local wall clock read as UTC (naive = UTC, as influxdb-python,
+    # which the original used, reads it): the present instant only where local time is UTC
     latest = sensor.get_data(limit=1)[0].time
-    assert abs((latest - datetime.datetime.now(datetime.UTC)).total_seconds()) < 60
+    wall_clock_as_utc = datetime.datetime.now().replace(tzinfo=datetime.UTC)
+    assert abs((latest - wall_clock_as_utc).total_seconds()) < 60

@@ -317,19 +317,24 @@ def test_time_column_and_unsorted_index_are_accepted(frame):
     assert np.array_equal(with_column.times, data.times)
 
 
-def test_naive_index_means_local_time(monkeypatch, frame):
-    if not hasattr(time, "tzset"):
-        pytest.skip("time.tzset is not available")
+def test_naive_index_means_utc_or_the_process_wide_rule(monkeypatch, frame):
+    from influxhtm.times import set_naive_times
+
     naive = frame.iloc[:10].copy()
     naive.index = naive.index.tz_localize(None)
-    monkeypatch.setenv("TZ", "Etc/GMT+5")  # five hours behind UTC, no DST
+    monkeypatch.setenv("TZ", "Etc/GMT+5")  # five hours behind UTC, no DST: local time is not UTC
     time.tzset()
     try:
-        data = plotting.prepare(naive)
+        assert plotting.prepare(naive).times[0] == np.datetime64("2014-04-01T00:00:00")
+        previous = set_naive_times("local")
+        try:
+            local = plotting.prepare(naive)
+        finally:
+            set_naive_times(previous)
     finally:
         monkeypatch.undo()
         time.tzset()
-    assert data.times[0] == np.datetime64("2014-04-01T05:00:00")
+    assert local.times[0] == np.datetime64("2014-04-01T05:00:00")
 
 
 # --------------------------------------------------------------------------- options

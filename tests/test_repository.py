@@ -115,11 +115,13 @@ def test_queries_are_immutable(repo):
 
 def test_delete_by_tag_and_time_and_field_refused(repo):
     repo.add_all(readings(10, "a") + readings(10, "b"))
-    repo.delete(component="a", since=T0, until=T0 + timedelta(minutes=5))
-    assert repo.query().where(component="a").count() == 5
+    repo.delete(component="a", since=T0, until=T0 + timedelta(minutes=5))  # both ends inclusive
+    assert repo.query().where(component="a").count() == 4
+    repo.delete(component="b", since=T0, before=T0 + timedelta(minutes=5))  # an exclusive end
+    assert repo.query().where(component="b").count() == 5
     with pytest.raises(ih.ValidationError, match="field"):
         repo.delete(ih.col("value") > 3)
-    assert repo.query().count() == 15
+    assert repo.query().count() == 9
     repo.drop()
     assert repo.query().count() == 0
 

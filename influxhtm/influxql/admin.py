@@ -283,10 +283,14 @@ def delete(
     *conditions: ex.Condition,
     since: TimeArg | None = None,
     until: TimeArg | None = None,
+    before: TimeArg | None = None,
     fields: Iterable[str] | None = None,
     **tags: Any,
 ) -> Statement:
     """DELETE [FROM m] WHERE tag conditions and time bounds.
+
+    `since` and `until` are inclusive (`time >= since AND time <= until`), as
+    everywhere in influxhtm; `before` is an exclusive end (`time < before`).
 
     InfluxDB 1.x cannot delete by field value: a condition on a name in `fields`
     (or a field of the declared class given as `measurement`) is refused.
@@ -297,11 +301,7 @@ def delete(
         query = query.from_(measurement)
         if query.model_class is not None:
             field_names |= set(describe_class(measurement).fields)
-    query = query.where(*conditions, **tags)
-    if since is not None:
-        query = query.since(since)
-    if until is not None:
-        query = query.until(until)
+    query = query.where(*conditions, **tags).within(since, until, before)
     bad = sorted(ex_name for ex_name in _columns(query.conditions) if ex_name in field_names)
     if bad:
         raise ValidationError(

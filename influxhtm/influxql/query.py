@@ -126,6 +126,8 @@ class Query:
     conditions: tuple[ex.Condition, ...] = ()
     lower: TimeBound | None = None
     upper: TimeBound | None = None
+    #: Whether `upper` is inclusive (`until`: time <= t) or exclusive (`before`: time < t).
+    upper_inclusive: bool = True
     interval: int | None = None
     interval_offset: int | None = None
     group_tags: tuple[str, ...] = ()
@@ -210,24 +212,46 @@ class Query:
         return attrs.evolve(self, conditions=self.conditions + tuple(added))
 
     def since(self, t: TimeArg | None) -> "Query":
-        """Only points at or after `t` (`time >= t`); None removes the bound."""
+        """Only points at or after `t` (`time >= t`, inclusive); None removes the bound."""
         return attrs.evolve(self, lower=None if t is None else time_bound(t, what="since"))
 
     def until(self, t: TimeArg | None) -> "Query":
-        """Only points before `t` (`time < t`); None removes the bound."""
-        return attrs.evolve(self, upper=None if t is None else time_bound(t, what="until"))
+        """Only points at or before `t` (`time <= t`, inclusive, as `since`); None removes the bound."""
+        return attrs.evolve(
+            self, upper=None if t is None else time_bound(t, what="until"), upper_inclusive=True
+        )
+
+    def before(self, t: TimeArg | None) -> "Query":
+        """Only points before `t` (`time < t`, exclusive); None removes the bound."""
+        return attrs.evolve(
+            self, upper=None if t is None else time_bound(t, what="before"), upper_inclusive=False
+        )
 
     def between(self, start: TimeArg, end: TimeArg) -> "Query":
-        """`since(start).until(end)`: start inclusive, end exclusive."""
+        """`since(start).until(end)`: both ends inclusive (as SQL BETWEEN)."""
         return self.since(start).until(end)
 
+    def within(
+        self, since: TimeArg | None = None, until: TimeArg | None = None, before: TimeArg | None = None
+    ) -> "Query":
+        """`since` and `until` (both inclusive) or `before` (exclusive); None leaves that side as it is."""
+        if until is not None and before is not None:
+            raise ValidationError({"before": ["give until (inclusive) or before (exclusive), not both"]})
+        query = self if since is None else self.since(since)
+        if until is not None:
+            query = query.until(until)
+        return query if before is None else query.before(before)
+
     def with_time_bounds(self, lo_ns: int | None, hi_ns: int | None) -> "Query":
-        """Set absolute bounds in ns (`lo_ns` inclusive, `hi_ns` exclusive); None keeps that side as it is."""
+        """Set absolute bounds in ns: `lo_ns` inclusive, `hi_ns` EXCLUSIVE (`before`); None keeps that side.
+
+        The counterpart of `time_range()`, whose upper end is exclusive too.
+        """
         query = self
         if lo_ns is not None:
             query = attrs.evolve(query, lower=TimeBound(ns=to_ns(lo_ns, name="lo_ns")))
         if hi_ns is not None:
-            query = attrs.evolve(query, upper=TimeBound(ns=to_ns(hi_ns, name="hi_ns")))
+            query = query.before(to_ns(hi_ns, name="hi_ns"))
         return query
 
     def group_by_time(self, interval: str | timedelta, offset: str | timedelta | None = None) -> "Query":
@@ -311,12 +335,16 @@ class Query:
         return False
 
     def time_range(self, now: int | None = None) -> tuple[int | None, int | None]:
-        """(lower inclusive, upper exclusive) in ns from since/until, relative bounds resolved at `now`."""
+        """(lo, hi) in ns, `lo` INCLUSIVE and `hi` EXCLUSIVE, relative bounds resolved at `now`.
+
+        An inclusive `until(t)` gives `hi = t + 1`, a `before(t)` gives `hi = t`, so
+        `with_time_bounds(*q.time_range())` selects the same points as `q`.
+        """
         now = now_ns() if now is None else now
-        return (
-            self.lower.resolve(now) if self.lower else None,
-            self.upper.resolve(now) if self.upper else None,
-        )
+        hi = None
+        if self.upper is not None:
+            hi = self.upper.resolve(now) + (1 if self.upper_inclusive else 0)
+        return (self.lower.resolve(now) if self.lower else None, hi)
 
     @property
     def is_aggregate(self) -> bool:
@@ -383,7 +411,7 @@ class Query:
         if with_time and self.lower is not None:
             terms.append("time >= " + self.lower.render(binder))
         if with_time and self.upper is not None:
-            terms.append("time < " + self.upper.render(binder))
+            terms.append(("time <= " if self.upper_inclusive else "time < ") + self.upper.render(binder))
         return " AND ".join(terms)
 
     def __str__(self) -> str:

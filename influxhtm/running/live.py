@@ -151,7 +151,7 @@ class LiveRun:
         if after is not None:
             query = query.since(after + 1)
         if upto is not None:
-            query = query.until(upto + 1)
+            query = query.until(upto)
         return query
 
     def fetch(self, after: int | None, upto: int | None = None) -> list[tuple[int, float]]:

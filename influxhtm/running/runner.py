@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
 from ..records import SensorReading
-from ..times import from_ns, parse_duration, to_ns
+from ..times import from_ns, inclusive_range, parse_duration, to_ns
 from .encoding import ResultEncoder
 from .report import RunReport
 
@@ -139,8 +139,12 @@ class Runner:
         progress: bool = False,
         chunk_size: int = 10_000,
         batch_size: int = 5000,
+        *,
+        before: Any = None,
     ) -> RunReport:
         """Feed the points between `since` and `until` (both inclusive) in time order; store the results.
+
+        `before` is an exclusive end instead of `until`.
 
         Points are streamed in chunks of `chunk_size` (constant memory) and results
         written in batches of `batch_size` by a background thread while the model
@@ -150,8 +154,7 @@ class Runner:
         are stored before the error propagates, so a resumed run continues there.
         """
         interval = parse_duration(aggregation, name="aggregation") if aggregation is not None else None
-        lo = to_ns(since, name="since") if since is not None else None
-        hi = to_ns(until, name="until") if until is not None else None
+        lo, hi = inclusive_range(since, until, before)
         if resume:
             done = self.resume_ns()
             if done is not None:
@@ -168,11 +171,7 @@ class Runner:
 
     def _stream(self, lo: int | None, hi: int | None, chunk_size: int) -> Iterator[tuple[int, SensorReading]]:
         """(ns, reading) of the raw points, ascending, streamed in chunks (as `Sensor.iter_data`)."""
-        query = self.sensor._query().select("value")
-        if lo is not None:
-            query = query.since(lo)
-        if hi is not None:
-            query = query.until(hi + 1)
+        query = self.sensor._query().select("value").within(lo, hi)
         component = self.sensor.component
         for ns, value in self.sensor.client.stream_rows(query, chunk_size=chunk_size):
             if value is not None:
@@ -258,11 +257,7 @@ class Runner:
     def _count(self, lo: int | None, hi: int | None) -> int:
         from ..influxql import count
 
-        query = self.sensor._query().select(count("value"))
-        if lo is not None:
-            query = query.since(lo)
-        if hi is not None:
-            query = query.until(hi + 1)
+        query = self.sensor._query().select(count("value")).within(lo, hi)
         rows = self.sensor.client.rows(query)
         return int(rows[0][1]) if rows else 0
 

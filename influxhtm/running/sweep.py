@@ -25,7 +25,7 @@ import attrs
 
 from ..errors import ValidationError
 from ..settings import Settings
-from ..times import to_ns
+from ..times import inclusive_range
 
 if TYPE_CHECKING:
     import pandas
@@ -170,11 +170,13 @@ def sweep(
     until: Any = None,
     aggregation: str | None = None,
     executor: Any = None,
+    before: Any = None,
 ) -> pandas.DataFrame:
     """Run `engine` with every parameter set of `param_grid` over every sensor; one row per run.
 
-    `executor` is any `concurrent.futures.Executor` or a `dask.distributed.Client`
-    (default: a process pool, shut down afterwards). Columns: sensor
+    Each run reads the points from `since` to `until` (both inclusive), or
+    before `before` (exclusive). `executor` is any `concurrent.futures.Executor`
+    or a `dask.distributed.Client` (default: a process pool, shut down afterwards). Columns: sensor
     ("measurement/component"), measurement, component, model_id, params, points,
     results, elapsed (seconds) and error (None, or "Type: message" for a run that
     failed; the other runs go on).
@@ -194,8 +196,7 @@ def sweep(
         from ..engines import get_engine
 
         get_engine(engine)  # unknown names fail here, before anything runs
-    lo = to_ns(since, name="since") if since is not None else None
-    hi = to_ns(until, name="until") if until is not None else None
+    lo, hi = inclusive_range(since, until, before)
     parameter_sets: dict[str, dict[str, Any]] = {}
     for params in expand_grid(param_grid):
         parameter_sets.setdefault(model_id_for(engine, params), params)
