@@ -43,6 +43,7 @@ class Context:
             username=o["username"],
             password=o["password"],
             ssl=o["ssl"],
+            create=o.get("create", True),
         )
 
     @property
@@ -149,6 +150,16 @@ def load_label_windows(
     return nab.load_windows(labels, chosen, tz=tz), chosen
 
 
+def create_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The `--create/--no-create` option of the commands that write into a database they may not find."""
+    return click.option(
+        "--create/--no-create",
+        default=True,
+        show_default=True,
+        help="create the database if the server says it does not exist (needs admin rights)",
+    )(command)
+
+
 # --------------------------------------------------------------------------- the group
 
 
@@ -220,6 +231,7 @@ def wait_for_interrupt(local: Any) -> None:
 @click.option("--value-column", default="value", show_default=True, help="column holding the value")
 @click.option("--tz", default="UTC", show_default=True, help="zone of naive timestamps (IANA name)")
 @click.option("--batch-size", type=int, default=5000, show_default=True, help="points per write")
+@create_option
 @click.option(
     "--progress/--no-progress", default=None, help="show a progress bar (default: when stderr is a terminal)"
 )
@@ -234,13 +246,15 @@ def import_(
     value_column: str,
     tz: str,
     batch_size: int,
+    create: bool,
     progress: bool | None,
 ) -> None:
     """Import a CSV FILE (NAB's format as it is) into a sensor.
 
     Rows that cannot be read are reported with their line numbers and the rest
     is written; rows repeating a timestamp are merged (InfluxDB keeps one point
-    per series and time) and counted.
+    per series and time) and counted. A database that does not exist is created
+    (an administrator's right) unless --no-create.
     """
     from tqdm.auto import tqdm
 
@@ -248,7 +262,7 @@ def import_(
 
     if not os.path.isfile(file):
         raise InfluxHtmError(f"file {file!r} does not exist")
-    client = ctx.client()
+    client = ctx.client(create=create)
     sensor = client.create_sensor(measurement, component)
     with tqdm(
         total=count_rows(file),
@@ -758,12 +772,13 @@ def sweep_command(
     is_flag=True,
     help="keep the managed influxd running afterwards (data in OUTPUT_DIR/influxdb), until Ctrl-C",
 )
+@create_option
 @click.option(
     "--progress/--no-progress", default=None, help="show progress bars (default: when stderr is a terminal)"
 )
 @pass_context
 @command_errors
-def demo(ctx: Context, output_dir: str, keep_server: bool, progress: bool | None) -> None:
+def demo(ctx: Context, output_dir: str, keep_server: bool, create: bool, progress: bool | None) -> None:
     """Import NAB data, run a real HTM engine, replay Numenta's results, score both with NAB, plot them.
 
     Without --host or INFLUX_HOST it starts a managed local influxd (removed
@@ -776,7 +791,7 @@ def demo(ctx: Context, output_dir: str, keep_server: bool, progress: bool | None
     started = time.perf_counter()
     local = None
     if ctx.names_a_server:
-        client = ctx.client()
+        client = ctx.client(create=create)
         click.echo(f"Using InfluxDB at {client.settings.url}, database {client.database!r}")
     else:
         from .server import LocalInfluxd
@@ -786,7 +801,9 @@ def demo(ctx: Context, output_dir: str, keep_server: bool, progress: bool | None
         click.echo("Starting a managed local influxd (no INFLUX_HOST given) ...")
         local.start()
         click.echo(f"      influxd at {local.url}")
-        client = ctx.client(host=local.host, port=local.port, ssl=False, username=None, password=None)
+        client = ctx.client(
+            host=local.host, port=local.port, ssl=False, username=None, password=None, create=create
+        )
     try:
         client.ping()
         result = run_demo(client, output_dir, echo=click.echo, progress=show_progress(progress))
