@@ -171,7 +171,7 @@ def time_range_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="influxhtm")
-@click.option("--host", default=None, help="InfluxDB host [INFLUX_HOST, localhost]")
+@click.option("--host", default=None, help="InfluxDB host or URL [INFLUX_HOST, localhost]")
 @click.option("--port", default=None, help="InfluxDB port [INFLUX_PORT, 8086]")
 @click.option("--username", default=None, help="user name [INFLUX_USER]")
 @click.option("--password", default=None, help="password [INFLUX_PASS]")

@@ -147,11 +147,11 @@ class InfluxHtmClient:
     def execute(self, statement: Any) -> list[dict[str, Any]]:
         """Run a Query or admin Statement (anything with `render()`); returns the statement results."""
         text, params = statement.render()
-        method = getattr(statement, "method", "GET")
+        reads = getattr(statement, "method", "GET") == "GET"
         try:
-            return self.connection.query(text, params=params, database=self.database, method=method)
+            return self.connection.query(text, params=params, database=self.database)
         except QueryError as error:
-            if method == "GET" and _database_not_found(error):
+            if reads and _database_not_found(error):
                 return []  # nothing written yet: a read of an absent database is empty
             raise
 
