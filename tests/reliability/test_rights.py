@@ -197,6 +197,8 @@ def test_a_user_granted_all_runs_every_write_and_read_path(
     assert "bb" in {m.model_id for m in client.get_sensor("power", "pump").list_htm_models()}
     results = count(admin, database, "power_model", field="anomalyScore")
     assert results == POINTS * 4 + count(admin, database, "power", " WHERE component = 'pump'") * 2
+    sensor.delete_htm_model("direct")  # DELETE needs WRITE, not admin
+    assert count(admin, database, "power_model", " WHERE id = 'direct'", field="anomalyScore") == 0
     sent = requests_of(rights_server, settings.username)
     assert all(status < 400 for _, _, status in sent), [s for s in sent if s[2] >= 400]
     reliability_report(scenario="non-admin user (GRANT ALL): registry, results, run, sweep, CLI, reads",
