@@ -44,6 +44,7 @@ class Context:
             username=o["username"],
             password=o["password"],
             ssl=o["ssl"],
+            create=o.get("create", True),
         )
 
     @property
@@ -143,6 +144,16 @@ def load_label_windows(
     return nab.load_windows(labels, chosen, tz=tz), chosen
 
 
+def create_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The `--create/--no-create` option of the commands that write into a database they may not find."""
+    return click.option(
+        "--create/--no-create",
+        default=True,
+        show_default=True,
+        help="create the database if the server says it does not exist (needs admin rights)",
+    )(command)
+
+
 # --------------------------------------------------------------------------- the group
 
 
@@ -170,7 +181,7 @@ def time_range_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="influxhtm")
-@click.option("--host", default=None, help="InfluxDB host [INFLUX_HOST, localhost]")
+@click.option("--host", default=None, help="InfluxDB host or URL [INFLUX_HOST, localhost]")
 @click.option("--port", default=None, help="InfluxDB port [INFLUX_PORT, 8086]")
 @click.option("--username", default=None, help="user name [INFLUX_USER]")
 @click.option("--password", default=None, help="password [INFLUX_PASS]")
@@ -237,6 +248,7 @@ def wait_for_interrupt(local: Any) -> None:
     "(default: refuse the file, naming the lines)",
 )
 @click.option("--batch-size", type=int, default=5000, show_default=True, help="points per write")
+@create_option
 @click.option(
     "--progress/--no-progress", default=None, help="show a progress bar (default: when stderr is a terminal)"
 )
@@ -252,6 +264,7 @@ def import_(
     tz: str,
     ambiguous: str | None,
     batch_size: int,
+    create: bool,
     progress: bool | None,
 ) -> None:
     """Import a CSV FILE (NAB's format as it is) into a sensor.
@@ -260,7 +273,8 @@ def import_(
     is written; rows repeating a timestamp are merged (InfluxDB keeps one point
     per series and time) and counted. Naive times that a daylight-saving change
     of --tz skips or repeats refuse the whole file (naming the lines) unless
-    --ambiguous says which reading to take.
+    --ambiguous says which reading to take. A database that does not exist is
+    created (an administrator's right) unless --no-create.
     """
     from tqdm.auto import tqdm
 
@@ -268,7 +282,7 @@ def import_(
 
     if not os.path.isfile(file):
         raise InfluxHtmError(f"file {file!r} does not exist")
-    client = ctx.client()
+    client = ctx.client(create=create)
     sensor = client.create_sensor(measurement, component)
     with tqdm(
         total=count_rows(file),
@@ -778,12 +792,13 @@ def sweep_command(
     is_flag=True,
     help="keep the managed influxd running afterwards (data in OUTPUT_DIR/influxdb), until Ctrl-C",
 )
+@create_option
 @click.option(
     "--progress/--no-progress", default=None, help="show progress bars (default: when stderr is a terminal)"
 )
 @pass_context
 @command_errors
-def demo(ctx: Context, output_dir: str, keep_server: bool, progress: bool | None) -> None:
+def demo(ctx: Context, output_dir: str, keep_server: bool, create: bool, progress: bool | None) -> None:
     """Import NAB data, run a real HTM engine, replay Numenta's results, score both with NAB, plot them.
 
     Without --host or INFLUX_HOST it starts a managed local influxd (removed
@@ -796,7 +811,7 @@ def demo(ctx: Context, output_dir: str, keep_server: bool, progress: bool | None
     started = time.perf_counter()
     local = None
     if ctx.names_a_server:
-        client = ctx.client()
+        client = ctx.client(create=create)
         click.echo(f"Using InfluxDB at {client.settings.url}, database {client.database!r}")
     else:
         from .server import LocalInfluxd
@@ -806,7 +821,9 @@ def demo(ctx: Context, output_dir: str, keep_server: bool, progress: bool | None
         click.echo("Starting a managed local influxd (no INFLUX_HOST given) ...")
         local.start()
         click.echo(f"      influxd at {local.url}")
-        client = ctx.client(host=local.host, port=local.port, ssl=False, username=None, password=None)
+        client = ctx.client(
+            host=local.host, port=local.port, ssl=False, username=None, password=None, create=create
+        )
     try:
         client.ping()
         result = run_demo(client, output_dir, echo=click.echo, progress=show_progress(progress))

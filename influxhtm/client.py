@@ -1,17 +1,28 @@
 """`InfluxHtmClient`: the gateway to sensors, models and repositories of one database.
 
-The constructor does no I/O: settings are resolved (arguments, then `INFLUX_*`),
-and the database is created when it is first written to.
+The constructor does no I/O: settings are resolved (arguments, then `INFLUX_*`).
+No statement that needs admin rights is sent on the way of a write: a write goes
+straight to the database, and only when the server answers that the database does
+not exist is it created (with `create=True`, the default; an administrator's right)
+and the write sent again. A user granted WRITE or ALL on an existing database needs
+nothing more.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from .connection import Connection
-from .errors import QueryError, SensorNotFound, ValidationError
+from .errors import (
+    AuthenticationError,
+    DatabaseNotFound,
+    NotFound,
+    QueryError,
+    SensorNotFound,
+    ValidationError,
+)
 from .influxql import Query, admin, col
 from .line_protocol import Batch
 from .records import REGISTRY_MEASUREMENT, RESULT_SUFFIX
@@ -19,9 +30,18 @@ from .sensor import Sensor, check_name
 from .settings import Settings
 from .times import inclusive_range
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 class InfluxHtmClient:
-    """Sensors, HTM model stores and repositories over one InfluxDB database."""
+    """Sensors, HTM model stores and repositories over one InfluxDB database.
+
+    `create`: when a write (or a retention policy, or a continuous query) finds that the
+    database does not exist, create it and go on (True, the default; CREATE DATABASE needs
+    admin rights), or raise `DatabaseNotFound` (False). The database is never created before
+    the server has said that it is missing.
+    """
 
     def __init__(
         self,
@@ -31,33 +51,35 @@ class InfluxHtmClient:
         username: str | None = None,
         password: str | None = None,
         ssl: bool | str | None = None,
+        *,
+        create: bool = True,
         **options: Any,
     ):
         self.database = check_database(database)
         self.settings = Settings.resolve(host, port, username, password, ssl, **options)
         self.connection = Connection(self.settings)
-        self._database_ready = False
-        self._lock = threading.Lock()
+        self.create = check_create(create)
 
     @classmethod
-    def from_settings(cls, database: str, settings: Settings) -> InfluxHtmClient:
+    def from_settings(cls, database: str, settings: Settings, *, create: bool = True) -> InfluxHtmClient:
         """A client with ready-made settings (e.g. a worker process of a sweep)."""
         client = cls.__new__(cls)
         client.database = check_database(database)
         client.settings = settings
         client.connection = Connection(settings)
-        client._database_ready = False
-        client._lock = threading.Lock()
+        client.create = check_create(create)
         return client
 
     def __repr__(self) -> str:
         return f"InfluxHtmClient(database={self.database!r}, url={self.settings.url!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"database": self.database, "settings": self.settings}
+        return {"database": self.database, "settings": self.settings, "create": self.create}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        fresh = InfluxHtmClient.from_settings(state["database"], state["settings"])
+        fresh = InfluxHtmClient.from_settings(
+            state["database"], state["settings"], create=state.get("create", True)
+        )
         self.__dict__.update(fresh.__dict__)
 
     def close(self) -> None:
@@ -65,14 +87,12 @@ class InfluxHtmClient:
 
     # -- database ------------------------------------------------------------
     def create_database(self) -> None:
-        """Create the database (nothing happens if it exists)."""
+        """Create the database (nothing happens if it exists); needs admin rights."""
         self.execute(admin.create_database(self.database))
-        self._database_ready = True
 
     def drop_database(self) -> None:
         """Drop the database and everything in it."""
         self.execute(admin.drop_database(self.database))
-        self._database_ready = False
 
     def ping(self) -> str:
         """The server's version (raises InfluxConnectionError when unreachable)."""
@@ -81,28 +101,62 @@ class InfluxHtmClient:
     # -- low level: the one place queries and writes go through ------------------
     def write_lines(self, lines: Sequence[str] | Batch, *, retention_policy: str | None = None) -> None:
         """POST encoded points (one point per item: a string field may hold newlines), or a `Batch`,
-        creating the database on first use; to `retention_policy` if given, else the default one."""
+        to `retention_policy` if given, else the default one (a missing database: see `create` in
+        the class docstring)."""
         if not len(lines):
             return
-        self._ensure_database()
         batch = lines if isinstance(lines, Batch) else Batch.of_lines(lines)
-        self.connection.write(batch, database=self.database, retention_policy=retention_policy)
+        self._on_database(
+            lambda: self.connection.write(batch, database=self.database, retention_policy=retention_policy)
+        )
 
-    def _ensure_database(self) -> None:
-        """Create the database once, before the first statement that needs it to exist."""
-        if not self._database_ready:
-            with self._lock:
-                if not self._database_ready:
-                    self.create_database()
+    def _on_database(self, action: Callable[[], T]) -> T:
+        """Run `action`, which needs the database; if the server answers that the database does not
+        exist, create it (with `create`) and run `action` once more, else raise DatabaseNotFound.
+
+        Nothing is created before that answer, so writing to an existing database needs no admin
+        rights (CREATE DATABASE does, even for a database that exists)."""
+        try:
+            return action()
+        except (NotFound, QueryError) as error:
+            if not (_database_not_found(error) and self.database in str(error)):
+                raise
+        self._create_missing_database()
+        return action()
+
+    def _create_missing_database(self) -> None:
+        url, name = self.settings.url, _quoted(self.database)
+        if not self.create:
+            raise DatabaseNotFound(
+                f"database {self.database!r} does not exist on InfluxDB at {url}; create it first with "
+                "client.create_database() (or create=True, or --create on the command line), which needs "
+                "admin rights",
+                database=self.database,
+                url=url,
+            )
+        try:
+            self.create_database()
+        except AuthenticationError as error:
+            user = self.settings.username
+            who = f"user {user!r}" if user else "a client without credentials"
+            grant = f" and GRANT WRITE (or ALL) ON {name} TO {_quoted(user)}" if user else ""
+            raise DatabaseNotFound(
+                f"database {self.database!r} does not exist on InfluxDB at {url}, and {who} may not create "
+                f"it: CREATE DATABASE needs admin rights (HTTP {error.status}). Ask an administrator to run "
+                f"CREATE DATABASE {name}{grant}",
+                database=self.database,
+                url=url,
+            ) from None
+        log.info("database %r did not exist on %s: created it", self.database, url)
 
     def execute(self, statement: Any) -> list[dict[str, Any]]:
         """Run a Query or admin Statement (anything with `render()`); returns the statement results."""
         text, params = statement.render()
-        method = getattr(statement, "method", "GET")
+        reads = getattr(statement, "method", "GET") == "GET"
         try:
-            return self.connection.query(text, params=params, database=self.database, method=method)
+            return self.connection.query(text, params=params, database=self.database)
         except QueryError as error:
-            if method == "GET" and _database_not_found(error):
+            if reads and _database_not_found(error):
                 return []  # nothing written yet: a read of an absent database is empty
             raise
 
@@ -214,17 +268,15 @@ class InfluxHtmClient:
         default: bool = False,
     ) -> None:
         """Create a retention policy (duration None keeps data forever)."""
-        self._ensure_database()
-        self.execute(
-            admin.create_retention_policy(
-                name,
-                database=self.database,
-                duration=duration,
-                replication=replication,
-                shard_duration=shard_duration,
-                default=default,
-            )
+        statement = admin.create_retention_policy(
+            name,
+            database=self.database,
+            duration=duration,
+            replication=replication,
+            shard_duration=shard_duration,
+            default=default,
         )
+        self._on_database(lambda: self.execute(statement))
 
     def alter_retention_policy(
         self,
@@ -257,16 +309,14 @@ class InfluxHtmClient:
         self, name: str, query: Query, resample_every: Any = None, resample_for: Any = None
     ) -> None:
         """Create a continuous query from a Query with `into(...)` and `group_by_time(...)`."""
-        self._ensure_database()
-        self.execute(
-            admin.create_continuous_query(
-                name,
-                database=self.database,
-                query=query,
-                resample_every=resample_every,
-                resample_for=resample_for,
-            )
+        statement = admin.create_continuous_query(
+            name,
+            database=self.database,
+            query=query,
+            resample_every=resample_every,
+            resample_for=resample_for,
         )
+        self._on_database(lambda: self.execute(statement))
 
     def drop_continuous_query(self, name: str) -> None:
         self.execute(admin.drop_continuous_query(name, database=self.database))
@@ -337,8 +387,19 @@ def check_database(name: object) -> str:
     return database
 
 
-def _database_not_found(error: QueryError) -> bool:
+def check_create(create: object) -> bool:
+    if not isinstance(create, bool):
+        raise ValidationError({"create": [f"{create!r} is not True or False"]})
+    return create
+
+
+def _database_not_found(error: Exception) -> bool:
     return "database not found" in str(error)
+
+
+def _quoted(name: str) -> str:
+    """`name` as a double-quoted InfluxQL identifier, for a statement shown to the user."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _reorder(columns: Sequence[str], values: list[list[Any]], wanted: Sequence[str]) -> list[list[Any]]:

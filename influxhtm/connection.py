@@ -325,20 +325,18 @@ class Connection:
         *,
         params: Mapping[str, Any] | None = None,
         database: str | None = None,
-        method: str = "GET",
+        method: str = "POST",
         epoch: str = "ns",
     ) -> list[dict[str, Any]]:
         """Run InfluxQL; returns one result dict per statement. Errors raise QueryError.
 
-        With method="POST" (needed for statements that change something) the query travels
-        in the request body, so that it appears in no URL and no log line.
+        Every statement, its bound `params` and the database travel in the body of a POST,
+        never in the URL: a URL ends up in server, proxy and access logs, and a statement
+        can carry a password (CREATE USER, SET PASSWORD) or private values. `method` is
+        accepted for compatibility and changes nothing.
         """
         form = self._query_params(text, params, database, epoch)
-        headers = {"Accept": "application/x-msgpack"}
-        if method.upper() == "POST" or _PASSWORD.search(text):  # a password never goes into a URL
-            response = self.request("POST", "query", data=form, headers=headers)
-        else:
-            response = self.request(method, "query", params=form, headers=headers)
+        response = self.request("POST", "query", data=form, headers={"Accept": "application/x-msgpack"})
         self._raise_for_status(response, query=text)
         try:
             body = _decode(response)
@@ -364,6 +362,7 @@ class Connection:
 
         Failing to connect is retried; a connection lost in the middle of the stream is not
         (part of the answer has been handed out already) and raises InfluxConnectionError.
+        The statement and its parameters travel in the body of a POST, as in `query`.
         """
         import requests
 
@@ -371,7 +370,7 @@ class Connection:
         request_params["chunked"] = "true"
         request_params["chunk_size"] = str(chunk_size)
         response = self.request(
-            "GET", "query", params=request_params, headers={"Accept": "application/x-msgpack"}, stream=True
+            "POST", "query", data=request_params, headers={"Accept": "application/x-msgpack"}, stream=True
         )
         with response:
             self._raise_for_status(response, query=text)

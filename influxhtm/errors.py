@@ -63,6 +63,15 @@ class NotFound(InfluxHtmError, LookupError):
     """Something asked for by name does not exist."""
 
 
+class DatabaseNotFound(NotFound):
+    """The database does not exist (and was not created: `create=False`, or the user may not)."""
+
+    def __init__(self, message: str, database: str, url: str | None = None):
+        super().__init__(message)
+        self.database = database
+        self.url = url
+
+
 class SensorNotFound(NotFound):
     """No series with this measurement and component exists."""
 

@@ -3,6 +3,11 @@
 Variables: INFLUX_HOST, INFLUX_PORT, INFLUX_USER, INFLUX_PASS, INFLUX_SSL and
 INFLUX_VERIFY_SSL (yes/no, or the path of a CA bundle to trust).
 
+The host may be written as a URL, `http(s)://[user[:password]@]host[:port][/]`
+(or `host:port`): its parts fill in ssl, username, password and port, and one
+given twice with different values is an error. The password is never shown: an
+error quotes such a host as `user:***@host`.
+
 Nothing here runs at import time: the environment is read when `Settings.resolve`
 is called, so importing influxhtm never fails for a missing variable.
 """
@@ -10,7 +15,9 @@ is called, so importing influxhtm never fails for a missing variable.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Mapping
+from urllib.parse import unquote
 
 import attrs
 
@@ -19,6 +26,7 @@ from .errors import ConfigurationError
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8086
 
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -60,6 +68,103 @@ def parse_verify(value: str | bool, *, name: str) -> bool | str:
     return text
 
 
+def mask_password(text: str) -> str:
+    """`text` (a host or URL) with the password of a `user:password@` part replaced by `***`."""
+    match = _SCHEME.match(text)
+    start = match.end() if match else 0
+    userinfo, at, rest = text[start:].rpartition("@")
+    if not at:
+        return text
+    user, colon, _ = userinfo.partition(":")
+    return text[:start] + user + (":***" if colon else "") + "@" + rest
+
+
+@attrs.frozen
+class HostParts:
+    """What a host setting says: the host, and what a URL adds (None where it says nothing)."""
+
+    host: str
+    port: int | None = None
+    ssl: bool | None = None
+    username: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+
+
+def parse_host(text: str) -> HostParts:
+    """Split a host setting: a name or address, `host:port`, or `http(s)://[user[:password]@]host[:port][/]`.
+
+    User and password are percent-decoded, as in any URL (write `@`, `:` and `/` in them
+    as %40, %3A and %2F). Errors show the text with the password masked.
+    """
+    shown = mask_password(text.strip())
+    raw = text.strip()
+    ssl = None
+    match = _SCHEME.match(raw)
+    if match:
+        scheme = match.group(1).lower()
+        if scheme not in ("http", "https"):
+            raise ConfigurationError(f"host={shown!r}: the scheme {scheme!r} is not http or https")
+        ssl = scheme == "https"
+        raw = raw[match.end() :]
+    userinfo, at, hostport = raw.rpartition("@")
+    hostport = hostport[:-1] if hostport.endswith("/") else hostport
+    if "/" in userinfo or any(c in hostport for c in "/?#"):
+        raise ConfigurationError(
+            f"host={shown!r}: a URL path, query or fragment is not supported, give the server's address "
+            "(a '/' in a password is written %2F)"
+        )
+    host, port = _split_port(hostport, shown)
+    if not host:
+        raise ConfigurationError(f"host={shown!r} names no host")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    return HostParts(host, port, ssl, username, password)
+
+
+def _split_port(hostport: str, shown: str) -> tuple[str, int | None]:
+    """(host, port or None) of `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address."""
+    if hostport.startswith("["):
+        host, bracket, rest = hostport[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ConfigurationError(
+                f"host={shown!r}: an IPv6 address is written [address] or [address]:port"
+            )
+        port_text = rest[1:] if rest else None
+    elif hostport.count(":") == 1:
+        host, _, port_text = hostport.partition(":")
+    else:
+        return hostport, None  # a name, an IPv4 address, or an IPv6 address without a port
+    if port_text is None:
+        return host, None
+    try:
+        return host, parse_port(port_text)
+    except ConfigurationError:
+        raise ConfigurationError(f"host={shown!r}: {port_text!r} is not a port (1 to 65535)") from None
+
+
+def _agree(name: str, given: Any, from_host: Any, shown: str, *, secret: bool = False) -> Any:
+    """The value of a setting that the host URL may also give; two different values are an error."""
+    if from_host is None:
+        return given
+    if given is not None and given != from_host:
+        values = "" if secret else f" ({from_host!r} in the host, {given!r} given)"
+        raise ConfigurationError(
+            f"host={shown!r} and the {name} setting disagree{values}: give the {name} once"
+        )
+    return from_host
+
+
+def _check_host(instance: Any, attribute: Any, value: Any) -> None:
+    if isinstance(value, str) and ("@" in value or "/" in value):
+        raise ConfigurationError(
+            f"host={mask_password(value)!r} is a URL, not a host name or address: Settings.resolve(host=...) "
+            "reads one, or give port, ssl, username and password as their own settings"
+        )
+
+
 def _check_verify(instance: Any, attribute: Any, value: Any) -> None:
     if isinstance(value, bool):
         return
@@ -87,7 +192,7 @@ def _non_negative(kind: type, *, positive: bool = False) -> Any:
 class Settings:
     """Where and how to reach InfluxDB. The password is never shown in `repr`."""
 
-    host: str = DEFAULT_HOST
+    host: str = attrs.field(default=DEFAULT_HOST, validator=_check_host)
     port: int = DEFAULT_PORT
     username: str | None = None
     password: str | None = attrs.field(default=None, repr=False)
@@ -118,33 +223,43 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         **options: object,
     ) -> "Settings":
-        """Settings from arguments, falling back to `INFLUX_*` variables, then defaults."""
+        """Settings from arguments, falling back to `INFLUX_*` variables, then defaults.
+
+        A host written as a URL gives its parts (see the module docstring).
+        """
         env = os.environ if environ is None else environ
         if host is None:
             host = env.get("INFLUX_HOST") or DEFAULT_HOST
+        if not isinstance(host, str) or not host.strip():
+            raise ConfigurationError(f"host={host!r} is not a host name or address")
+        parts = parse_host(host)
+        shown = mask_password(host.strip())
         if port is None:
             env_port = env.get("INFLUX_PORT")
-            port = parse_port(env_port, name="INFLUX_PORT") if env_port not in (None, "") else DEFAULT_PORT
+            port = parse_port(env_port, name="INFLUX_PORT") if env_port not in (None, "") else None
         if username is None:
             username = env.get("INFLUX_USER") or None
         if password is None:
             password = env.get("INFLUX_PASS") or None
-        if ssl is None:
-            ssl = parse_bool(env.get("INFLUX_SSL", ""), name="INFLUX_SSL")
+        if ssl is None and env.get("INFLUX_SSL", "").strip():
+            ssl = parse_bool(env["INFLUX_SSL"], name="INFLUX_SSL")
+        given_port = parse_port(port) if port is not None else None
+        resolved_port: int | None = _agree("port", given_port, parts.port, shown)
+        username = _agree("username", username, parts.username, shown)
+        password = _agree("password", password, parts.password, shown, secret=True)
+        ssl = _agree("ssl", parse_bool(ssl, name="ssl") if ssl is not None else None, parts.ssl, shown)
         if "verify_ssl" not in options and env.get("INFLUX_VERIFY_SSL", "").strip():
             options["verify_ssl"] = parse_verify(env["INFLUX_VERIFY_SSL"], name="INFLUX_VERIFY_SSL")
         unknown = sorted(set(options) - {a.name for a in attrs.fields(cls)})
         if unknown:
             known = ", ".join(a.name for a in attrs.fields(cls))
             raise ConfigurationError(f"unknown setting(s) {', '.join(map(repr, unknown))}; known: {known}")
-        if not isinstance(host, str) or not host.strip():
-            raise ConfigurationError(f"host={host!r} is not a host name or address")
         return cls(
-            host=str(host),
-            port=parse_port(port),
+            host=parts.host,
+            port=DEFAULT_PORT if resolved_port is None else resolved_port,
             username=username,
             password=password,
-            ssl=parse_bool(ssl, name="ssl"),
+            ssl=bool(ssl),
             **options,  # type: ignore[arg-type]
         )
 

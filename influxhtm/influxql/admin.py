@@ -1,8 +1,9 @@
 """Introspection and administration statements: SHOW, CREATE/ALTER/DROP, DELETE, subscriptions.
 
 Each function returns a `Statement` (text + bound parameters + the HTTP method
-InfluxDB wants for it). Names go through `quote_ident`, values are bound,
-durations are validated and rendered from nanoseconds.
+InfluxDB's API names for it: GET for a read, POST for a change; influxhtm sends
+every statement by POST anyway, in the request body, never in a URL). Names go
+through `quote_ident`, values are bound, durations are validated and rendered from nanoseconds.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from .quoting import count_literal, quote_ident
 
 @attrs.frozen
 class Statement:
-    """One InfluxQL statement: `text`, `params`, and `method` (GET reads, POST changes)."""
+    """One InfluxQL statement: `text`, `params`, and `method` (GET: a read, POST: a change).
+
+    `method` says what the statement does; it is always sent by POST (see `Connection.query`).
+    """
 
     text: str
     params: dict[str, Any] = attrs.field(factory=dict)

@@ -113,6 +113,8 @@ class SweepTask:
     since: int | None = None
     until: int | None = None
     aggregation: str | None = None
+    #: The sweeping client's `create`: whether a worker may create a database found missing.
+    create: bool = True
 
     def row(self, **values: Any) -> dict[str, Any]:
         row = {
@@ -137,7 +139,7 @@ def run_task(task: SweepTask) -> dict[str, Any]:
     from .runner import Runner
 
     started = time.perf_counter()
-    client = InfluxHtmClient.from_settings(task.database, task.settings)
+    client = InfluxHtmClient.from_settings(task.database, task.settings, create=task.create)
     try:
         sensor = client.create_sensor(task.measurement, task.component)
         model = create_model_for(sensor, task.engine, **task.params)  # invalid parameters register nothing
@@ -213,6 +215,7 @@ def sweep(
             lo,
             hi,
             aggregation,
+            sensor.client.create,
         )
         for sensor in sensors
         for model_id, params in parameter_sets.items()
