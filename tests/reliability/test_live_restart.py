@@ -49,6 +49,7 @@ class Writer(threading.Thread):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # about 7 s; its waits are bounded at 3 x 60 s
 @pytest.mark.parametrize("mode", ["poll", "subscription"])
 def test_live_run_under_restart(server, mode, reliability_report):
     # The runner's connection does not retry by itself (retries=0): the live loop must ride out the restart.
