@@ -256,14 +256,14 @@ def _window_rows(
             if isinstance(found, str):
                 problems.append(
                     f"window {_window_text((start_ns, end_ns))}: its {bound} is not the time of a row "
-                    f"(nearest: {found})"
+                    f"(nearest: {found})."
                 )
         if isinstance(first, int) and isinstance(last, int):
             name = f"window {_window_text((start_ns, end_ns))}"
             if last < first:
-                problems.append(f"{name} holds no row within the tolerance")
+                problems.append(f"{name} holds no row within the tolerance.")
             elif rows and first < rows[-1][1]:
-                problems.append(f"{name} shares rows with the one before it, matched within the tolerance")
+                problems.append(f"{name} shares rows with the one before it, matched within the tolerance.")
             else:
                 rows.append((first, last))
     if problems:
