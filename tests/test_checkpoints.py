@@ -2,17 +2,13 @@
 
 Against a real influxd: a checkpoint written for one sensor/model is refused by
 a runner of another (before, it was loaded and all of the other sensor's points
-were skipped); a second run given the checkpoint of a run that is going on (in
-another process) is refused while the first one completes; concurrent saves
-never crash or tear the file.
+were skipped); concurrent saves never crash or tear the file. Two runs on one
+checkpoint (two processes) are in tests/reliability/test_checkpoint_sharing.py.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,12 +17,11 @@ from pathlib import Path
 import pytest
 
 from influxhtm.client import InfluxHtmClient
-from influxhtm.errors import CheckpointInUse, CheckpointMismatch
+from influxhtm.errors import CheckpointMismatch
 from influxhtm.running import Runner
 from influxhtm.times import to_ns
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -153,61 +148,6 @@ def test_a_checkpoint_without_identity_is_refused(client, tmp_path):
     path.write_bytes(b"not a pickle")
     with pytest.raises(Exception, match="is not an influxhtm checkpoint"):
         Runner(sensor, store, Counter(), checkpoint=path)
-
-
-SLOW_RUN = """
-import sys
-from influxhtm.client import InfluxHtmClient
-from influxhtm.running import Runner
-from influxhtm.settings import Settings
-
-database, host, port, path, tests = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-sys.path.insert(0, tests)
-from test_checkpoints import Counter
-
-client = InfluxHtmClient.from_settings(database, Settings(host=host, port=port))
-store = client.create_sensor("power", "oven").get_htm_model("m")
-runner = Runner(store.sensor, store, Counter(pause=0.01), checkpoint=path, checkpoint_every=10)
-print(runner.run_batch(resume=True).points)
-"""
-
-
-def test_a_second_run_on_the_same_checkpoint_is_refused_while_the_first_completes(
-    client, tmp_path, influx_settings
-):
-    sensor = client.create_sensor("power", "oven")
-    write_minutes(sensor, 400)
-    store = sensor.create_htm_model("m", params={"size": 10}, engine="counter")
-    path = tmp_path / "shared.ckpt"
-    script = tmp_path / "slow_run.py"
-    script.write_text(SLOW_RUN)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.Popen(
-        [sys.executable, str(script), client.database, influx_settings.host, str(influx_settings.port),
-         str(path), str(ROOT / "tests")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not path.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)  # the first run has saved its first checkpoint: it is going on
-        assert path.exists(), first.communicate()
-        second = Runner(sensor, store, Counter(), checkpoint=path)  # loads the first run's checkpoint
-        with pytest.raises(CheckpointInUse) as info:
-            second.run_batch(resume=True)
-        assert str(path) in str(info.value) and f"pid {first.pid}" in str(info.value)
-        out, err = first.communicate(timeout=120)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-    assert first.returncode == 0, err
-    assert out.split() == ["400"]  # the first run was not disturbed
-    assert [r.anomaly_score for r in store.get_results()] == [float(i + 1) for i in range(400)]
-    # Once the first run is over, the second may run: it continues from the newest checkpoint.
-    report = second.run_batch(resume=True)
-    assert report.points == 0 and second.checkpoint_ns == to_ns(minutes(399))
-    assert second.model.seen == 400
 
 
 def test_concurrent_saves_never_crash_or_tear_the_file(client, tmp_path):
