@@ -13,6 +13,8 @@ from .engines import create_model, register_engine
 from .errors import (
     AlreadyExists,
     AuthenticationError,
+    CheckpointInUse,
+    CheckpointMismatch,
     ConfigurationError,
     DatabaseNotFound,
     InfluxConnectionError,
@@ -62,6 +64,8 @@ __all__ = [
     "__version__",
     "AlreadyExists",
     "AuthenticationError",
+    "CheckpointInUse",
+    "CheckpointMismatch",
     "CombinedData",
     "ConfigurationError",
     "DatabaseNotFound",

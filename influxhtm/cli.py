@@ -605,6 +605,11 @@ def plot(
 )
 @click.option("--optimize", is_flag=True, help="use the threshold NAB's optimiser finds for this model")
 @click.option(
+    "--tolerance",
+    default=None,
+    help="let a window bound match the nearest result within this duration, e.g. 5m (default: exactly)",
+)
+@click.option(
     "--field",
     type=click.Choice(["anomalyScore", "logLikelihood", "anomalyLikelihood", "rawScore"]),
     default="anomalyScore",
@@ -626,6 +631,7 @@ def score(
     profile: str,
     threshold: float | None,
     optimize: bool,
+    tolerance: str | None,
     field: str,
     since: int | None,
     until: int | None,
@@ -646,6 +652,7 @@ def score(
         field=field,
         since=since,
         until=until,
+        tolerance=tolerance,
     )
     if as_json:
         click.echo(
@@ -658,7 +665,7 @@ def score(
     s = result.score
     normalized = "-" if s.normalized is None else f"{s.normalized:.2f}"
     click.echo(f"NAB score of model {model_id!r} of {sensor} ({key}), profile {profile}, field {field}")
-    click.echo(f"  threshold   {s.threshold:.6g} ({result.threshold_rule})")
+    click.echo(f"  threshold   {s.threshold!r} ({result.threshold_rule})")  # repr: every digit
     click.echo(f"  raw score   {s.raw:.6f}   (null {s.null:g}, perfect {s.perfect:g})")
     click.echo(f"  normalised  {normalized}   (100 = perfect, 0 = a detector that never fires)")
     click.echo(

@@ -107,7 +107,7 @@ def score_table(rows: tuple[ModelRow, ...] | list[ModelRow]) -> str:
     body = []
     for row in rows:
         standard = row.scores["standard"].score
-        thresholds = "/".join(f"{row.scores[p].score.threshold:.4g}" for p in PROFILE_ORDER)
+        thresholds = "/".join(repr(row.scores[p].score.threshold) for p in PROFILE_ORDER)  # every digit
         line: list[Any] = [row.model, f"{row.threshold_rule} {thresholds}", row.points]
         line += [row.scores[p].score.normalized for p in PROFILE_ORDER]
         line += [standard.detections_in_windows, standard.detections_outside_windows]

@@ -88,6 +88,14 @@ class ModelExists(AlreadyExists):
     """A model with this id is registered for the sensor already."""
 
 
+class CheckpointMismatch(ValidationError):
+    """A checkpoint was written for another run: its database, sensor, model, engine or parameters differ."""
+
+
+class CheckpointInUse(InfluxHtmError):
+    """Another run (in this or another process) holds the checkpoint file."""
+
+
 class ServerError(InfluxHtmError):
     """InfluxDB answered with an error.
 

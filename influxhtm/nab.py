@@ -8,16 +8,26 @@ in each labelled window earns a sigmoid-weighted credit, a missed window costs
 less when it falls just after a window. The raw score of a NAB results file
 equals the sum of its `S(t)_<profile>` column.
 
+Windows are matched to rows as NAB's labeler demands: each bound of a window
+that lies within the series must be the timestamp of a row, else the score is
+refused with an error naming the window and the rows nearest to the bound (a
+time-zone slip in a label file would otherwise move windows silently). An
+explicit `tolerance` lets a bound match the nearest row within it. Windows
+that only touch (one ends where the next starts) are accepted, as NAB accepts
+them: the shared row belongs to the later window, as in NAB's sweeper. A window
+wholly before the first row or after the last one is not scored.
+
 `score_series` is a pure function on parallel sequences; `score` reads the
 results of a model through a store (anything with `get_results(since=, until=)`).
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import numbers
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,7 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from .errors import NotFound, ValidationError
-from .times import TimeLike, to_ns
+from .times import TimeLike, from_ns, parse_duration, timedelta_to_ns, to_ns
 
 #: The shared NAB subset shipped with influxhtm (data, labels, Numenta's results).
 NAB_DATA_DIR = Path(__file__).resolve().parent / "data" / "nab"
@@ -81,10 +91,12 @@ class NabScore:
     after the probationary period). `windows` counts the windows that were
     scored (those with at least one row after the probationary period);
     `windows_unscored` the ones given but not scored (inside the probationary
-    period, or with no row in the series). `null` and `perfect` are the raw
-    scores of a detector that never fires and of one that fires exactly at
-    each window's start; `normalized` is NAB's 100 * (raw - null) / (perfect -
-    null), None when there is no window to score.
+    period, or wholly before or after the series). `threshold` is the exact
+    float used: feeding it back (`repr` keeps every digit) gives the same
+    score. `null` and `perfect` are the raw scores of a detector that never
+    fires and of one that fires exactly at each window's start; `normalized`
+    is NAB's 100 * (raw - null) / (perfect - null), None when there is no
+    window to score.
     """
 
     raw: float
@@ -151,7 +163,10 @@ def _score_values(scores: Iterable[object]) -> list[float]:
 
 
 def _window_bounds(windows: Iterable[Sequence[TimeLike]]) -> list[tuple[int, int]]:
-    """Windows as (start_ns, end_ns), sorted by start; rejects reversed or overlapping ones."""
+    """Windows as (start_ns, end_ns), sorted by start; rejects reversed or overlapping ones.
+
+    Windows that only touch (one ends where the next starts) are accepted, as NAB's labeler does.
+    """
     bounds: list[tuple[int, int]] = []
     for index, window in enumerate(windows):
         try:
@@ -165,41 +180,97 @@ def _window_bounds(windows: Iterable[Sequence[TimeLike]]) -> list[tuple[int, int
         bounds.append((start_ns, end_ns))
     bounds.sort()
     for index in range(1, len(bounds)):
-        if bounds[index][0] <= bounds[index - 1][1]:
-            raise ValidationError(
-                {"windows": [f"windows overlap: {bounds[index - 1]} and {bounds[index]} (ns)"]}
-            )
+        if bounds[index][0] < bounds[index - 1][1]:
+            pair = f"{_window_text(bounds[index - 1])} and {_window_text(bounds[index])}"
+            raise ValidationError({"windows": [f"windows overlap: {pair}"]})
     return bounds
 
 
-def _window_rows(times_ns: Sequence[int], bounds: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Map windows to inclusive (start_row, end_row) ranges in row order.
+def resolve_tolerance(tolerance: object) -> int:
+    """A tolerance in ns: None (0: exact), a timedelta, a duration text ("5m") or whole nanoseconds."""
+    if tolerance is None:
+        return 0
+    if isinstance(tolerance, timedelta):
+        value = timedelta_to_ns(tolerance)
+    elif isinstance(tolerance, str):
+        value = parse_duration(tolerance, name="tolerance")
+    elif isinstance(tolerance, int) and not isinstance(tolerance, bool):
+        value = tolerance
+    else:
+        raise ValidationError({"tolerance": [f"{tolerance!r} is not a duration (a timedelta, '5m' or ns)"]})
+    if value < 0:
+        raise ValidationError({"tolerance": [f"{tolerance!r} is negative"]})
+    return value
 
-    As NAB's sweeper: scanning rows in order, a window starts at the first row
-    (after the previous window) whose time reaches its start, and ends at the
-    first row whose time equals its end (or just before the first row past
-    it). On NAB data every bound is a row's timestamp, so this is NAB's exact
-    equality match. Windows without any row are left out.
+
+def _window_text(bounds: tuple[int, int]) -> str:
+    return f"[{from_ns(bounds[0]).isoformat()}, {from_ns(bounds[1]).isoformat()}]"
+
+
+class _Rows:
+    """Find rows by time: the first row with a time (as NAB's `timestamps.index`), and the nearest ones."""
+
+    def __init__(self, times_ns: Sequence[int]):
+        self.first: dict[int, int] = {}
+        for row, ns in enumerate(times_ns):
+            self.first.setdefault(ns, row)
+        self.ordered = sorted(self.first.items())  # (time, first row), ascending (NAB's data has a step back)
+        self.keys = [ns for ns, _ in self.ordered]
+
+    def of(self, ns: int, tolerance: int, inward: int) -> int | str:
+        """The row at `ns` (or the nearest within `tolerance`), else the text naming the nearest rows.
+
+        `inward` (+1 for a start, -1 for an end) breaks a tie towards the inside of the window.
+        """
+        if ns in self.first:
+            return self.first[ns]
+        at = bisect.bisect_left(self.keys, ns)
+        near = [self.ordered[i] for i in (at - 1, at) if 0 <= i < len(self.ordered)]
+        within = [(t, row) for t, row in near if abs(t - ns) <= tolerance]
+        if within:
+            return min(within, key=lambda item: (abs(item[0] - ns), -inward * item[0]))[1]
+        return " and ".join(f"row {row} at {from_ns(t).isoformat()}" for t, row in near)
+
+
+def _window_rows(
+    times_ns: Sequence[int], bounds: Sequence[tuple[int, int]], tolerance: int = 0
+) -> list[tuple[int, int]]:
+    """Map windows to inclusive (start_row, end_row) ranges, as NAB's labeler and sweeper do.
+
+    Each bound must be a row's timestamp (or within `tolerance` of one: the
+    nearest row is taken); a bound that is neither raises a ValidationError
+    naming the window and the nearest rows, every such bound at once. A window
+    wholly before the first row or after the last one is left out (not scored).
     """
     rows: list[tuple[int, int]] = []
-    n = len(times_ns)
-    row = 0
+    problems: list[str] = []
+    if not times_ns:
+        return rows
+    index = _Rows(times_ns)
     for start_ns, end_ns in bounds:
-        while row < n and times_ns[row] < start_ns:
-            row += 1
-        if row >= n:
-            break
-        if times_ns[row] > end_ns:
-            continue  # no row inside this window
-        first = row
-        while row < n and times_ns[row] < end_ns:
-            row += 1
-        if row < n and times_ns[row] == end_ns:
-            last = row
-        else:
-            last = row - 1
-        rows.append((first, last))
-        row = last + 1
+        if end_ns < index.keys[0] or start_ns > index.keys[-1]:
+            continue  # outside the series: no row to score
+        first = index.of(start_ns, tolerance, +1)
+        last = index.of(end_ns, tolerance, -1)
+        for bound, found in (("start", first), ("end", last)):
+            if isinstance(found, str):
+                problems.append(
+                    f"window {_window_text((start_ns, end_ns))}: its {bound} is not the time of a row "
+                    f"(nearest: {found})."
+                )
+        if isinstance(first, int) and isinstance(last, int):
+            name = f"window {_window_text((start_ns, end_ns))}"
+            if last < first:
+                problems.append(f"{name} holds no row within the tolerance.")
+            elif rows and first < rows[-1][1]:
+                problems.append(f"{name} shares rows with the one before it, matched within the tolerance.")
+            else:
+                rows.append((first, last))
+    if problems:
+        within = f" or within the tolerance ({tolerance} ns) of one" if tolerance else ""
+        raise ValidationError({"windows": problems + [
+            f"as in NAB, every window bound must be the timestamp of a row{within}: check the time zone "
+            f"of the label file, or allow a tolerance"]})
     return rows
 
 
@@ -224,14 +295,16 @@ class _Sweep:
 
     weights: list[float]  # the score a detection at this row would add (TP credit or FP cost)
     window_of: list[int | None]  # index into `rows` for rows in a window, None outside
-    rows: list[tuple[int, int]]  # (start_row, end_row) of every window with rows
+    rows: list[tuple[int, int]]  # (start_row, end_row) of every window within the series
     scored: list[bool]  # per window: has at least one row after the probationary period
     probation: int
-    unscored_given: int  # windows given that map to no row at all
+    unscored_given: int  # windows given that lie wholly outside the series
 
 
-def _sweep(times_ns: Sequence[int], n: int, bounds: Sequence[tuple[int, int]], profile: Profile) -> _Sweep:
-    rows = _window_rows(times_ns, bounds)
+def _sweep(
+    times_ns: Sequence[int], n: int, bounds: Sequence[tuple[int, int]], profile: Profile, tolerance: int = 0
+) -> _Sweep:
+    rows = _window_rows(times_ns, bounds, tolerance)
     probation = probationary_length(n)
     max_tp = scaled_sigmoid(-1.0)
     weights = [0.0] * n
@@ -255,7 +328,11 @@ def _sweep(times_ns: Sequence[int], n: int, bounds: Sequence[tuple[int, int]], p
             weights[i] = scaled_sigmoid(position) * profile.tp_weight / max_tp
             window_of[i] = w
         prev_end, prev_width, cursor = last, int(width), last + 1
-    scored = [last >= probation for _, last in rows]
+    # A row two touching windows share is the later one's (NAB's sweeper enters the next window there).
+    owned = [
+        last - 1 if w + 1 < len(rows) and rows[w + 1][0] == last else last for w, (_, last) in enumerate(rows)
+    ]
+    scored = [own >= max(probation, first) for (first, _), own in zip(rows, owned, strict=True)]
     return _Sweep(weights, window_of, rows, scored, probation, len(bounds) - len(rows))
 
 
@@ -310,6 +387,7 @@ def _prepare(
     scores: Iterable[object],
     windows: Iterable[Sequence[TimeLike]],
     profile: Profile,
+    tolerance: object = None,
 ) -> tuple[_Sweep, list[float]]:
     times_ns = [to_ns(t, name=f"times[{i}]") for i, t in enumerate(times)]
     values = _score_values(scores)
@@ -317,7 +395,8 @@ def _prepare(
         raise ValidationError(
             {"scores": [f"{len(values)} scores for {len(times_ns)} times: give one score per time"]}
         )
-    return _sweep(times_ns, len(values), _window_bounds(windows), profile), values
+    slack = resolve_tolerance(tolerance)
+    return _sweep(times_ns, len(values), _window_bounds(windows), profile, slack), values
 
 
 def score_series(
@@ -327,16 +406,18 @@ def score_series(
     *,
     profile: str | Profile = "standard",
     threshold: float | None = None,
+    tolerance: object = None,
 ) -> NabScore:
     """NAB score of one series: `times` in row order, one anomaly score per time.
 
     A row is a detection when its score is >= `threshold` (default: NAB's
     optimised threshold for Numenta HTM under this profile). A missing score
-    (None) is no detection.
+    (None) is no detection. A window bound must be a row's timestamp, or within
+    `tolerance` (a timedelta, "5m" or ns) of one; see the module's documentation.
     """
     prof = resolve_profile(profile)
     limit = _resolve_threshold(threshold, prof)
-    sweep, values = _prepare(times, scores, windows, prof)
+    sweep, values = _prepare(times, scores, windows, prof, tolerance)
     return _result(sweep, values, limit, prof)
 
 
@@ -346,15 +427,18 @@ def optimize_threshold(
     windows: Iterable[Sequence[TimeLike]],
     *,
     profile: str | Profile = "standard",
+    tolerance: object = None,
 ) -> tuple[float, NabScore]:
     """The threshold that maximises the raw NAB score of one series, and the score there.
 
     As NAB's optimiser (`nab/optimizer.py` with `Sweeper.calcScoreByThreshold`):
     every distinct score after the probationary period is a candidate, as is
-    "no detection at all" (1.1); ties go to the highest threshold.
+    "no detection at all" (1.1); ties go to the highest threshold. The threshold
+    is a score itself (or just above the highest): given back to `score_series`,
+    it reproduces the score exactly.
     """
     prof = resolve_profile(profile)
-    sweep, values = _prepare(times, scores, windows, prof)
+    sweep, values = _prepare(times, scores, windows, prof, tolerance)
     n = len(values)
     order = sorted(range(sweep.probation, n), key=lambda i: values[i], reverse=True)
     parts = [-prof.fn_weight if scored else 0.0 for scored in sweep.scored]
@@ -401,10 +485,11 @@ def score(
     threshold: float | None = None,
     since: TimeLike | None = None,
     until: TimeLike | None = None,
+    tolerance: object = None,
 ) -> NabScore:
     """NAB score of a model's stored results (`store.get_results(since=, until=)`, in time order)."""
     times, scores = _store_series(store, since, until)
-    return score_series(times, scores, windows, profile=profile, threshold=threshold)
+    return score_series(times, scores, windows, profile=profile, threshold=threshold, tolerance=tolerance)
 
 
 def optimize_store_threshold(
@@ -414,10 +499,11 @@ def optimize_store_threshold(
     profile: str | Profile = "standard",
     since: TimeLike | None = None,
     until: TimeLike | None = None,
+    tolerance: object = None,
 ) -> tuple[float, NabScore]:
     """`optimize_threshold` over a model's stored results."""
     times, scores = _store_series(store, since, until)
-    return optimize_threshold(times, scores, windows, profile=profile)
+    return optimize_threshold(times, scores, windows, profile=profile, tolerance=tolerance)
 
 
 def read_labels(path: str | Path) -> Mapping[str, Any]:

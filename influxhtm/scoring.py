@@ -82,21 +82,25 @@ def score_store(
     since: Any = None,
     until: Any = None,
     series: tuple[list[Any], list[float | None]] | None = None,
+    tolerance: Any = None,
 ) -> StoreScore:
     """NAB score of a model's `field` under `profile`.
 
     The threshold is `threshold` when given, the optimum of NAB's optimiser with
     `optimize=True`, and NAB's default for the profile otherwise. `series`
-    (times, scores) skips reading the results again.
+    (times, scores) skips reading the results again. Window bounds must be
+    timestamps of results, or within `tolerance` of one (see `influxhtm.nab`).
     """
     if optimize and threshold is not None:
         raise ValidationError({"threshold": ["give a threshold or ask to optimise it, not both"]})
     times, scores = series if series is not None else score_series_of(store, field, since, until)
     if optimize:
-        _, result = nab.optimize_threshold(times, scores, windows, profile=profile)
+        _, result = nab.optimize_threshold(times, scores, windows, profile=profile, tolerance=tolerance)
         rule = "optimised"
     else:
-        result = nab.score_series(times, scores, windows, profile=profile, threshold=threshold)
+        result = nab.score_series(
+            times, scores, windows, profile=profile, threshold=threshold, tolerance=tolerance
+        )
         rule = "given" if threshold is not None else "NAB default"
     return StoreScore(store.model_id, field, rule, result)
 

@@ -172,6 +172,40 @@ def test_score_text_optimised_and_label_key_guess(conn):
     assert never["raw"] == pytest.approx(-never["windows"]) and never["fp"] == 0
 
 
+def test_score_prints_the_optimised_threshold_so_that_feeding_it_back_reproduces_the_score(conn):
+    import_nab(conn, MACHINE)
+    invoke(conn, "run", "nab", "machine_temperature_system_failure", "-e", "replay", "--id", "numenta",
+           "--params", json.dumps({"path": str(results_path(MACHINE))}), "--no-progress")  # fmt: skip
+    base = ["score", "nab", "machine_temperature_system_failure", "--model", "numenta",
+            "--labels", nab.NAB_WINDOWS_FILE]  # fmt: skip
+    for profile in PROFILES:
+        text = invoke(conn, *base, "--profile", profile, "--optimize").stdout
+        printed = next(line.split()[1] for line in text.splitlines() if line.strip().startswith("threshold"))
+        best = json.loads(invoke(conn, *base, "--profile", profile, "--optimize", "--json").stdout)
+        assert float(printed) == best["threshold"]  # every digit is printed
+        again = json.loads(invoke(conn, *base, "--profile", profile, "--threshold", printed, "--json").stdout)
+        assert again["raw"] == best["raw"] and again["tp"] == best["tp"] and again["fp"] == best["fp"]
+        raw_line = next(line for line in text.splitlines() if "raw score" in line)
+        assert raw_line in invoke(conn, *base, "--profile", profile, "--threshold", printed).stdout
+
+
+def test_score_refuses_windows_that_match_no_result_and_takes_a_tolerance(conn):
+    import_nab(conn, "realKnownCause/nyc_taxi.csv")  # a row every 30 minutes
+    invoke(conn, "run", "nab", "nyc_taxi", "-e", "replay", "--id", "numenta",
+           "--params", json.dumps({"path": str(results_path("realKnownCause/nyc_taxi.csv"))}),
+           "--no-progress")  # fmt: skip
+    base = ["score", "nab", "nyc_taxi", "--model", "numenta", "--labels", nab.NAB_WINDOWS_FILE, "--json"]
+    slipped = invoke(conn, *base, "--tz", "Asia/Kathmandu", ok=False)  # UTC+05:45: no bound is a row's time
+    assert slipped.exit_code != 0
+    first = nab.load_windows(nab.NAB_WINDOWS_FILE, "realKnownCause/nyc_taxi.csv", tz="Asia/Kathmandu")[0]
+    assert first[0].isoformat() in slipped.stderr and "is not the time of a row" in slipped.stderr
+    assert "nearest" in slipped.stderr and "tolerance" in slipped.stderr
+    assert invoke(conn, *base, "--tz", "Asia/Kathmandu", "--tolerance", "10m", ok=False).exit_code != 0
+    near = json.loads(invoke(conn, *base, "--tz", "Asia/Kathmandu", "--tolerance", "15m").stdout)
+    exact = json.loads(invoke(conn, *base).stdout)
+    assert near["windows"] == exact["windows"] == 5
+
+
 # ---------------------------------------------------------------- run: brainblocks, resume, live
 
 

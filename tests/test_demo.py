@@ -28,6 +28,8 @@ RESULTS = (
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 FN_WEIGHT = {"standard": 1.0, "reward_low_FP_rate": 1.0, "reward_low_FN_rate": 2.0}
 BUDGET_SECONDS = 180
+# The first test also waits for the demo itself (the module's fixture, at most 2 x the budget).
+pytestmark = pytest.mark.timeout(2 * BUDGET_SECONDS + 120)
 
 
 def console_script() -> list[str]:

@@ -5,6 +5,8 @@ The runs through a server restart are in tests/reliability/test_live_restart.py.
 
 from __future__ import annotations
 
+import gzip
+import queue
 import threading
 import time
 import uuid
@@ -84,6 +86,16 @@ def test_parse_line_reads_back_what_the_encoder_writes(measurement, tags, fields
 
 
 # -- the endpoint ----------------------------------------------------------------------------
+def drain(points: queue.Queue) -> list:
+    """Everything in the queue now, without waiting."""
+    got = []
+    while True:
+        try:
+            got.append(points.get_nowait())
+        except queue.Empty:
+            return got
+
+
 def test_receiver_queues_the_points_of_one_series():
     with SubscriptionReceiver(series_filter("power", "a"), database="db") as receiver:
         body = (
@@ -97,12 +109,32 @@ def test_receiver_queues_the_points_of_one_series():
         answer = requests.post(receiver.url + "/write?db=db&precision=ms", data="power,component=a value=5 7",
                                timeout=5)
         assert answer.status_code == 204
-        got = []
-        while not receiver.points.empty():
-            got.append(receiver.points.get())
+        # A 204 means the points are queued: what is in the queue now is all there will be.
+        got = drain(receiver.points)
     assert [(p.time, p.value) for p in got] == [(10, 1.0), (13, 4.0), (7_000_000, 5.0)]
     assert receiver.bad_lines == 1
     assert all(p.received > 0 for p in got)
+
+
+def test_a_204_means_the_points_are_queued():
+    def slow_filter(point):  # a busy endpoint: the answer must still wait for the queue
+        time.sleep(0.2)
+        return point.measurement == "power"
+
+    with SubscriptionReceiver(slow_filter) as receiver:
+        for n in range(3):
+            answer = requests.post(receiver.url + "/write?db=db", data=f"power value={n} {n}", timeout=5)
+            assert answer.status_code == 204
+            assert [(p.time, p.value) for p in drain(receiver.points)] == [(n, float(n))]
+        body = gzip.compress(b"power value=7 7\npower value=8 8")
+        answer = requests.post(receiver.url + "/write?db=db", data=body, headers={"Content-Encoding": "gzip"},
+                               timeout=5)
+        assert answer.status_code == 204
+        assert [p.value for p in drain(receiver.points)] == [7.0, 8.0]
+        answer = requests.post(receiver.url + "/write?db=db", data=b"power value=9 9",
+                               headers={"Content-Encoding": "gzip"}, timeout=5)
+        assert answer.status_code == 400  # not gzip: refused, nothing queued
+        assert drain(receiver.points) == []
 
 
 # -- live runs -------------------------------------------------------------------------------
@@ -166,14 +198,26 @@ def test_live_run_stops_on_the_event_and_resumes_after_the_last_result(client):
     sensor = client.create_sensor("power", "resume")
     store = sensor.create_htm_model("m")
     sensor.write([{"time": now_ns() - 10**9 + i, "value": float(i)} for i in range(5)])
-    stop = threading.Event()
-    threading.Timer(0.5, stop.set).start()
-    started = time.monotonic()
+    stop, all_seen = threading.Event(), threading.Event()
+    stopped_at: list[float] = []
+
     def model(point):
+        if point.value == 4.0:
+            all_seen.set()
         return {"anomaly_score": point.value}
 
-    first = Runner(sensor, store, model).run_live(poll_interval=0.05, stop=stop)
-    assert time.monotonic() - started < 3
+    def stop_when_idle():  # not a timer: under load the run may take long to see the 5 points
+        if all_seen.wait(60):
+            time.sleep(0.3)  # the run is waiting for new points now
+        stopped_at.append(time.monotonic())
+        stop.set()
+
+    stopper = threading.Thread(target=stop_when_idle)
+    stopper.start()
+    first = Runner(sensor, store, model).run_live(poll_interval=10.0, stop=stop)
+    returned = time.monotonic()
+    stopper.join()
+    assert returned - stopped_at[0] < 3  # the stop event ends the wait, not the poll interval
     assert first.points == 5
     sensor.write([{"time": now_ns(), "value": 9.0}])
     second = Runner(sensor, store, model).run_live(poll_interval=0.05, max_points=1)

@@ -226,7 +226,10 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValidationError, match="before it starts"):
         nab.score_series(minutes(20), [0.0] * 20, [window(12, 10)])
     with pytest.raises(ValidationError, match="overlap"):
-        nab.score_series(minutes(20), [0.0] * 20, [window(5, 10), window(10, 12)])
+        nab.score_series(minutes(20), [0.0] * 20, [window(5, 10), window(9, 12)])
+    for bad in ["5 minutes", -1, 1.5, True]:
+        with pytest.raises(ValidationError, match="tolerance"):
+            nab.score_series(minutes(20), [0.0] * 20, [], tolerance=bad)
 
 
 def test_missing_scores_count_as_no_detection():
@@ -236,12 +239,46 @@ def test_missing_scores_count_as_no_detection():
     assert (result.tp, result.fn, result.fp) == (0, 1, 1)
 
 
-def test_window_bounds_between_rows_take_the_rows_inside():
-    # rows every 10 minutes; window 35..65 min covers rows 4..6 (40, 50, 60 min)
+def test_a_window_bound_that_is_no_row_is_refused_naming_the_window_and_the_nearest_rows():
+    # rows every 10 minutes; a window 35..65 min has no bound at a row (NAB's labeler refuses it)
     times = [T0 + timedelta(minutes=10 * i) for i in range(40)]
     start, end = T0 + timedelta(minutes=35), T0 + timedelta(minutes=65)
-    result = nab.score_series(times, with_hits(40, [6]), [(start, end)])
-    assert result.raw == pytest.approx(A(-1 / 3) / A(-1.0), abs=1e-12)
+    with pytest.raises(ValidationError) as info:
+        nab.score_series(times, with_hits(40, [6]), [(start, end)])
+    message = str(info.value)
+    assert f"window [{start.isoformat()}, {end.isoformat()}]" in message
+    assert f"row 3 at {times[3].isoformat()} and row 4 at {times[4].isoformat()}" in message  # start
+    assert f"row 6 at {times[6].isoformat()} and row 7 at {times[7].isoformat()}" in message  # end
+    with pytest.raises(ValidationError):
+        nab.optimize_threshold(times, with_hits(40, [6]), [(start, end)])
+    # Within an explicit tolerance the nearest row is taken (a tie goes inside): rows 4..6.
+    for tolerance in ["5m", timedelta(minutes=5), 5 * 60 * 10**9]:
+        result = nab.score_series(times, with_hits(40, [6]), [(start, end)], tolerance=tolerance)
+        assert result.raw == pytest.approx(A(-1 / 3) / A(-1.0), abs=1e-12)
+    with pytest.raises(ValidationError, match="is not the time of a row"):
+        nab.score_series(times, with_hits(40, [6]), [(start, end)], tolerance="4m")
+    # A bound before the first row of a window that reaches into the series is refused too.
+    with pytest.raises(ValidationError, match="nearest: row 0 at"):
+        nab.score_series(times, with_hits(40, [6]), [(T0 - timedelta(minutes=10), times[2])])
+
+
+def test_windows_wholly_outside_the_series_are_not_scored():
+    times = minutes(40)
+    result = nab.score_series(times, with_hits(40, [20]), [window(-30, -20), window(20, 22), window(50, 60)])
+    assert (result.windows, result.windows_unscored, result.tp) == (1, 2, 1)
+
+
+def test_touching_windows_are_accepted_and_the_shared_row_is_the_later_ones():
+    # 40 rows, probation 6; windows rows 10..15 and 15..20 touch at row 15. As NAB's sweeper: row 15
+    # enters the second window, whose width is 6 (15..20): a hit there is at -(20 - 15 + 1) / 6 = -1.
+    touching = [window(10, 15), window(15, 20)]
+    at_shared = nab.score_series(minutes(40), with_hits(40, [15]), touching)
+    assert (at_shared.tp, at_shared.fn, at_shared.windows) == (1, 1, 2)
+    assert at_shared.raw == pytest.approx(A(-1.0) / A(-1.0) - 1.0, abs=1e-12)
+    # A hit at row 14 is the first window's: its width is still 6 (10..15), position -(15 - 14 + 1) / 6.
+    before = nab.score_series(minutes(40), with_hits(40, [14]), touching)
+    assert (before.tp, before.fn) == (1, 1)
+    assert before.raw == pytest.approx(A(-1 / 3) / A(-1.0) - 1.0, abs=1e-12)
 
 
 # ---------------------------------------------------------------- label files
@@ -364,6 +401,8 @@ def test_optimum_matches_brute_force(scores, spans, profile):
     n = len(scores)
     windows, taken = [], set()
     for first, length in spans:
+        if first + length >= n:
+            continue  # a window bound must be a row of the series
         rows = set(range(first, first + length + 1))
         if not rows & taken:
             taken |= rows

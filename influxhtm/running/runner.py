@@ -8,28 +8,33 @@ None for "no result for this point". A result without a time gets the point's.
 Results carry the timestamp of the point they answer, so re-running a slice
 overwrites them: a result is stored at most once per point, whatever happens.
 
-Checkpoints: with ``checkpoint=path`` the runner pickles
-``{"state": model.get_state(), "last_ns": ...}`` every ``checkpoint_every``
-points (after the results up to there are stored) and at the end; a new Runner
-given the same path restores the model with ``set_state`` and continues after
-``last_ns`` when resuming (results after it are re-computed and overwritten).
+Checkpoints: with ``checkpoint=path`` the runner pickles the run's identity
+(database, sensor, model id, engine, parameters), ``model.get_state()`` and
+``last_ns`` every ``checkpoint_every`` points (after the results up to there are
+stored) and at the end; a new Runner given the same path checks the identity
+(`CheckpointMismatch` names what differs), restores the model with
+``set_state`` and continues after ``last_ns`` when resuming (results after it
+are re-computed and overwritten). A run holds its checkpoint for its duration:
+a second run given the same path gets `CheckpointInUse` (see
+`influxhtm.running.checkpoint`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import pickle
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
 from ..records import SensorReading
 from ..times import from_ns, inclusive_range, parse_duration, to_ns
+from . import checkpoint as checkpoints
 from .encoding import ResultEncoder
 from .report import RunReport
 
@@ -81,6 +86,9 @@ class Runner:
         self.checkpoint_every = checkpoint_every
         #: The time (ns) of the last point whose result is stored, as known from a loaded checkpoint.
         self.checkpoint_ns: int | None = None
+        #: What a checkpoint of this run records and what a loaded one must match.
+        self.identity = checkpoints.identity(sensor, store, self.model)
+        self._checkpoint_stamp: tuple[int, int, int] | None = None
         if self.checkpoint is not None and self.checkpoint.exists():
             self._load_checkpoint()
 
@@ -90,33 +98,38 @@ class Runner:
     # -- checkpoints ---------------------------------------------------------------
     def _load_checkpoint(self) -> None:
         assert self.checkpoint is not None
-        with open(self.checkpoint, "rb") as fh:
-            saved = pickle.load(fh)
-        if not isinstance(saved, Mapping) or "last_ns" not in saved:
-            raise ValidationError(
-                {"checkpoint": [f"{str(self.checkpoint)!r} is not an influxhtm checkpoint"]})
+        stamp = checkpoints.stamp(self.checkpoint)
+        saved = checkpoints.load(self.checkpoint, self.identity)
         set_state = getattr(self.model, "set_state", None)
         if saved.get("state") is not None and callable(set_state):
             set_state(saved["state"])
         self.checkpoint_ns = saved["last_ns"]
+        self._checkpoint_stamp = stamp
 
     def save_checkpoint(self, last_ns: int | None) -> None:
-        """Pickle the model's state and the last processed time, atomically (write, then rename)."""
+        """Save the run's identity, the model's state and the last processed time, atomically."""
         if self.checkpoint is None:
             return
         get_state = getattr(self.model, "get_state", None)
-        saved = {
-            "state": get_state() if callable(get_state) else None,
-            "last_ns": last_ns,
-            "sensor": str(self.sensor),
-            "model_id": self.store.model_id,
-        }
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.checkpoint.with_name(self.checkpoint.name + ".partial")
-        with open(partial, "wb") as fh:
-            pickle.dump(saved, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(partial, self.checkpoint)
+        state = get_state() if callable(get_state) else None
+        checkpoints.save(self.checkpoint, self.identity, state, last_ns)
         self.checkpoint_ns = last_ns
+        self._checkpoint_stamp = checkpoints.stamp(self.checkpoint)
+
+    @contextlib.contextmanager
+    def holding_checkpoint(self) -> Iterator[None]:
+        """Hold the checkpoint for one run (CheckpointInUse if another run has it).
+
+        A checkpoint another run wrote since this runner loaded it is loaded again
+        first, so the run continues from the newest one.
+        """
+        if self.checkpoint is None:
+            yield
+            return
+        with checkpoints.held(self.checkpoint):
+            if checkpoints.stamp(self.checkpoint) not in (None, self._checkpoint_stamp):
+                self._load_checkpoint()
+            yield
 
     def resume_ns(self) -> int | None:
         """Where a resumed run continues after: the checkpoint's time, else the last stored result."""
@@ -155,6 +168,13 @@ class Runner:
         """
         interval = parse_duration(aggregation, name="aggregation") if aggregation is not None else None
         lo, hi = inclusive_range(since, until, before)
+        with self.holding_checkpoint():
+            return self._run_batch(lo, hi, aggregation, interval, resume, progress, chunk_size, batch_size)
+
+    def _run_batch(
+        self, lo: int | None, hi: int | None, aggregation: str | None, interval: int | None,
+        resume: bool, progress: bool, chunk_size: int, batch_size: int,
+    ) -> RunReport:
         if resume:
             done = self.resume_ns()
             if done is not None:
@@ -279,8 +299,9 @@ class Runner:
         """
         from .live import run_live
 
-        return run_live(self, poll_interval=poll_interval, stop=stop, max_points=max_points, mode=mode,
-                        since=since, chunk_size=chunk_size, retention_policy=retention_policy)
+        with self.holding_checkpoint():
+            return run_live(self, poll_interval=poll_interval, stop=stop, max_points=max_points, mode=mode,
+                            since=since, chunk_size=chunk_size, retention_policy=retention_policy)
 
     runBatch = run_batch
     runLive = run_live

@@ -188,8 +188,10 @@ PointFilter = Callable[[ParsedPoint], bool]
 class SubscriptionReceiver:
     """An HTTP server on 127.0.0.1 (a free port) that queues the pushed points `accept` keeps.
 
-    Lines that do not parse are logged and skipped (the server always answers 204,
-    so InfluxDB never retries or backs off). Use as a context manager.
+    A write is answered only once its points are queued: a 204 means every point
+    the filter keeps is in `points`. Lines that do not parse are logged and
+    skipped (still 204, so InfluxDB never retries or backs off); a body that is
+    not gzip although it says so gets a 400. Use as a context manager.
     """
 
     def __init__(self, accept: PointFilter, *, database: str | None = None, host: str = "127.0.0.1"):
@@ -227,13 +229,19 @@ class SubscriptionReceiver:
                 received = time.time()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                self.send_response(204)
+                status = 204
+                try:
+                    if self.headers.get("Content-Encoding", "").lower() == "gzip":
+                        body = gzip.decompress(body)
+                except (OSError, EOFError) as error:
+                    log.warning("subscription endpoint: a body that is not gzip: %s", error)
+                    status = 400
+                else:
+                    # Queue first, answer then: a 204 means the points are in the queue.
+                    receiver._receive(body, parse_qs(urlsplit(self.path).query), received)
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                if self.headers.get("Content-Encoding", "").lower() == "gzip":
-                    body = gzip.decompress(body)
-                query = parse_qs(urlsplit(self.path).query)
-                receiver._receive(body, query, received)
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
                 log.debug("subscription endpoint: " + format, *args)

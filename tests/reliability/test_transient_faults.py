@@ -278,6 +278,7 @@ def kill_and_restart(server: LocalInfluxd, after_points: int, down_for: float, l
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a million points, a crash and a restart: 73 s on a loaded 2-core machine
 def test_million_points_survive_a_server_crash(tmp_path, compare, read_points, reliability_report):
     n = 1_000_000
     with LocalInfluxd(data_dir=tmp_path / "influxd") as server:
