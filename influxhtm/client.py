@@ -189,19 +189,30 @@ class InfluxHtmClient:
                 raise
 
     def bounded(self, query: Query, bounds: Any) -> Query:
-        """A time-grouped `query` with its time range clamped to the data (`bounds()`: first and last ns).
+        """A time-grouped `query` whose OPEN time ends are set to the data (`bounds()`: first and last ns).
 
-        Open or wide bounds would make the server fill empty buckets from 1970 to
-        now (9.6 s for 200,000 points seen here); buckets outside the data are never wanted.
+        An open end would make the server fill empty buckets from 1970 (and up to now): an
+        open lower end becomes the first point's time, an open upper end the last point's time
+        plus 1 ns (`bounds()` is not called when both ends are given). An explicit end, from
+        `since`/`until` or a `time` condition, is never moved, so `fill(...)` buckets inside
+        it stay. Without data the open ends close the range on the explicit end (or at 0),
+        and the answer is empty. The result is the statement that is sent (see `Query.statement`).
         """
+        open_lower, open_upper = not query.has_lower_time_bound, not query.has_upper_time_bound
+        if not (open_lower or open_upper):
+            return query
+        lo, hi = query.time_range()
         found = bounds()
         if found is None:
-            return query.with_time_bounds(0, 1)  # no data: nothing to aggregate
-        first, last = found
-        lo, hi = query.time_range()
-        lo = first if lo is None else max(lo, first)
-        hi = last + 1 if hi is None else min(hi, last + 1)
-        return query.with_time_bounds(lo, max(lo, hi))
+            anchor = lo if lo is not None else hi if hi is not None else 0
+            first, end = anchor, anchor
+        else:
+            first, end = found[0], found[1] + 1
+        if open_lower:
+            query = query.with_time_bounds(first if hi is None else min(first, hi), None)
+        if open_upper:
+            query = query.with_time_bounds(None, end if lo is None else max(end, lo))
+        return query
 
     def delete(
         self, measurement: str, /, since: Any = None, until: Any = None, before: Any = None, **tags: str

@@ -25,7 +25,7 @@ import random
 import re
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import msgpack
 
@@ -64,6 +64,8 @@ _PARTIAL_KINDS = (
 #: inside one batch comes without the "partial write" prefix (and the whole batch is refused).
 _PARTIAL_MARKERS = ("partial write", "unable to parse", "field type conflict")
 _MAX_TEXT = 500
+#: Rows per chunk of the answers `Connection.query` asks for (InfluxDB's own default chunk size).
+QUERY_CHUNK_SIZE = 10_000
 
 
 def redact(text: str) -> str:
@@ -328,7 +330,12 @@ class Connection:
         method: str = "POST",
         epoch: str = "ns",
     ) -> list[dict[str, Any]]:
-        """Run InfluxQL; returns one result dict per statement. Errors raise QueryError.
+        """Run InfluxQL; returns one complete result dict per statement. Errors raise QueryError.
+
+        The answer is always asked for in chunks and put back together here: InfluxDB cuts a
+        non-chunked answer after its `[http] max-row-limit` rows, marking the series "partial"
+        or, when the cut falls on the end of a series, not marking it at all (the later
+        series and statements are just missing). A chunked answer is never cut.
 
         Every statement, its bound `params` and the database travel in the body of a POST,
         never in the URL: a URL ends up in server, proxy and access logs, and a statement
@@ -336,18 +343,11 @@ class Connection:
         accepted for compatibility and changes nothing.
         """
         form = self._query_params(text, params, database, epoch)
+        form["chunked"] = "true"
+        form["chunk_size"] = str(QUERY_CHUNK_SIZE)
         response = self.request("POST", "query", data=form, headers={"Accept": "application/x-msgpack"})
         self._raise_for_status(response, query=text)
-        try:
-            body = _decode(response)
-        except Exception as error:  # noqa: BLE001 - an undecodable answer is a server error
-            raise ServerError(
-                f"InfluxDB at {self.settings.url} sent an unreadable answer ({type(error).__name__}) "
-                f"to the query {_shorten(redact(text))}",
-                status=response.status_code,
-                url=self.settings.url,
-            ) from None
-        return self._check_results(body, text)
+        return self._whole(self._results(response, text, stream=False), text)
 
     def query_chunks(
         self,
@@ -361,11 +361,10 @@ class Connection:
         """Stream a large answer: yields each partial statement result as it arrives.
 
         Failing to connect is retried; a connection lost in the middle of the stream is not
-        (part of the answer has been handed out already) and raises InfluxConnectionError.
-        The statement and its parameters travel in the body of a POST, as in `query`.
+        (part of the answer has been handed out already) and raises InfluxConnectionError,
+        as does an answer that ends before its last chunk. The statement and its parameters
+        travel in the body of a POST, as in `query`.
         """
-        import requests
-
         request_params = self._query_params(text, params, database, epoch)
         request_params["chunked"] = "true"
         request_params["chunk_size"] = str(chunk_size)
@@ -374,25 +373,70 @@ class Connection:
         )
         with response:
             self._raise_for_status(response, query=text)
-            try:
-                if response.headers.get("Content-Type", "").startswith("application/x-msgpack"):
-                    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=1 << 30)
-                    for block in response.iter_content(chunk_size=1 << 16):
-                        unpacker.feed(block)
-                        for body in unpacker:
-                            yield from self._check_results(body, text)
+            yield from self._results(response, text, stream=True)
+
+    def _results(self, response: requests.Response, text: str, *, stream: bool) -> Iterator[dict[str, Any]]:
+        """Each statement result of a chunked answer, checked for errors, in order.
+
+        Raises InfluxConnectionError when the answer breaks off or ends while its last result
+        still says more chunks follow (`"partial": true`).
+        """
+        import requests
+
+        unfinished = True  # an answer without a single result is not an answer
+        try:
+            for body in _documents(response, stream=stream):
+                for result in self._check_results(body, text):
+                    unfinished = bool(result.get("partial"))
+                    yield result
+        except InfluxHtmError:
+            raise
+        except (requests.RequestException, OSError, ValueError, msgpack.UnpackException) as error:
+            raise InfluxConnectionError(
+                f"the answer of InfluxDB at {self.settings.url} broke off: {_describe(error)} "
+                f"(query: {_shorten(redact(text))})",
+                url=self.settings.url,
+            ) from None
+        if unfinished:
+            raise InfluxConnectionError(
+                f"the answer of InfluxDB at {self.settings.url} ended before its last chunk "
+                f"(query: {_shorten(redact(text))})",
+                url=self.settings.url,
+            )
+
+    def _whole(self, results: Iterable[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+        """The chunks of an answer put back together: one result per statement, each series whole.
+
+        A series still marked partial at the end (a server that cut the answer instead of
+        chunking it) raises ServerError: a partial result is never returned as complete.
+        """
+        whole: list[dict[str, Any]] = []
+        for result in results:
+            if not whole or whole[-1].get("statement_id") != result.get("statement_id"):
+                result.pop("partial", None)
+                whole.append(result)
+                continue
+            current = whole[-1]
+            series = current.setdefault("series", [])
+            for piece in result.get("series", []):
+                last = series[-1] if series else None
+                if last is not None and last.get("partial") and _same_series(last, piece):
+                    last["values"].extend(piece["values"])
+                    last["partial"] = piece.get("partial", False)
                 else:
-                    for line in response.iter_lines():
-                        if line:
-                            yield from self._check_results(json.loads(line), text)
-            except InfluxHtmError:
-                raise
-            except (requests.RequestException, OSError, ValueError, msgpack.UnpackException) as error:
-                raise InfluxConnectionError(
-                    f"the answer of InfluxDB at {self.settings.url} broke off: {_describe(error)} "
-                    f"(query: {_shorten(redact(text))})",
-                    url=self.settings.url,
-                ) from None
+                    series.append(piece)
+            if result.get("messages"):
+                current.setdefault("messages", []).extend(result["messages"])
+        for result in whole:
+            for series in result.get("series", []):
+                if series.pop("partial", False):
+                    raise ServerError(
+                        f"InfluxDB at {self.settings.url} returned only part of series "
+                        f"{series.get('name')!r} {series.get('tags') or ''} ({len(series['values'])} rows; "
+                        f"is the answer cut at [http] max-row-limit?) (query: {_shorten(redact(text))})",
+                        url=self.settings.url,
+                    )
+        return whole
 
     @staticmethod
     def _query_params(
@@ -559,6 +603,30 @@ def _decode(response: requests.Response) -> Any:
     if response.headers.get("Content-Type", "").startswith("application/x-msgpack"):
         return msgpack.unpackb(response.content, raw=False, strict_map_key=False)
     return response.json()
+
+
+def _documents(response: requests.Response, *, stream: bool) -> Iterator[Any]:
+    """Each msgpack or JSON document of a chunked answer, read as it arrives (`stream`) or from the
+    body already received."""
+    if response.headers.get("Content-Type", "").startswith("application/x-msgpack"):
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=1 << 30)
+        if stream:
+            blocks: Iterable[bytes | memoryview] = response.iter_content(chunk_size=1 << 16)
+        else:
+            content = memoryview(response.content)
+            blocks = (content[i : i + (1 << 20)] for i in range(0, len(content), 1 << 20))
+        for block in blocks:
+            unpacker.feed(block)
+            yield from unpacker
+        return
+    lines = response.iter_lines() if stream else response.content.splitlines()
+    for line in lines:
+        if line.strip():
+            yield json.loads(line)
+
+
+def _same_series(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return a.get("name") == b.get("name") and (a.get("tags") or {}) == (b.get("tags") or {})
 
 
 def _error_text(response: requests.Response) -> str:

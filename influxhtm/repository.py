@@ -119,8 +119,9 @@ class Repository:
         """A query of this measurement, bound to the repository (iterate it, or `.all()`, ...)."""
         return Query().from_(self.cls).bind(self)
 
-    def _prepare(self, query: Query) -> Query:
-        """Bound a time-grouped query to the data when it lacks bounds (no filling from 1970)."""
+    def statement(self, query: Query) -> Query:
+        """The query as it is sent: a time-grouped one gets its open time ends set to the data
+        (`InfluxHtmClient.bounded`: no empty buckets filled from 1970); an explicit end is kept."""
         if query.interval is None:
             return query
         return self.client.bounded(query, lambda: self._data_bounds(query))
@@ -144,7 +145,7 @@ class Repository:
     def iter_query(self, query: Query, chunk_size: int = 10_000) -> Iterator[Any]:
         """Stream the results: instances for plain selects, typed rows for aggregates, groups or a
         selection of some columns."""
-        query = self._prepare(query)
+        query = self.statement(query)
         if query.is_aggregate or query.group_tags or query.interval is not None or self._partial(query):
             yield from self._typed_rows(query)
             return

@@ -7,6 +7,7 @@ from typing import Optional
 import pytest
 
 import influxhtm as ih
+from influxhtm.times import to_ns
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -83,14 +84,31 @@ def test_grouped_by_tag_rows_carry_the_tag(repo):
     assert sorted((r.component, r.n, r.max) for r in rows) == [("a", 10, 9.0), ("b", 20, 19.0)]
 
 
-def test_group_by_time_without_upper_bound_is_bounded_to_the_data(repo):
+def test_group_by_time_with_open_ends_is_bounded_to_the_data(repo):
     repo.add_all(readings(200_000 // 100, step=timedelta(minutes=1)))
-    q = repo.query().select(ih.mean("value")).where(ih.col("time") > 0).group_by_time("10m")
+    q = repo.query().select(ih.mean("value")).group_by_time("10m")
     start = time.perf_counter()
     rows = list(q)
     elapsed = time.perf_counter() - start
     assert len(rows) == 200  # no buckets before the first point or after the last
+    sent = q.statement()
+    assert sent.time_range() == (to_ns(T0), to_ns(T0 + timedelta(minutes=1999)) + 1)
     assert elapsed < 5, "the server filled buckets from 1970"
+
+
+def test_explicit_bounds_of_a_grouped_query_are_never_narrowed(repo):
+    repo.add_all(readings(60, step=timedelta(minutes=1)))  # one hour of data in the middle of a day
+    start, end = T0 - timedelta(hours=12), T0 + timedelta(hours=12)
+    q = repo.query().select(ih.count("value").as_("n")).since(start).before(end).group_by_time("1h").fill(0)
+    assert str(q.statement()) == str(q) and q.statement().params == q.params
+    rows = list(q)
+    assert [r.time for r in rows] == [start + timedelta(hours=h) for h in range(24)]  # every bucket, 0 too
+    assert sum(r.n for r in rows) == 60 and [r.n for r in rows if r.n] == [60]
+    # one open end: only that end is set to the data, the explicit one stays
+    lower_only = repo.query().select(ih.count("value").as_("n")).since(start).group_by_time("1h").fill(0)
+    sent = lower_only.statement()
+    assert sent.time_range() == (to_ns(start), to_ns(T0 + timedelta(minutes=59)) + 1)
+    assert [r.time for r in lower_only] == [start + timedelta(hours=h) for h in range(13)]
 
 
 def test_first_count_exists_and_dataframe(repo):

@@ -115,7 +115,8 @@ def qualified_name(measurement: str, database: str | None, retention_policy: str
 
 @attrs.frozen
 class Query:
-    """An InfluxQL SELECT statement; build it by chaining, read it with `str(q)` and `q.params`."""
+    """An InfluxQL SELECT statement; build it by chaining, read it with `str(q)` and `q.params`
+    (for a bound, time-grouped query, `q.statement()` is what iterating it sends)."""
 
     select_items: tuple[ex.Selectable, ...] = ()
     measurement: str | None = None
@@ -426,6 +427,15 @@ class Query:
         return self.render()[1]
 
     # -- execution, delegated ---------------------------------------------------------
+    def statement(self) -> "Query":
+        """The query exactly as iterating it sends it: `str(q.statement())` and `.params`.
+
+        For a bound, time-grouped query this asks the server for the data's first and last
+        time and sets the OPEN ends to them (see `InfluxHtmClient.bounded`); explicit ends are
+        kept. An unbound query, or one without `group_by_time`, is sent as it is.
+        """
+        return self if self.executor is None else self.executor.statement(self)
+
     def bind(self, executor: QueryExecutor | None) -> "Query":
         """This query bound to an executor (a repository) that runs it."""
         return attrs.evolve(self, executor=executor)
