@@ -149,7 +149,9 @@ def test_generated_identifiers_and_values_are_accepted_and_mean_themselves(
             "values": [[5 * SEC, value, tag_value]],
         }
     ]
-    grouped = select(max_(col(field_key))).from_(measurement).where(**{tag_key: [tag_value]}).group_by(tag_key)
+    grouped = (
+        select(max_(col(field_key))).from_(measurement).where(**{tag_key: [tag_value]}).group_by(tag_key)
+    )
     series = run(conn, db, grouped.where(col(field_key) >= value))
     assert [(s["tags"], s["values"][0][1]) for s in series] == [({tag_key: tag_value}, value)]
     tag_values = run(conn, db, admin.show_tag_values(tag_key, measurement))
