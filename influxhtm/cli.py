@@ -212,6 +212,9 @@ def server(data_dir: str | None, server_port: int | None) -> None:
 
     local = LocalInfluxd(data_dir, port=server_port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl-C stops the server even when this process was started with SIGINT ignored (as a shell
+    # does for a background job), which would otherwise leave it running until killed.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with local:
         click.echo(f"influxd running at {local.url} (pid {local.pid}, data in {local.data_dir})")
         click.echo(f"export INFLUX_HOST={local.host} INFLUX_PORT={local.port}")

@@ -1,6 +1,7 @@
 """The managed local influxd: start, ping, write/query, stop, cycles, persistence, install hint."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -165,9 +166,19 @@ def test_interpreter_exit_reaps_the_server(tmp_path):
     assert not Path(workdir).exists()
 
 
-def test_cli_server_runs_until_interrupted():
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("started_with", ["SIGINT default", "SIGINT ignored"])
+def test_cli_server_runs_until_interrupted(started_with):
+    # A shell starts a background job with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: Ctrl-C must still stop the server.
     process = subprocess.Popen(
-        [sys.executable, "-m", "influxhtm.cli", "server"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "influxhtm.cli", "server"],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ignore_sigint if started_with == "SIGINT ignored" else None,
     )
     try:
         line = process.stdout.readline()
