@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Iterator, Protocol, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Union
 
 import attrs
 
@@ -87,6 +87,37 @@ def bind_value(binder: Binder, value: Any, *, what: str, time: bool = False) -> 
     raise ValidationError(
         {what: [f"{value!r} is not a value InfluxQL can compare: give a str, int, float, bool or regex()"]}
     )
+
+
+_PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def bound_parameters(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The parameters of a hand-written statement (`$name` in its text), each checked as the
+    builder's own values are: a str, int, float, bool, enum, `regex()`, a datetime (bound as
+    nanoseconds) or a timedelta (a duration). Lists, dicts and None are refused: a value is
+    never formatted into the text."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ValidationError({"params": [f"{params!r} is not a mapping of parameter names to values"]})
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if not isinstance(name, str) or not _PARAMETER_NAME.fullmatch(name):
+            raise ValidationError({"params": [f"{name!r} is not a parameter name (letters, digits, _)"]})
+        if isinstance(value, timedelta):
+            from .query import _duration
+
+            out[name] = {"duration": format_duration(_duration(value, what=name))}
+            continue
+        binder = Binder()
+        bind_value(binder, value, what=name, time=isinstance(value, datetime))
+        if not binder.params:
+            raise ValidationError(
+                {name: [f"{value!r} cannot be bound exactly (JSON would write it with an exponent)"]}
+            )
+        out[name] = binder.params["p0"]
+    return out
 
 
 class Condition:
