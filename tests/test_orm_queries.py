@@ -1,5 +1,6 @@
-"""`client.query(text, params, as_=...)`: hand-written InfluxQL with bound parameters only (issue 14);
-`with InfluxHtmClient(...) as client:` closes the connection."""
+"""Issue 14 against the server: names checked against the declared class, `client.query(text,
+params, as_=...)` (hand-written InfluxQL with bound parameters only), typed rows whose column
+names collide, and `with InfluxHtmClient(...) as client:` closing the connection."""
 
 from __future__ import annotations
 
@@ -130,3 +131,41 @@ def test_a_client_used_as_a_context_manager_closes_its_connection(influx_setting
         original = session.close
         session.close = lambda: (closed.append(True), original())  # type: ignore[method-assign]
     assert closed == [True]
+
+
+def test_a_repository_query_checks_names_and_maps_attribute_names(client):
+    repo = client.repository(Climate)
+    with pytest.raises(ValidationError, match="did you mean 'temp'") as caught:
+        repo.query().where(ih.col("temprature") > 12)
+    assert "known columns: note, site, temp" in str(caught.value)
+    for build in (
+        lambda q: q.where(sitee="north"),
+        lambda q: q.select("temprature"),
+        lambda q: q.group_by("x"),
+        lambda q: q.select(ih.mean("temprature")),
+    ):
+        with pytest.raises(ValidationError):
+            build(repo.query())
+    by_attribute = repo.query().where(ih.col("temperature") > 18, site="north").all()
+    assert by_attribute == [_climate(9, "north")]
+    rows = repo.query().select(ih.mean("temperature").as_("m")).group_by("site").all()
+    assert sorted((r.site, r.m) for r in rows)[0] == ('it\'s "odd" ; DROP DATABASE x', pytest.approx(16.5))
+    unchecked = repo.query().select("temp", ih.col("absent", checked=False)).where(site="north").all()
+    assert [(r.temp, r.absent) for r in unchecked] == [(10.0 + i, None) for i in (0, 3, 6, 9)]
+
+
+def test_typed_rows_whose_names_collide_after_mapping_raise(client):
+    client.write_lines([f"clash,k=x a\\ b=1,a_b=2 {T0.timestamp():.0f}000000000"])
+
+    @ih.measurement("clash")
+    class Clash:
+        time: datetime = ih.timestamp()
+        k: str = ih.tag()
+        a_b: float = ih.field()
+
+    repo = client.repository(Clash)
+    q = repo.query().select(ih.col("a b", checked=False), "a_b").group_by("k")
+    with pytest.raises(ValidationError, match="'a b', 'a_b'"):
+        q.all()
+    renamed = repo.query().select(ih.col("a b", checked=False).as_("spaced"), "a_b").group_by("k").all()
+    assert [(r.spaced, r.a_b) for r in renamed] == [(1.0, 2.0)]
