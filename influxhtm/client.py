@@ -11,10 +11,11 @@ nothing more.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .connection import Connection
+from .declarations import is_declared
 from .errors import (
     AuthenticationError,
     DatabaseNotFound,
@@ -24,11 +25,13 @@ from .errors import (
     ValidationError,
 )
 from .influxql import Query, admin, col
+from .influxql.expressions import bound_parameters
 from .line_protocol import Batch
 from .records import REGISTRY_MEASUREMENT, RESULT_SUFFIX
+from .rows import from_results
 from .sensor import Sensor, check_name
 from .settings import Settings
-from .times import inclusive_range
+from .times import from_ns, inclusive_range
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,6 +87,13 @@ class InfluxHtmClient:
 
     def close(self) -> None:
         self.connection.close()
+
+    def __enter__(self) -> InfluxHtmClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """`with InfluxHtmClient(...) as client:` closes the connection at the end of the block."""
+        self.close()
 
     # -- database ------------------------------------------------------------
     def create_database(self) -> None:
@@ -163,6 +173,28 @@ class InfluxHtmClient:
     def result_series(self, query: Any) -> list[dict[str, Any]]:
         """The series of a query's answer (`name`, `tags`, `columns`, `values`)."""
         return [s for result in self.execute(query) for s in result.get("series", [])]
+
+    def query(self, text: str, params: Mapping[str, Any] | None = None, *, as_: Any = None) -> Any:
+        """Run hand-written InfluxQL: the escape hatch for what the builder does not say.
+
+        Values go only as bound parameters (`$name` in `text`, `params={"name": value}`; a
+        str, int, float, bool, `regex()`, datetime or timedelta, never formatted into the
+        text). The answer is read as every read is (chunked, never cut by max-row-limit):
+
+        - `as_=None`: a list of dicts, one per row, with the series' tags and `time` as an
+          aware UTC datetime;
+        - `as_=Cls` (a declared class): instances of it (every series must be its measurement);
+        - `as_="dataframe"`: a pandas DataFrame of those rows with a UTC `time` index.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise ValidationError({"text": [f"{text!r} is not an InfluxQL statement"]})
+        statement = admin.Statement(text, bound_parameters(params))
+        if as_ is None or as_ == "dataframe":
+            rows = [row for series in self.result_series(statement) for row in _row_dicts(series)]
+            return rows if as_ is None else _rows_frame(rows)
+        if isinstance(as_, type) and is_declared(as_):
+            return from_results(as_, self.execute(statement))
+        raise ValidationError({"as_": [f"{as_!r} is not None, 'dataframe' or a declared class"]})
 
     def rows(self, query: Any, columns: Sequence[str] | None = None) -> list[list[Any]]:
         """All rows of all series; with `columns`, each row holds those columns in that order."""
@@ -419,3 +451,25 @@ def _reorder(columns: Sequence[str], values: list[list[Any]], wanted: Sequence[s
         return values
     picks = [index.get(name) for name in wanted]
     return [[row[i] if i is not None else None for i in picks] for row in values]
+
+
+def _row_dicts(series: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """One dict per row of a series: its tags, then its columns, `time` as an aware UTC datetime."""
+    tags = series.get("tags") or {}
+    columns = series["columns"]
+    for values in series.get("values") or ():
+        row = {**tags, **dict(zip(columns, values))}
+        if isinstance(row.get("time"), int):
+            row["time"] = from_ns(row["time"])
+        yield row
+
+
+def _rows_frame(rows: list[dict[str, Any]]) -> Any:
+    """The rows as a DataFrame with a UTC `time` index (when the rows have a time)."""
+    import pandas
+
+    frame = pandas.DataFrame.from_records(rows)
+    if frame.empty or "time" not in frame:
+        return frame
+    frame["time"] = pandas.to_datetime(frame["time"], utc=True)
+    return frame.set_index("time")

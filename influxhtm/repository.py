@@ -419,6 +419,22 @@ def _attr_name(column: str) -> str:
 
 @lru_cache(maxsize=256)
 def _row_class(columns: tuple[str, ...], tags: tuple[str, ...]) -> type:
-    """A frozen attrs class for rows of these columns and group tags."""
-    names = [_attr_name(c) for c in (*columns, *tags)]
-    return attrs.make_class("Row", list(dict.fromkeys(names)), frozen=True, slots=True)
+    """A frozen attrs class for rows of these columns and group tags.
+
+    Two different columns whose names map to the same attribute (`"a b"` and `"a_b"`) raise
+    ValidationError: one of them would be dropped. Name them apart with `.as_(...)`."""
+    by_attr: dict[str, list[str]] = {}
+    for column in dict.fromkeys((*columns, *tags)):
+        by_attr.setdefault(_attr_name(column), []).append(column)
+    clashes = {attr: keys for attr, keys in by_attr.items() if len(keys) > 1}
+    if clashes:
+        attr, keys = next(iter(clashes.items()))
+        raise ValidationError(
+            {
+                "columns": [
+                    f"columns {', '.join(map(repr, keys))} would all be the row attribute {attr!r}: "
+                    "name them apart with .as_(...) in the select"
+                ]
+            }
+        )
+    return attrs.make_class("Row", list(by_attr), frozen=True, slots=True)

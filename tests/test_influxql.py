@@ -12,25 +12,46 @@ from hypothesis import strategies as st
 from influxhtm.declarations import field, measurement, tag, timestamp
 from influxhtm.errors import InfluxHtmError, ValidationError
 from influxhtm.influxql import (
+    FUNCTIONS,
+    HELPERS,
     KEYWORDS,
+    Binder,
     Query,
+    abs_,
     admin,
+    atan2,
+    call,
+    chande_momentum_oscillator,
     col,
     count,
+    derivative,
+    distinct,
+    elapsed,
+    exponential_moving_average,
     first,
+    holt_winters,
+    holt_winters_with_fit,
+    integral,
+    kaufmans_efficiency_ratio,
     last,
+    log,
     max_,
     mean,
     median,
     min_,
     mode,
+    moving_average,
+    non_negative_derivative,
     percentile,
+    pow_,
     quote_ident,
     regex,
+    sample,
     select,
     spread,
     stddev,
     sum_,
+    top,
 )
 from influxhtm.times import to_ns
 
@@ -572,3 +593,175 @@ def test_text_that_cannot_travel_as_utf8_is_refused_before_sending():
         str(Query().from_("m").where(component="a\ud800b"))
     with pytest.raises(ValidationError, match="unicode"):
         str(Query().from_("m\udfff"))
+
+
+# -- issue 14: names checked against the declaration ---------------------------------------------
+@pytest.mark.parametrize(
+    "build, unknown, closest",
+    [
+        (lambda q: q.where(componnt="a"), "componnt", "component"),
+        (lambda q: q.where(col("valu") > 1), "valu", "value"),
+        (lambda q: q.where(col("component") == "a", col("anomalyScor") > 1), "anomalyScor", "anomalyScore"),
+        (lambda q: q.select("valeu"), "valeu", "value"),
+        (lambda q: q.select(col("valeu").as_("v")), "valeu", "value"),
+        (lambda q: q.select(mean("anomaly_scor")), "anomaly_scor", "anomalyScore"),
+        (lambda q: q.select(col("vaule") * 2), "vaule", "value"),
+        (lambda q: q.group_by("x"), "x", None),
+        (lambda q: q.group_by("componet"), "componet", "component"),
+        (lambda q: q.select(top("value", 2, "hots")), "hots", None),
+    ],
+)
+def test_undeclared_names_on_a_declared_query_are_refused_with_the_known_columns(build, unknown, closest):
+    with pytest.raises(ValidationError) as caught:
+        build(Query().from_(Declared))
+    message = str(caught.value)
+    assert repr(unknown) in message
+    assert "anomalyScore, component, id, value" in message  # the known columns
+    if closest:
+        assert f"did you mean {closest!r}" in message
+    else:
+        assert "did you mean" not in message
+
+
+def test_names_given_before_from_a_class_are_checked_too():
+    with pytest.raises(ValidationError, match="'valeu'"):
+        Query().select("valeu").from_(Declared)
+    with pytest.raises(ValidationError, match="'nope'"):
+        Query().where(col("nope") == 1).from_(Declared)
+
+
+def test_declared_names_keys_attributes_and_time_are_accepted_and_mapped():
+    q = (
+        Query()
+        .from_(Declared)
+        .select("anomaly_score", mean("anomalyScore").as_("m"), col("value") * 2)
+        .where(col("model_id") == "m1", col("time") > 0, anomaly_score=1.5)
+        .group_by("model_id", "component")
+        .order_by("time")
+    )
+    assert str(q) == (
+        'SELECT anomalyScore, mean(anomalyScore) AS m, value * 2 FROM week."power readings" '
+        'WHERE id = $p0 AND time > $p1 AND anomalyScore = $p2 GROUP BY id, component ORDER BY time ASC'
+    )
+
+
+def test_escapes_unchecked_columns_and_queries_not_bound_to_a_class():
+    q = Query().from_(Declared).select(col("extra", checked=False)).where(col("other", checked=False) == 1)
+    assert str(q) == 'SELECT extra FROM week."power readings" WHERE other = $p0'
+    assert str(Query().from_("power readings").select("anything").group_by("x")) == (
+        'SELECT anything FROM "power readings" GROUP BY x'
+    )
+
+
+# -- issue 14: every InfluxQL function, nesting, arithmetic, aliases -------------------------------
+def test_every_function_of_the_table_has_a_helper_that_renders_it():
+    import influxhtm.influxql as iql
+
+    minimal = {"percentile": (50,), "sample": (2,), "top": (2,), "bottom": (2,), "log": (2,), "pow": (2,)}
+    minimal |= {"moving_average": (2,), "holt_winters": (3, 0), "holt_winters_with_fit": (3, 0)}
+    for name, signature in FUNCTIONS.items():
+        helper = getattr(iql, HELPERS[name])
+        args = ("a", "b")[: signature.columns]
+        params = minimal.get(name, (2,) if signature.kind == "technical analysis" else ())
+        expected = f"{name}({', '.join(args + tuple(str(p) for p in params))})"
+        assert helper(*args, *params).render_expr(Binder()) == expected
+        assert helper(*args, *params).output_name == name
+
+
+@pytest.mark.parametrize(
+    "expression, text, name",
+    [
+        (col("t") * 1.8 + 32, "t * 1.8 + 32", "t"),
+        ((col("t") + 1) * 2, "(t + 1) * 2", "t"),
+        (col("a") - (col("b") - col("c")), "a - (b - c)", "a_b_c"),
+        (col("a") - col("b") - col("c"), "a - b - c", "a_b_c"),
+        (col("a") / (col("b") * 2), "a / (b * 2)", "a_b"),
+        (2 - col("t") % 3, "2 - t % 3", "t"),
+        (col("t") * -1.5, "t * (-1.5)", "t"),
+        (mean("a") + mean("b"), "mean(a) + mean(b)", "mean_mean"),
+        (derivative(mean("watts"), "1m"), "derivative(mean(watts), 1m)", "derivative"),
+        (
+            non_negative_derivative(max_("n"), timedelta(seconds=90)),
+            "non_negative_derivative(max(n), 90s)",
+            "non_negative_derivative",
+        ),
+        (abs_(col("t") * 2), "abs(t * 2)", "abs"),
+        (atan2(col("y"), mean("x")), "atan2(y, mean(x))", "atan2"),
+        (top("v", 3, "host", col("dc")), "top(v, host, dc, 3)", "top"),
+        (integral("v"), "integral(v)", "integral"),
+        (elapsed("v", "1ms"), "elapsed(v, 1ms)", "elapsed"),
+        (
+            exponential_moving_average("v", 5, warmup_type="simple"),
+            "exponential_moving_average(v, 5, -1, 'simple')",
+            "exponential_moving_average",
+        ),
+        (
+            chande_momentum_oscillator("v", 5, 2, "none"),
+            "chande_momentum_oscillator(v, 5, 2, 'none')",
+            "chande_momentum_oscillator",
+        ),
+        (
+            kaufmans_efficiency_ratio("v", period=4),
+            "kaufmans_efficiency_ratio(v, 4)",
+            "kaufmans_efficiency_ratio",
+        ),
+        (
+            holt_winters_with_fit(first("v"), 10, 4),
+            "holt_winters_with_fit(first(v), 10, 4)",
+            "holt_winters_with_fit",
+        ),
+        (log("v", 0.5), "log(v, 0.5)", "log"),
+        (pow_(col("v", "field"), 2), "pow(v::field, 2)", "pow"),
+        (count(distinct("v")), "count(distinct(v))", "count"),
+        (count("*"), "count(*)", "count"),
+    ],
+)
+def test_expressions_render_with_correct_parentheses_and_output_names(expression, text, name):
+    assert expression.render_expr(Binder()) == text
+    assert expression.output_name == name
+    assert expression.as_("f").render_item(Binder()) == text + " AS f"
+    assert expression.as_("f").output_name == "f"
+
+
+def test_aliases_inside_expressions_are_dropped_and_calls_make_a_query_computed():
+    q = Query().from_("m").select(mean(col("t").as_("x") * 2).as_("m"), col("t") * 2)
+    assert str(q) == "SELECT mean(t * 2) AS m, t * 2 FROM m"
+    assert q.is_aggregate
+
+
+@pytest.mark.parametrize(
+    "build, key",
+    [
+        (lambda: moving_average("v", 1), "moving_average.n"),
+        (lambda: moving_average("v", 2.5), "moving_average.n"),
+        (lambda: sample("v", 0), "sample.n"),
+        (lambda: top("v", 0), "top.n"),
+        (lambda: top("v", 2, 3), "top"),
+        (lambda: percentile("v", 0), "percentile"),
+        (lambda: percentile("v", 100.5), "percentile"),
+        (lambda: derivative("v", "soon"), "derivative.unit"),
+        (lambda: derivative("v", "0s"), "derivative.unit"),
+        (lambda: holt_winters(mean("v"), 0, 0), "holt_winters.n"),
+        (lambda: holt_winters(mean("v"), 2, -1), "holt_winters.seasonal"),
+        (lambda: holt_winters(mean("v"), 2), "holt_winters"),
+        (lambda: exponential_moving_average("v", 0), "exponential_moving_average.period"),
+        (lambda: exponential_moving_average("v", 2, -2), "exponential_moving_average.hold_period"),
+        (
+            lambda: exponential_moving_average("v", 2, warmup_type="none"),
+            "exponential_moving_average.warmup_type",
+        ),
+        (lambda: exponential_moving_average("v", 2, window=3), "exponential_moving_average"),
+        (lambda: log("v", float("nan")), "log.base"),
+        (lambda: log("v", "2"), "log.base"),
+        (lambda: atan2("y"), "atan2"),
+        (lambda: mean("v", 3), "mean"),
+        (lambda: call("median_absolute_deviation", "v"), "function"),
+        (lambda: col("t") + "u", "+"),
+        (lambda: col("t") * True, "*"),
+        (lambda: col("t") - None, "-"),
+    ],
+)
+def test_bad_function_arguments_are_refused_with_the_parameter_named(build, key):
+    with pytest.raises(ValidationError) as caught:
+        build()
+    assert key in caught.value.errors, caught.value.errors

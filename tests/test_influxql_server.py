@@ -15,10 +15,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import influxhtm.influxql as iql
 from influxhtm.connection import Connection
 from influxhtm.influxql import (
     KEYWORDS,
@@ -673,3 +675,184 @@ def test_differential_against_a_python_reference(conn, db, data):
     ], str(q)
     for g, e in zip(got, expected):
         assert g["values"] == _approx_rows(e["values"]), str(q)
+
+
+# -- issue 14: every function helper against the server, and a differential test of them ---------
+FN_VALUES = [1.5, 2.0, 0.5, 3.25, 4.0, 2.5, 1.0, 0.75, 5.0, 6.0]
+
+
+def _function_example(name: str, helper, signature):
+    """A query the server accepts for function `name`: (select item, whether it needs GROUP BY time)."""
+    if signature.kind == "prediction":
+        return helper(iql.mean("t"), 3, 0), True
+    if signature.columns == 2:
+        return helper("t", "u"), False
+    first_param = {"percentile": 50, "log": 2, "pow": 2, "moving_average": 2}.get(name, 2)
+    needs = [first_param] if signature.params and signature.params[0].required else []
+    if signature.tags:
+        needs.append("host")
+    return helper("t", *needs), False
+
+
+@pytest.mark.parametrize("name", sorted(iql.FUNCTIONS))
+def test_every_function_helper_runs_on_the_server(conn, db, name):
+    signature = iql.FUNCTIONS[name]
+    measurement = f"fn_{name}"
+    conn.write(
+        "\n".join(
+            lp_line(measurement, {"host": "ab"[i % 2]}, {"t": v, "u": v * 2}, i * SEC)
+            for i, v in enumerate(FN_VALUES)
+        ),
+        database=db,
+    )
+    item, grouped = _function_example(name, getattr(iql, iql.HELPERS[name]), signature)
+    q = Query().from_(measurement).select(item)
+    if grouped:
+        q = q.since(0).before(10 * SEC).group_by_time("2s")
+    (series,) = run(conn, db, q)
+    assert series["columns"][:2] == ["time", item.output_name], str(q)
+    assert any(row[1] is not None for row in series["values"]), str(q)
+    aliased = run(conn, db, attrs.evolve(q, select_items=(item.as_("out"),)))
+    assert aliased[0]["columns"][:2] == ["time", "out"]
+    if name != "sample":  # (sample picks points at random)
+        assert [row[1] for row in aliased[0]["values"]] == [row[1] for row in series["values"]]
+
+
+def test_nested_calls_arithmetic_and_aliases_on_the_server(conn, db):
+    measurement = "fn_nested"
+    conn.write(
+        "\n".join(lp_line(measurement, {"host": "a"}, {"t": v}, i * SEC) for i, v in enumerate(FN_VALUES)),
+        database=db,
+    )
+    base = Query().from_(measurement).since(0).before(10 * SEC).group_by_time("2s")
+    (series,) = run(conn, db, base.select(iql.derivative(iql.mean("t"), "1s").as_("d")))
+    means = [math.fsum(FN_VALUES[i : i + 2]) / 2 for i in range(0, 10, 2)]
+    expected = [[b * 2 * SEC, (means[b] - means[b - 1]) / 2] for b in range(1, 5)]
+    assert series["columns"] == ["time", "d"]
+    assert series["values"] == [[t, pytest.approx(v)] for t, v in expected]
+    (series,) = run(
+        conn, db, Query().from_(measurement).select((col("t") * 1.8 + 32).as_("f"), (col("t") + 1) * -2)
+    )
+    assert series["columns"] == ["time", "f", "t"]
+    assert series["values"] == [
+        [i * SEC, pytest.approx(v * 1.8 + 32), pytest.approx((v + 1) * -2)] for i, v in enumerate(FN_VALUES)
+    ]
+    (series,) = run(conn, db, Query().from_(measurement).select(iql.mean("t") * 2 - iql.max_("t") / 4))
+    assert series["columns"] == ["time", "mean_max"]
+    assert series["values"][0][1] == pytest.approx(statistics.fmean(FN_VALUES) * 2 - max(FN_VALUES) / 4)
+
+
+def _go_round(x: float) -> float:
+    return math.copysign(math.floor(abs(x) + 0.5), x)
+
+
+def _nan_none(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def _safe(f):
+    def apply(x):
+        try:
+            return _nan_none(f(x))
+        except ValueError:
+            return None
+
+    return apply
+
+
+#: Per-point functions: helper and Python meaning (a NaN result is null in InfluxDB).
+POINTWISE = {
+    "abs": (iql.abs_, abs),
+    "ceil": (iql.ceil, lambda x: float(math.ceil(x))),
+    "floor": (iql.floor, lambda x: float(math.floor(x))),
+    "round": (iql.round_, _go_round),
+    "sin": (iql.sin, math.sin),
+    "cos": (iql.cos, math.cos),
+    "atan": (iql.atan, math.atan),
+    "sqrt": (iql.sqrt, _safe(math.sqrt)),
+    "asin": (iql.asin, _safe(math.asin)),
+    "pow2": (lambda c: iql.pow_(c, 2), lambda x: x * x),
+}
+
+
+def _series_reference(kind: str, n: int, points: list[tuple[int, float]]) -> list[list[Any]]:
+    """The rows of a series transformation of (time, value) points, in plain Python."""
+    pairs = list(zip(points, points[1:]))
+    if kind == "cumulative_sum":
+        return [[t, math.fsum(v for _, v in points[: i + 1])] for i, (t, _) in enumerate(points)]
+    if kind == "difference":
+        return [[t1, v1 - v0] for (_, v0), (t1, v1) in pairs]
+    if kind == "non_negative_difference":
+        return [[t1, v1 - v0] for (_, v0), (t1, v1) in pairs if v1 - v0 >= 0]
+    if kind == "derivative":
+        return [[t1, (v1 - v0) / ((t1 - t0) / (n * SEC))] for (t0, v0), (t1, v1) in pairs]
+    if kind == "elapsed":
+        return [[t1, (t1 - t0) // (n * SEC)] for (t0, _), (t1, _) in pairs]
+    if kind == "moving_average":
+        return [
+            [points[i][0], math.fsum(v for _, v in points[i - n + 1 : i + 1]) / n]
+            for i in range(n - 1, len(points))
+        ]
+    raise AssertionError(kind)
+
+
+SERIES_FUNCTIONS = {
+    "cumulative_sum": lambda c, n: iql.cumulative_sum(c),
+    "difference": lambda c, n: iql.difference(c),
+    "non_negative_difference": lambda c, n: iql.non_negative_difference(c),
+    "derivative": lambda c, n: iql.derivative(c, f"{n}s"),
+    "elapsed": lambda c, n: iql.elapsed(c, timedelta(seconds=n)),
+    "moving_average": lambda c, n: iql.moving_average(c, n + 1),
+}
+
+
+@st.composite
+def function_queries(draw, field_key):
+    """(select item, reference over sorted (time, value) points -> rows)."""
+    kind = draw(st.sampled_from(["pointwise", "arithmetic", "series", "aggregate_arithmetic"]))
+    c = col(field_key)
+    a = draw(st.floats(-10, 10, allow_nan=False).map(lambda x: round(x, 2)))
+    b = draw(st.integers(-5, 5))
+    if kind == "pointwise":
+        name = draw(st.sampled_from(sorted(POINTWISE)))
+        helper, f = POINTWISE[name]
+        return helper(c), lambda pts: [[t, f(v)] for t, v in pts]
+    if kind == "arithmetic":
+        shape = draw(st.sampled_from(["a*c+b", "(c+b)*a", "b-(c-a)", "c*c-b"]))
+        item, f = {
+            "a*c+b": (a * c + b, lambda v: a * v + b),
+            "(c+b)*a": ((c + b) * a, lambda v: (v + b) * a),
+            "b-(c-a)": (b - (c - a), lambda v: b - (v - a)),
+            "c*c-b": (c * c - b, lambda v: v * v - b),
+        }[shape]
+        return item, lambda pts: [[t, f(v)] for t, v in pts]
+    if kind == "series":
+        name = draw(st.sampled_from(sorted(SERIES_FUNCTIONS)))
+        n = draw(st.integers(1, 3))
+        return SERIES_FUNCTIONS[name](c, n), lambda pts: _series_reference(name, n, pts)
+    item = iql.mean(c) * a - iql.spread(c) + b
+    return item, lambda pts: [
+        [0, statistics.fmean(v for _, v in pts) * a - (max(v for _, v in pts) - min(v for _, v in pts)) + b]
+    ]
+
+
+@given(st.data())
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_functions_and_arithmetic_differential_against_a_python_reference(conn, db, data):
+    _, _, field_key, _, points = data.draw(datasets(), label="dataset")
+    measurement = f"{next(_counter)}:functions"
+    conn.write(
+        "\n".join(lp_line(measurement, {"k": "x"}, {field_key: v}, t) for t, _, v in points), database=db
+    )
+    item, reference_of = data.draw(function_queries(field_key), label="item")
+    alias = data.draw(st.one_of(st.none(), names), label="alias")
+    item = item.as_(alias) if alias else item
+    q = Query().from_(measurement).select(item)
+    got = run(conn, db, q)
+    expected = reference_of(sorted((t, v) for t, _, v in points))
+    if not expected:
+        assert got == [], str(q)
+        return
+    (series,) = got
+    assert series["columns"] == ["time", item.output_name], str(q)
+    assert series["values"] == _approx_rows(expected), str(q)

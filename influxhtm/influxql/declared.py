@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Mapping
 
 import attrs
@@ -23,6 +24,27 @@ class ClassInfo:
     def influx_name(self, name: str) -> str:
         """The InfluxDB key of a Python attribute name (a key is returned as it is)."""
         return self.names.get(name, name)
+
+    def resolve(self, name: str, *, what: str) -> str:
+        """The InfluxDB key `name` stands for (a key, or a Python attribute name, or `time`);
+        a name the class does not declare raises ValidationError naming the known columns and
+        the closest match. `what` names the clause in the error."""
+        if name == "time" or name in self.fields or name in self.tags:
+            return name
+        if name in self.names:
+            return self.names[name]
+        known = sorted(self.tags | self.fields)
+        close = difflib.get_close_matches(name, [*known, *self.names], n=1)
+        hint = f"; did you mean {self.influx_name(close[0])!r}?" if close else ""
+        raise ValidationError(
+            {
+                what: [
+                    f"{name!r} is not a column of measurement {self.measurement!r}{hint} "
+                    f"(known columns: {', '.join(known)}, and time; col({name!r}, checked=False) "
+                    "names an undeclared column)"
+                ]
+            }
+        )
 
 
 def describe_class(cls: Any) -> ClassInfo:

@@ -143,8 +143,9 @@ class Query:
 
     # -- building ------------------------------------------------------------
     def select(self, *items: str | ex.Selectable) -> "Query":
-        """Replace the SELECT list: names, `col(...)`, aggregates (`mean("value").as_("avg")`), `'*'`."""
-        return attrs.evolve(self, select_items=tuple(ex.as_selectable(item) for item in items))
+        """Replace the SELECT list: names, `col(...)`, calls (`mean("v").as_("avg")`), arithmetic, `'*'`."""
+        selected = tuple(ex.as_selectable(item) for item in items)
+        return attrs.evolve(self, select_items=self._resolved(selected, "select"))
 
     def from_(
         self, source: Any, *, database: str | None = None, retention_policy: str | None = None
@@ -161,12 +162,39 @@ class Query:
         for value, what in ((database, "database"), (retention_policy, "retention_policy")):
             if value is not None:
                 quote_ident(value, what=what)
-        return attrs.evolve(
+        query = attrs.evolve(
             self,
             measurement=measurement,
             database=database,
             retention_policy=retention_policy,
             model_class=model_class,
+        )
+        return query._checked() if model_class is not None else query
+
+    # -- names checked against the declared class -----------------------------------
+    def _resolver(self, what: str) -> ex.Resolver | None:
+        info = self.class_info
+        if info is None:
+            return None
+        return lambda name: info.resolve(name, what=what)
+
+    def _resolved(self, items: tuple[Any, ...], what: str) -> tuple[Any, ...]:
+        """`items` (select items or conditions) with their checked column names resolved: on a
+        query of a declared class an undeclared name raises, an attribute name becomes its key."""
+        resolve = self._resolver(what)
+        return items if resolve is None else tuple(item.map_names(resolve) for item in items)
+
+    def _resolved_tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        resolve = self._resolver("group_by")
+        return tags if resolve is None else tuple(t if t == "*" else resolve(t) for t in tags)
+
+    def _checked(self) -> "Query":
+        """Every name given before `from_(Cls)` checked against the class."""
+        return attrs.evolve(
+            self,
+            select_items=self._resolved(self.select_items, "select"),
+            conditions=self._resolved(self.conditions, "where"),
+            group_tags=self._resolved_tags(self.group_tags),
         )
 
     def into(
@@ -200,9 +228,8 @@ class Query:
                     {"where": [f"{condition!r} is not a condition (build one with col(...))"]}
                 )
             added.append(condition)
-        info = self.class_info
         for name, value in tags.items():
-            column = ex.col(info.influx_name(name) if info else name)
+            column = ex.col(name)
             if isinstance(value, (list, tuple, set, frozenset)):
                 values = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
                 added.append(column.in_(values))
@@ -210,7 +237,7 @@ class Query:
                 added.append(column.matches(value))
             else:
                 added.append(column == value)
-        return attrs.evolve(self, conditions=self.conditions + tuple(added))
+        return attrs.evolve(self, conditions=self.conditions + self._resolved(tuple(added), "where"))
 
     def since(self, t: TimeArg | None) -> "Query":
         """Only points at or after `t` (`time >= t`, inclusive); None removes the bound."""
@@ -263,14 +290,10 @@ class Query:
 
     def group_by(self, *tags: str) -> "Query":
         """GROUP BY these tags (replacing earlier ones); `'*'` groups by every tag."""
-        info = self.class_info
-        names = []
         for tag in tags:
             if tag != "*":
                 quote_ident(tag, what="group_by")
-                tag = info.influx_name(tag) if info else tag
-            names.append(tag)
-        return attrs.evolve(self, group_tags=tuple(names))
+        return attrs.evolve(self, group_tags=self._resolved_tags(tags))
 
     def fill(self, value: str | int | float | None) -> "Query":
         """fill(none|null|previous|linear|<number>), 0 included; None removes the clause."""
@@ -349,8 +372,8 @@ class Query:
 
     @property
     def is_aggregate(self) -> bool:
-        """True when the SELECT list holds calls (rows are aggregates, not points)."""
-        return any(isinstance(item, ex.Call) for item in self.select_items)
+        """True when the SELECT list holds calls or arithmetic (rows are computed, not stored points)."""
+        return any(isinstance(item, (ex.Call, ex.BinaryOp)) for item in self.select_items)
 
     @property
     def output_names(self) -> tuple[str, ...]:

@@ -145,6 +145,14 @@ def test_repository_reads_return_every_point(repo, reliability_report, compare):
     assert repo.query().order_by("time", "desc").first().time == T0 + timedelta(minutes=N - 1)
 
 
+def test_hand_written_queries_return_every_row(sensor, client, reliability_report, compare):
+    """`client.query` (the escape hatch, issue 14) reads as every read does: nothing is cut."""
+    rows = client.query("SELECT value FROM machine WHERE component = $c", {"c": "pump"})
+    check(reliability_report, compare, "client.query under max-row-limit", expected_points(),
+          (((None, to_ns(r["time"])), r["value"]) for r in rows))  # fmt: skip
+    assert len(client.query("SELECT value FROM machine", as_="dataframe")) == N
+
+
 def test_aggregates_with_more_groups_than_the_limit_are_complete(repo):
     q = repo.query().select(ih.count("value").as_("n")).group_by_time("1m").group_by("component")
     rows = list(q)
