@@ -11,7 +11,7 @@ nothing more.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .connection import Connection
@@ -380,11 +380,14 @@ class InfluxHtmClient:
     listSensors = list_sensors
 
     # -- repositories ----------------------------------------------------------
-    def repository(self, cls: type) -> Any:
-        """A `Repository` of a declared measurement class over this database."""
+    def repository(
+        self, cls: type, *, measurement: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> Any:
+        """A `Repository` of a declared measurement class over this database, stored in
+        `measurement` (default: the declared one) with the fixed `tags`."""
         from .repository import Repository
 
-        return Repository(self, cls)
+        return Repository(self, cls, measurement=measurement, tags=tags)
 
 
 def check_database(name: object) -> str:

@@ -23,9 +23,9 @@ import attrs
 from .connection import merge_refusals
 from .declarations import declaration
 from .errors import PartialWriteError, ValidationError
-from .influxql import Query, admin
+from .influxql import Query, admin, col
 from .influxql import count as count_of
-from .line_protocol import Batch, encode_slice, encode_slice_in_c, encoder_for
+from .line_protocol import Batch, check_fixed_tags, encode_slice, encode_slice_in_c, encoder_for
 from .rows import row_mapper
 from .times import from_ns
 
@@ -36,16 +36,35 @@ if TYPE_CHECKING:
 
 
 class Repository:
-    """Objects of one declared measurement class in one database."""
+    """Objects of one declared measurement class in one database, stored in `measurement`
+    (default: the declared one) with the fixed `tags` (as PyPika's `Table(name)`).
 
-    def __init__(self, client: InfluxHtmClient, cls: type):
+    Every point written carries the fixed tags; every query reads that measurement
+    with those tag conditions. A fixed tag that is also a declared tag must agree
+    with each object's value (a mapping may leave it out).
+    """
+
+    def __init__(
+        self,
+        client: InfluxHtmClient,
+        cls: type,
+        measurement: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ):
         self.client = client
         self.cls = cls
         self.declaration = declaration(cls)
-        self._encode = encoder_for(cls)
+        self.measurement = self.declaration.measurement if measurement is None else measurement
+        self.tags = check_fixed_tags(self.measurement, tags)
+        self._encode = encoder_for(cls, self.measurement, self.tags)
+        #: Fixed tags that are declared tags, by attribute name: a mapping that leaves them out gets them.
+        self._fixed_attrs = {c.attr: self.tags[c.key] for c in self.declaration.tags if c.key in self.tags}
 
     def __repr__(self) -> str:
-        return f"Repository({self.cls.__name__}, database={self.client.database!r})"
+        own = self.measurement == self.declaration.measurement
+        where = "" if own else f", measurement={self.measurement!r}"
+        fixed = f", tags={self.tags!r}" if self.tags else ""
+        return f"Repository({self.cls.__name__}{where}{fixed}, database={self.client.database!r})"
 
     # -- writing -------------------------------------------------------------
     def add(self, obj: Any) -> None:
@@ -111,13 +130,20 @@ class Repository:
         if isinstance(obj, self.cls):
             return obj
         if isinstance(obj, Mapping):
+            if self._fixed_attrs:
+                obj = {**self._fixed_attrs, **obj}
             return self.cls.load(obj)  # type: ignore[attr-defined]
         raise ValidationError({"object": [f"{obj!r} is not a {self.cls.__name__} or a mapping"]})
 
     # -- reading -------------------------------------------------------------
     def query(self) -> Query:
         """A query of this measurement, bound to the repository (iterate it, or `.all()`, ...)."""
-        return Query().from_(self.cls).bind(self)
+        query = Query().from_(self.cls)
+        if self.measurement != query.measurement:
+            query = attrs.evolve(query, measurement=Query().from_(self.measurement).measurement)
+        if self.tags:
+            query = query.where(*(col(key) == value for key, value in self.tags.items()))
+        return query.bind(self)
 
     def statement(self, query: Query) -> Query:
         """The query as it is sent: a time-grouped one gets its open time ends set to the data
@@ -216,12 +242,18 @@ class Repository:
 
         `since` and `until` are inclusive; `before` is an exclusive end.
         """
-        statement = admin.delete(self.cls, *conditions, since=since, until=until, before=before, **tags)
+        decl = self.declaration
+        fixed = [col(key) == value for key, value in self.tags.items()]
+        keys = {c.attr: c.key for c in decl.tags}
+        keyed = {keys.get(name, name): value for name, value in tags.items()}
+        fields = [c.key for c in decl.fields]
+        bounds = {"since": since, "until": until, "before": before}
+        statement = admin.delete(self.measurement, *fixed, *conditions, fields=fields, **bounds, **keyed)
         self.client.execute(statement)
 
     def drop(self) -> None:
-        """Drop the whole measurement."""
-        self.client.execute(admin.drop_measurement(self.declaration.measurement))
+        """Drop the whole measurement (with every tag, not only the fixed ones)."""
+        self.client.execute(admin.drop_measurement(self.measurement))
 
 
 def post_pipelined(
