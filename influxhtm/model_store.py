@@ -92,7 +92,7 @@ class HtmModelStore:
         Problems are reported all at once, keyed by index. A result the server
         refuses does not stop the others (see `Repository.add_all`).
         """
-        from .repository import post_pipelined
+        from .writing import post_pipelined
 
         if isinstance(results, (Mapping, HtmResult)) or not isinstance(results, Iterable):
             raise ValidationError({"results": [f"{results!r} is not an iterable of results"]})
@@ -104,7 +104,7 @@ class HtmModelStore:
         return post_pipelined(client, self._generator_batches(results, batch_size))
 
     def _generator_batches(self, results: Iterable[Any], batch_size: int) -> Iterator[Batch]:
-        from .repository import UnmadeBatch
+        from .writing import UnmadeBatch
 
         iterator = iter(results)
         offset = 0

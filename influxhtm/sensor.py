@@ -79,7 +79,7 @@ class Sensor:
         generator is validated and sent batch by batch. Batches are encoded while the
         previous one travels.
         """
-        from .repository import post_pipelined
+        from .writing import post_pipelined
 
         if isinstance(points, (SensorReading, Mapping)):
             points = [points]
@@ -96,7 +96,7 @@ class Sensor:
 
     def _generator_batches(self, points: Iterable[Any], batch_size: int) -> Iterator[Batch]:
         """Bodies of a generator's points, each batch validated before it is handed on."""
-        from .repository import UnmadeBatch
+        from .writing import UnmadeBatch
 
         offset = 0
         iterator = iter(points)
@@ -118,7 +118,7 @@ class Sensor:
         checked a column at a time and formatted by `str.format`; anything else goes
         through `_lines`, point by point.
         """
-        from .repository import encode_in_slices
+        from .writing import encode_in_slices
 
         fast = self._c_batches(points, batch_size, offset)
         if fast is not None:
@@ -142,7 +142,7 @@ class Sensor:
     ) -> Iterator[Batch] | None:
         """Bodies made by the C encoder, when it is built and every point is a plain dict of a valid
         `time` (int ns or aware datetime) and finite `value` (it checks them all first); else None."""
-        from .repository import C_SLICE, join_slices
+        from .writing import C_SLICE, join_slices
 
         module = speedups()
         if module is None or not points or type(points) is not list:

@@ -94,3 +94,21 @@ def test_generated_source_shows_in_tracebacks():
     generated = [f for f in frames if f.filename.startswith("<influxhtm encoder")]
     assert generated and generated[0].line == "return _other(obj)"
     assert linecache.getline(generated[0].filename, 1).startswith("def encode(obj):")
+
+
+def test_csv_import_goes_through_the_write_pipeline_and_counts_refusals(client, tmp_path):
+    """A batch the server refuses (a field type conflict in its shard) does not stop the import: later
+    batches are written, and one PartialWriteError counts exactly what was written and dropped."""
+    from influxhtm.csv_import import import_csv
+
+    week = timedelta(days=7)
+    client.write_lines([f"power,component=pump value=1i {int(T0.timestamp()) * 10**9}"])  # an integer field
+    path = tmp_path / "data.csv"
+    rows = [(T0 + timedelta(minutes=i), float(i)) for i in range(4)]
+    rows += [(T0 + 3 * week + timedelta(minutes=i), float(i)) for i in range(6)]  # another shard
+    path.write_text("timestamp,value\n" + "".join(f"{t.isoformat()},{v}\n" for t, v in rows))
+    sensor = client.create_sensor("power", "pump")
+    with pytest.raises(ih.PartialWriteError) as info:
+        import_csv(sensor, path, batch_size=4)
+    assert (info.value.written, info.value.dropped, info.value.not_sent) == (6, 4, 0)
+    assert len(sensor.get_data(since=T0 + week)) == 6
