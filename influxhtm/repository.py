@@ -86,6 +86,10 @@ class Repository:
             retention_policy=self.declaration.retention_policy,
         )
 
+    def line(self, obj: Any) -> str:
+        """The line protocol of one object (a mapping is loaded and checked first)."""
+        return self._encode(obj if type(obj) is self.cls else self._coerce(obj))
+
     def _batches(self, objects: Iterable[Any], batch_size: int) -> Iterator[Batch]:
         """One `Batch` per chunk of objects, validated and encoded."""
         encode = self._encode

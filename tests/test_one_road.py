@@ -112,3 +112,20 @@ def test_csv_import_goes_through_the_write_pipeline_and_counts_refusals(client, 
         import_csv(sensor, path, batch_size=4)
     assert (info.value.written, info.value.dropped, info.value.not_sent) == (6, 4, 0)
     assert len(sensor.get_data(since=T0 + week)) == 6
+
+
+def test_sensor_query_is_the_public_read_path_and_stores_use_repositories(client):
+    sensor = client.create_sensor("power", "pump")
+    other = client.create_sensor("power", "fan")
+    sensor.write([{"time": T0 + timedelta(minutes=i), "value": float(i)} for i in range(6)])
+    other.write([{"time": T0, "value": 99.0}])
+    readings = list(sensor.query(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3)))
+    assert [(r.component, r.value) for r in readings] == [("pump", 1.0), ("pump", 2.0), ("pump", 3.0)]
+    assert sensor.query(before=T0 + timedelta(minutes=3)).count() == 3
+    assert list(sensor.query().to_dataframe()["value"]) == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    store = sensor.create_htm_model("m1")
+    with pytest.raises(ih.ValidationError, match="2.fields"):  # nothing sent: the list is checked whole
+        store.write_results([{"time": T0, "anomaly_score": 0.1}, None, {"time": T0 + timedelta(minutes=1)}])
+    assert store.write_results([{"time": T0, "anomaly_score": 0.5}, None]) == 1
+    assert store.results.measurement == "power_model" and store.results.tags == {"component": "pump", "id": "m1"}
+    assert [r.anomaly_score for r in store.results.query()] == [0.5]

@@ -149,7 +149,7 @@ class LiveRun:
                 self._backoff(error)
 
     def _query(self, after: int | None, upto: int | None) -> Any:
-        query = self.sensor._query()
+        query = self.sensor.query()
         if after is not None:
             query = query.since(after + 1)
         if upto is not None:

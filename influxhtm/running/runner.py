@@ -191,7 +191,7 @@ class Runner:
 
     def _stream(self, lo: int | None, hi: int | None, chunk_size: int) -> Iterator[tuple[int, SensorReading]]:
         """(ns, reading) of the raw points, ascending, streamed in chunks (as `Sensor.iter_data`)."""
-        query = self.sensor._query().select("value").within(lo, hi)
+        query = self.sensor.query(lo, hi).select("value")
         component = self.sensor.component
         for ns, value in self.sensor.client.stream_rows(query, chunk_size=chunk_size):
             if value is not None:
@@ -277,7 +277,7 @@ class Runner:
     def _count(self, lo: int | None, hi: int | None) -> int:
         from ..influxql import count
 
-        query = self.sensor._query().select(count("value")).within(lo, hi)
+        query = self.sensor.query(lo, hi).select(count("value"))
         rows = self.sensor.client.rows(query)
         return int(rows[0][1]) if rows else 0
 
