@@ -21,7 +21,7 @@ from .declarations import declaration
 from .errors import ValidationError
 from .influxql import Query, admin, col
 from .influxql import count as count_of
-from .line_protocol import Batch, check_fixed_tags, encoder_for
+from .line_protocol import Batch, encoder_for
 from .rows import row_mapper
 from .times import from_ns
 from .writing import UnmadeBatch, chunks, encode_in_c, encode_in_slices, post_pipelined
@@ -52,8 +52,8 @@ class Repository:
         self.cls = cls
         self.declaration = declaration(cls)
         self.measurement = self.declaration.measurement if measurement is None else measurement
-        self.tags = check_fixed_tags(self.measurement, tags)
-        self._encode = encoder_for(cls, self.measurement, self.tags)
+        self.tags = dict(tags or {})
+        self._encoder: Callable[[Any], str] | None = None
         #: Fixed tags that are declared tags, by attribute name: a mapping that leaves them out gets them.
         self._fixed_attrs = {c.attr: self.tags[c.key] for c in self.declaration.tags if c.key in self.tags}
 
@@ -64,6 +64,14 @@ class Repository:
         return f"Repository({self.cls.__name__}{where}{fixed}, database={self.client.database!r})"
 
     # -- writing -------------------------------------------------------------
+    @property
+    def _encode(self) -> Callable[[Any], str]:
+        """The encoder, made at the first write: the measurement and fixed tags are checked then
+        (a name line protocol cannot carry can still be read, e.g. to find it holds nothing)."""
+        if self._encoder is None:
+            self._encoder = encoder_for(self.cls, self.measurement, self.tags)
+        return self._encoder
+
     def add(self, obj: Any) -> None:
         """Write one object."""
         self.add_all([obj])

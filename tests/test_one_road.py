@@ -48,7 +48,8 @@ def test_repository_with_measurement_and_fixed_tags_writes_and_reads_only_there(
 
 def test_fixed_tag_that_is_declared_must_agree(client):
     repo = client.repository(SensorReading, measurement="power", tags={"component": "pump"})
-    assert repo.add_all([{"time": T0, "value": 1.0}, SensorReading(time=T0, value=2.0, component="pump")]) == 2
+    pump = SensorReading(time=T0, value=2.0, component="pump")
+    assert repo.add_all([{"time": T0, "value": 1.0}, pump]) == 2
     with pytest.raises(ih.ValidationError, match="'fan' is not this repository's component 'pump'"):
         repo.add_all([SensorReading(time=T0, value=3.0, component="fan")])
     with pytest.raises(ih.ValidationError, match="fan"):
@@ -57,12 +58,14 @@ def test_fixed_tag_that_is_declared_must_agree(client):
 
 
 def test_bad_measurement_or_tags_are_refused_before_anything(client):
+    one = [Reading(time=T0, value=1.0)]
     with pytest.raises(ih.ValidationError, match="measurement"):
-        client.repository(Reading, measurement="#comment")
+        client.repository(Reading, measurement="#comment").add_all(one)
     with pytest.raises(ih.ValidationError, match="empty"):
-        client.repository(Reading, measurement="power", tags={"component": ""})
+        client.repository(Reading, measurement="power", tags={"component": ""}).add_all(one)
     with pytest.raises(ih.ValidationError, match="reserved"):
-        client.repository(Reading, measurement="power", tags={"time": "x"})
+        client.repository(Reading, measurement="power", tags={"time": "x"}).add_all(one)
+    assert client.measurements() == []
 
 
 def test_encoders_live_on_the_declaration_and_die_with_the_class():
@@ -74,7 +77,8 @@ def test_encoders_live_on_the_declaration_and_die_with_the_class():
     first = encoder_for(Temporary, "power", {"component": "a"})
     assert encoder_for(Temporary, "power", {"component": "a"}) is first
     assert encoder_for(Temporary, "power", {"component": "b"}) is not first
-    assert first(Temporary(time=T0, value=1.5)) == f"power,component=a value=1.5 {int(T0.timestamp()) * 10**9}"
+    ns = int(T0.timestamp()) * 10**9
+    assert first(Temporary(time=T0, value=1.5)) == f"power,component=a value=1.5 {ns}"
     Temporary.load({"time": T0, "value": 1.0})  # the schema is generated too
     assert not any("Temporary" in name for name in marshmallow.class_registry._registry)
     alive = weakref.ref(Temporary)
@@ -127,5 +131,6 @@ def test_sensor_query_is_the_public_read_path_and_stores_use_repositories(client
     with pytest.raises(ih.ValidationError, match="2.fields"):  # nothing sent: the list is checked whole
         store.write_results([{"time": T0, "anomaly_score": 0.1}, None, {"time": T0 + timedelta(minutes=1)}])
     assert store.write_results([{"time": T0, "anomaly_score": 0.5}, None]) == 1
-    assert store.results.measurement == "power_model" and store.results.tags == {"component": "pump", "id": "m1"}
+    assert store.results.measurement == "power_model"
+    assert store.results.tags == {"component": "pump", "id": "m1"}
     assert [r.anomaly_score for r in store.results.query()] == [0.5]
