@@ -52,7 +52,7 @@ class HtmModelStore:
         self.aggregation = aggregation
         self.created = created
         self.registered = registered
-        #: The results: `HtmResult`s in `<measurement>_model` with the fixed tags component and id.
+        #: The results: `HtmResult` objects in `<measurement>_model` with the fixed tags component and id.
         self.results = Repository(
             sensor.client, HtmResult, measurement=sensor.result_measurement,
             tags={"component": sensor.component, "id": self.model_id},
@@ -105,7 +105,7 @@ class HtmModelStore:
         return self.results.add_all(self._converted(results, batch_size), batch_size=batch_size)
 
     def _converted(self, results: Iterable[Any], batch_size: int) -> Iterator[HtmResult]:
-        """A generator's results as `HtmResult`s, converted a batch at a time before it is sent."""
+        """A generator's results as `HtmResult` objects, converted a batch at a time before it is sent."""
         iterator = iter(results)
         offset = 0
         while chunk := list(islice(iterator, batch_size)):
@@ -181,7 +181,7 @@ class HtmModelStore:
 
 
 def _htm_results(results: Sequence[Any], offset: int) -> list[HtmResult]:
-    """The results that are not None as `HtmResult`s; every problem raised at once, keyed by index."""
+    """The results that are not None as `HtmResult` objects; every problem raised at once, keyed by index."""
     converted: list[HtmResult] = []
     errors: dict[int, Any] = {}
     for index, result in enumerate(results, start=offset):

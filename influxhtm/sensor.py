@@ -68,7 +68,7 @@ class Sensor:
 
     @property
     def repository(self) -> Repository:
-        """The repository of this sensor's points: `SensorReading`s in its measurement, with its
+        """The repository of this sensor's points: `SensorReading` objects in its measurement, with its
         component as a fixed tag."""
         repository = self.__dict__.get("_repository")
         if repository is None:
@@ -80,7 +80,7 @@ class Sensor:
 
     def query(self, since: Any = None, until: Any = None, *, before: Any = None) -> Query:
         """The sensor's points as a query bound to its repository, `since` and `until` inclusive
-        (`before`: an exclusive end): iterate it for `SensorReading`s, or select, aggregate,
+        (`before`: an exclusive end): iterate it for `SensorReading` objects, or select, aggregate,
         `.count()`, `.to_dataframe()` (see `Repository.query`)."""
         return self.repository.query().within(*inclusive_range(since, until, before))
 
