@@ -412,11 +412,14 @@ class InfluxHtmClient:
     listSensors = list_sensors
 
     # -- repositories ----------------------------------------------------------
-    def repository(self, cls: type) -> Any:
-        """A `Repository` of a declared measurement class over this database."""
+    def repository(
+        self, cls: type, *, measurement: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> Any:
+        """A `Repository` of a declared measurement class over this database, stored in
+        `measurement` (default: the declared one) with the fixed `tags`."""
         from .repository import Repository
 
-        return Repository(self, cls)
+        return Repository(self, cls, measurement=measurement, tags=tags)
 
 
 def check_database(name: object) -> str:

@@ -17,7 +17,7 @@ import attrs
 
 from .errors import ModelNotFound, ValidationError
 from .records import RESULT_KEYS
-from .sensor import check_name
+from .sensor import check_name, sensor_values
 from .times import format_rfc3339, from_ns, parse_duration, to_ns
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def combine(
 ) -> CombinedData:
     """Build the CombinedData of a sensor (see `Sensor.get_combined_sensor_data`)."""
     model_ids = _model_ids(sensor, models)
-    rows = sensor._values(since, until, limit, aggregation, agg)
+    rows = sensor_values(sensor, since, until, limit, aggregation, agg)
     span = _span(rows, since, until, aggregation)
     results = _results(sensor, model_ids, span, aggregation) if rows and model_ids else {}
     present = {field for per_model in results.values() for by_time in per_model.values() for field in by_time}

@@ -32,8 +32,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from .errors import AmbiguousTimeError, ConfigurationError, ValidationError
-from .line_protocol import encode_point
+from .line_protocol import Batch, encode_point
 from .times import AMBIGUOUS_POLICIES, from_ns, to_ns, wall_time_ns
+from .writing import WritePipeline
 
 if TYPE_CHECKING:
     from .sensor import Sensor
@@ -197,75 +198,79 @@ def import_csv(
     tags = {"component": sensor.component}
     seen: set[int] = set()
     errors: list[RowError] = []
-    rows = written = merged = 0
+    rows = merged = 0
     first = last = None
     batch: list[str] = []
     reported = 0
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ValidationError(
-                {"path": [f"{os.fspath(path)!r} is empty: expected a header row"]}
-            ) from None
-        except (csv.Error, UnicodeDecodeError) as error:
-            raise ValidationError({"path": [f"{os.fspath(path)!r} line 1: {error}"]}) from None
-        columns = [name.strip() for name in header]
-        missing = [c for c in (time_column, value_column) if c not in columns]
-        if missing:
-            raise ValidationError(
-                {
-                    ("time_column" if time_column in missing else "value_column"): [
-                        f"{os.fspath(path)!r} has no column {', '.join(map(repr, missing))}; "
-                        f"its columns are {', '.join(map(repr, columns))}"
-                    ]
-                }
-            )
-        t_index, v_index = columns.index(time_column), columns.index(value_column)
-        width = max(t_index, v_index) + 1
-        if ambiguous is None and not _fixed_offset(zone):
-            refuse_wall_time_problems(path, t_index, zone)
-        line = 1
-        while True:
+    pipeline = WritePipeline(sensor.client)  # the one write pipeline: refusals counted, nothing lost
+    try:
+        with handle:
+            reader = csv.reader(handle)
             try:
-                row = next(reader)
+                header = next(reader)
             except StopIteration:
-                break
+                raise ValidationError(
+                    {"path": [f"{os.fspath(path)!r} is empty: expected a header row"]}
+                ) from None
             except (csv.Error, UnicodeDecodeError) as error:
+                raise ValidationError({"path": [f"{os.fspath(path)!r} line 1: {error}"]}) from None
+            columns = [name.strip() for name in header]
+            missing = [c for c in (time_column, value_column) if c not in columns]
+            if missing:
+                raise ValidationError(
+                    {
+                        ("time_column" if time_column in missing else "value_column"): [
+                            f"{os.fspath(path)!r} has no column {', '.join(map(repr, missing))}; "
+                            f"its columns are {', '.join(map(repr, columns))}"
+                        ]
+                    }
+                )
+            t_index, v_index = columns.index(time_column), columns.index(value_column)
+            width = max(t_index, v_index) + 1
+            if ambiguous is None and not _fixed_offset(zone):
+                refuse_wall_time_problems(path, t_index, zone)
+            line = 1
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except (csv.Error, UnicodeDecodeError) as error:
+                    line = reader.line_num
+                    rows += 1
+                    errors.append(RowError(line, f"unreadable CSV: {error}"))
+                    continue
                 line = reader.line_num
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # blank line
                 rows += 1
-                errors.append(RowError(line, f"unreadable CSV: {error}"))
-                continue
-            line = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # blank line
-            rows += 1
-            try:
-                if len(row) < width:
-                    raise ValueError(f"{len(row)} cell(s), expected at least {width}")
-                ns = parse_timestamp(row[t_index], zone, ambiguous)
-                value = parse_value(row[v_index])
-                batch.append(encode_point(measurement, tags, {"value": value}, ns))
-            except (ValueError, ValidationError) as error:
-                errors.append(RowError(line, str(error)))
-                continue
-            if ns in seen:
-                merged += 1
-            else:
-                seen.add(ns)
-            first = ns if first is None or ns < first else first
-            last = ns if last is None or ns > last else last
-            if len(batch) >= batch_size:
-                sensor.client.write_lines(batch)
-                written += len(batch)
-                batch = []
-                if progress is not None:
-                    progress(rows - reported)
-                    reported = rows
-    if batch:
-        sensor.client.write_lines(batch)
-        written += len(batch)
+                try:
+                    if len(row) < width:
+                        raise ValueError(f"{len(row)} cell(s), expected at least {width}")
+                    ns = parse_timestamp(row[t_index], zone, ambiguous)
+                    value = parse_value(row[v_index])
+                    batch.append(encode_point(measurement, tags, {"value": value}, ns))
+                except (ValueError, ValidationError) as error:
+                    errors.append(RowError(line, str(error)))
+                    continue
+                if ns in seen:
+                    merged += 1
+                else:
+                    seen.add(ns)
+                first = ns if first is None or ns < first else first
+                last = ns if last is None or ns > last else last
+                if len(batch) >= batch_size:
+                    pipeline.put(Batch.of_lines(batch))
+                    batch = []
+                    if progress is not None:
+                        progress(rows - reported)
+                        reported = rows
+        if batch:
+            pipeline.put(Batch.of_lines(batch))
+        pipeline.flush()
+    except BaseException as error:  # noqa: BLE001 - re-raised by abort, with the counts if any refusal
+        pipeline.abort(error, unmade=len(batch))
+    written = pipeline.close()
     if progress is not None and rows > reported:
         progress(rows - reported)
     return ImportReport(

@@ -155,6 +155,17 @@ class Declaration:
     tags: tuple[Column, ...]
     fields: tuple[Column, ...]
     _lookup: dict[str, Column] = attrs.field(eq=False, repr=False, hash=False)
+    #: Code generated for this class (encoders per measurement and fixed tags, row mappers, its
+    #: schema), made once and kept here, so it lives exactly as long as the class (see `codegen`).
+    generated: dict[Any, Any] = attrs.field(factory=dict, eq=False, repr=False, hash=False)
+
+    def generated_once(self, key: Any, make: Callable[[], Any]) -> Any:
+        """`make()` the first time `key` is asked for, then the same object."""
+        try:
+            return self.generated[key]
+        except KeyError:
+            value = self.generated[key] = make()
+            return value
 
     @property
     def columns(self) -> tuple[Column, ...]:

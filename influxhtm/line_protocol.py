@@ -37,8 +37,8 @@ import re
 import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
-from weakref import WeakKeyDictionary
 
+from .codegen import compile_function
 from .errors import ValidationError
 from .times import EPOCH, MAX_NS, MIN_NS
 
@@ -275,24 +275,44 @@ def _field_value(key: str, value: Any, ints_as_floats: bool) -> str:
 
 
 # -- declared objects ----------------------------------------------------------
-_ENCODERS: "WeakKeyDictionary[type, Callable[[Any], str]]" = WeakKeyDictionary()
-
-
-def encoder_for(cls: type) -> Callable[[Any], str]:
-    """The line encoder of a declared class: generated once, then cached.
+def encoder_for(
+    cls: type, measurement: str | None = None, tags: Mapping[str, str] | None = None
+) -> Callable[[Any], str]:
+    """The line encoder of a declared class, written to `measurement` (default: the declared
+    one) with the fixed `tags`: generated once per class, measurement and tags, and kept on the
+    class's declaration (`Declaration.generated`).
 
     Instances were validated when they were built, so the encoder only formats.
-    Given an instance of another class, it hands over to that class's encoder.
+    Given an instance of another class, the class's own encoder hands over to that
+    class's encoder; one for another measurement or fixed tags refuses it. A
+    fixed tag that is also a declared tag must agree with the object's value.
     """
-    try:
-        return _ENCODERS[cls]
-    except (KeyError, TypeError):
-        pass
     from .declarations import declaration
 
-    encoder = _generate_encoder(declaration(cls))
-    _ENCODERS[cls] = encoder
-    return encoder
+    decl = declaration(cls)
+    name = decl.measurement if measurement is None else measurement
+    fixed = check_fixed_tags(name, tags)
+    key = ("encoder", name, tuple(sorted(fixed.items())))
+    return decl.generated_once(key, lambda: _generate_encoder(decl, name, fixed))  # type: ignore[no-any-return]
+
+
+def check_fixed_tags(measurement: str, tags: Mapping[str, str] | None) -> dict[str, str]:
+    """The measurement name and fixed tags of a repository, checked (ValidationError naming them)."""
+    problem = measurement_problem(measurement)
+    if problem:
+        raise _fail("measurement", measurement, problem)
+    fixed: dict[str, str] = {}
+    for key, value in (tags or {}).items():
+        problem = key_problem(key, kind="tag")
+        if problem:
+            raise _fail("tag key", key, problem)
+        if not isinstance(value, str):
+            raise _fail(key, value, "is not a str: tag values are text")
+        problem = tag_value_problem(value)
+        if problem:
+            raise _fail(key, value, problem)
+        fixed[key] = value
+    return fixed
 
 
 def to_line(obj: Any) -> str:
@@ -344,7 +364,7 @@ def encode_slice_in_c(encode: Callable[[Any], str], objs: Sequence[Any], start: 
     return None if module is None else module.encode_objects(plan, objs, start, stop)
 
 
-def _speedup_plan(decl: "Declaration") -> tuple[Any, ...]:
+def _speedup_plan(decl: "Declaration", prefix: str) -> tuple[Any, ...]:
     """What the C encoder needs of a class: (cls, prefix, time attribute, tag columns, field columns).
 
     A column is (key text, attribute, type code, enum member texts or None, optional), in the
@@ -372,18 +392,21 @@ def _speedup_plan(decl: "Declaration") -> tuple[Any, ...]:
         )
         for col in sorted(decl.fields, key=lambda c: c.optional)
     )
-    return (decl.cls, escape_measurement(decl.measurement), sys.intern(decl.time.attr), tags, fields)
+    return (decl.cls, prefix, sys.intern(decl.time.attr), tags, fields)
 
 
-def _generate_encoder(decl: "Declaration") -> Callable[[Any], str]:
-    """Write and compile the source of an encoder for one declared class.
+def _generate_encoder(decl: "Declaration", measurement: str, fixed: dict[str, str]) -> Callable[[Any], str]:
+    """Write and compile the source of an encoder for one declared class, measurement and
+    fixed tags.
 
     Every name and key is escaped here, once; the generated function only
-    fetches attributes and formats values into one f-string.
+    fetches attributes and formats values into one f-string. Fixed tags follow
+    the measurement name, then the declared tags by key.
     """
+    own = measurement == decl.measurement and not fixed
     namespace: dict[str, Any] = {
         "_cls": decl.cls,
-        "_other": to_line,
+        "_other": to_line if own else _refuse_other(decl.cls),
         "_EPOCH": EPOCH,
         "_US": _US,
         "_tc": _TAG_CACHE,
@@ -396,9 +419,20 @@ def _generate_encoder(decl: "Declaration") -> Callable[[Any], str]:
         "_F": "false",
     }
     body = ["def encode(obj):", "    if obj.__class__ is not _cls:", "        return _other(obj)"]
-    line = [_literal(escape_measurement(decl.measurement))]
+    prefix = escape_measurement(measurement) + "".join(
+        f",{escape_key(key)}={escape_tag_value(value)}" for key, value in sorted(fixed.items())
+    )
+    line = [_literal(prefix)]
 
-    for i, col in enumerate(sorted(decl.tags, key=lambda c: c.key)):
+    for i, col in enumerate(c for c in decl.tags if c.key in fixed):
+        namespace[f"_fix{i}"] = fixed[col.key]
+        namespace[f"_mismatch{i}"] = _mismatch(col.attr, fixed[col.key])
+        value = "v.value" if col.is_enum else "v"
+        body.append(f"    v = obj.{col.attr}")
+        body.append(f"    if v is not None and {value} != _fix{i}:")
+        body.append(f"        raise _mismatch{i}(v)")
+
+    for i, col in enumerate(sorted((c for c in decl.tags if c.key not in fixed), key=lambda c: c.key)):
         var = f"t{i}"
         if col.is_enum:
             namespace[f"_e{i}"] = {m: escape_tag_value(m.value) for m in col.type}
@@ -434,12 +468,28 @@ def _generate_encoder(decl: "Declaration") -> Callable[[Any], str]:
     line.append(f" {fields} {{(obj.{decl.time.attr} - _EPOCH) // _US * 1000}}")
     body.append(f"    return f{''.join(line)!r}")
     source = "\n".join(body) + "\n"
-    code = compile(source, f"<influxhtm encoder for {decl.cls.__qualname__}>", "exec")
-    exec(code, namespace)  # noqa: S102 - generated from checked, escaped names only
-    encoder = namespace["encode"]
-    encoder.__source__ = source
-    encoder.__speedup_plan__ = _speedup_plan(decl)
-    return encoder
+    what = f"encoder for {decl.cls.__qualname__} in {measurement}"
+    encoder = compile_function(source, what, namespace, "encode")
+    # The C encoder formats declared tags only: a fixed tag that is also declared needs the check above.
+    overridden = any(c.key in fixed for c in decl.tags)
+    encoder.__speedup_plan__ = None if overridden else _speedup_plan(decl, prefix)
+    encoder.__fixed_prefix__ = prefix
+    return encoder  # type: ignore[no-any-return]
+
+
+def _refuse_other(cls: type) -> Callable[[Any], str]:
+    def refuse(obj: Any) -> str:
+        raise _fail("object", obj, f"is not a {cls.__name__}")
+
+    return refuse
+
+
+def _mismatch(attr: str, fixed: str) -> Callable[[Any], ValidationError]:
+    def mismatch(value: Any) -> ValidationError:
+        shown = getattr(value, "value", value)
+        return _fail(attr, shown, f"is not this repository's {attr} {fixed!r}")
+
+    return mismatch
 
 
 def _literal(text: str) -> str:

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ModelExists, ModelNotFound, ValidationError
 from .influxql import Query
-from .line_protocol import Batch, encode_point
+from .line_protocol import encode_point
 from .records import REGISTRY_MEASUREMENT, RESULT_KEYS, HtmResult
+from .repository import Repository
 from .result_forms import to_htm_result
 from .sensor import _check_limit, check_name
-from .times import from_ns, to_ns
+from .times import from_ns, inclusive_range
+from .writing import UnmadeBatch
 
 if TYPE_CHECKING:
     from .sensor import Sensor
@@ -50,7 +52,11 @@ class HtmModelStore:
         self.aggregation = aggregation
         self.created = created
         self.registered = registered
-        self._tags = {"component": sensor.component, "id": self.model_id}
+        #: The results: `HtmResult` objects in `<measurement>_model` with the fixed tags component and id.
+        self.results = Repository(
+            sensor.client, HtmResult, measurement=sensor.result_measurement,
+            tags={"component": sensor.component, "id": self.model_id},
+        )
 
     def __repr__(self) -> str:
         return f"HtmModelStore({self.sensor}, id={self.model_id!r}, engine={self.engine!r})"
@@ -79,7 +85,7 @@ class HtmModelStore:
             htm_result = to_htm_result(second, time=result)
         else:
             htm_result = to_htm_result(result)
-        self.sensor.client.write_lines([self.result_line(htm_result)])
+        self.results.add(htm_result)
         return htm_result
 
     writeResult = write_result
@@ -92,68 +98,39 @@ class HtmModelStore:
         Problems are reported all at once, keyed by index. A result the server
         refuses does not stop the others (see `Repository.add_all`).
         """
-        from .repository import post_pipelined
-
         if isinstance(results, (Mapping, HtmResult)) or not isinstance(results, Iterable):
             raise ValidationError({"results": [f"{results!r} is not an iterable of results"]})
-        client = self.sensor.client
         if isinstance(results, Sequence):
-            lines = self._result_lines(results, 0)
-            batches = (Batch.of_lines(lines[i : i + batch_size]) for i in range(0, len(lines), batch_size))
-            return post_pipelined(client, batches, total=len(lines))
-        return post_pipelined(client, self._generator_batches(results, batch_size))
+            return self.results.add_all(_htm_results(results, 0), batch_size=batch_size)
+        return self.results.add_all(self._converted(results, batch_size), batch_size=batch_size)
 
-    def _generator_batches(self, results: Iterable[Any], batch_size: int) -> Iterator[Batch]:
-        from .repository import UnmadeBatch
-
+    def _converted(self, results: Iterable[Any], batch_size: int) -> Iterator[HtmResult]:
+        """A generator's results as `HtmResult` objects, converted a batch at a time before it is sent."""
         iterator = iter(results)
         offset = 0
         while chunk := list(islice(iterator, batch_size)):
             try:
-                lines = self._result_lines(chunk, offset)
+                converted = _htm_results(chunk, offset)
             except ValidationError as error:
                 raise UnmadeBatch(error, len(chunk)) from None
-            if lines:
-                yield Batch.of_lines(lines)
+            yield from converted
             offset += len(chunk)
-
-    def _result_lines(self, results: Sequence[Any], offset: int) -> list[str]:
-        """Lines of the results that are not None; every problem raised at once, keyed by index."""
-        lines: list[str] = []
-        errors: dict[int, Any] = {}
-        for index, result in enumerate(results, start=offset):
-            if result is None:
-                continue
-            try:
-                lines.append(self.result_line(to_htm_result(result)))
-            except ValidationError as error:
-                errors[index] = error.errors or str(error)
-        if errors:
-            raise ValidationError(errors)
-        return lines
 
     writeResults = write_results
 
     def result_line(self, result: HtmResult) -> str:
         """The line protocol of one result of this model."""
-        fields = {}
-        for attr, key in RESULT_KEYS.items():
-            value = getattr(result, attr)
-            if value is not None:
-                fields[key] = float(value)
-        if not fields:
-            raise ValidationError({"result": [f"{result!r} holds no value: give at least an anomaly_score"]})
-        return encode_point(self.measurement, self._tags, fields, to_ns(result.time))
+        return self.results.line(result)
 
     # -- reading -------------------------------------------------------------
     def _query(self) -> Query:
-        return Query().from_(self.measurement).where(component=self.sensor.component, id=self.model_id)
+        return self.results.query()
 
     def get_results(
         self, since: Any = None, until: Any = None, limit: int | None = None, *, before: Any = None
     ) -> list[HtmResult]:
         """Results in ascending time, `since`/`until` inclusive (`before` exclusive); `limit`: latest N."""
-        query = self.sensor._bounded(self._query().select(*RESULT_KEYS.values()), since, until, before)
+        query = self._query().select(*RESULT_KEYS.values()).within(*inclusive_range(since, until, before))
         if limit is not None:
             query = query.order_by("time", "desc").limit(_check_limit(limit))
         rows = self.sensor.client.rows(query, columns=_RESULT_COLUMNS)
@@ -201,6 +178,22 @@ class HtmModelStore:
             id=self.model_id,
         )
         self.registered = False
+
+
+def _htm_results(results: Sequence[Any], offset: int) -> list[HtmResult]:
+    """The results that are not None as `HtmResult` objects; every problem raised at once, keyed by index."""
+    converted: list[HtmResult] = []
+    errors: dict[int, Any] = {}
+    for index, result in enumerate(results, start=offset):
+        if result is None:
+            continue
+        try:
+            converted.append(to_htm_result(result))
+        except ValidationError as error:
+            errors[index] = error.errors or str(error)
+    if errors:
+        raise ValidationError(errors)
+    return converted
 
 
 def _registry_query(sensor: Sensor) -> Query:

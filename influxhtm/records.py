@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from .declarations import field, measurement, tag, timestamp
+from .declarations import declaration, field, measurement, tag, timestamp
 
 REGISTRY_MEASUREMENT = "influxhtm_models"
 RESULT_SUFFIX = "_model"
@@ -56,11 +56,6 @@ class ModelRecord:
     aggregation: Optional[str] = field(default=None)
 
 
-#: InfluxDB field key of each HtmResult attribute, in the order of the combined columns.
-RESULT_KEYS: dict[str, str] = {
-    "anomaly_score": "anomalyScore",
-    "anomaly_likelihood": "anomalyLikelihood",
-    "raw_score": "rawScore",
-    "prediction": "prediction",
-    "prediction_confidence": "predictionConfidence",
-}
+#: InfluxDB field key of each HtmResult attribute, in declaration order (the order of the combined
+#: columns): the one result schema, derived from the `HtmResult` declaration.
+RESULT_KEYS: dict[str, str] = {column.attr: column.key for column in declaration(HtmResult).fields}

@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import keyword
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache, partial
-from itertools import islice
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .connection import merge_refusals
 from .declarations import declaration
-from .errors import PartialWriteError, ValidationError
-from .influxql import Query, admin
+from .errors import ValidationError
+from .influxql import Query, admin, col
 from .influxql import count as count_of
-from .line_protocol import Batch, encode_slice, encode_slice_in_c, encoder_for
+from .line_protocol import Batch, encoder_for
 from .rows import row_mapper
 from .times import from_ns
+from .writing import UnmadeBatch, chunks, encode_in_c, encode_in_slices, post_pipelined
 
 if TYPE_CHECKING:
     import pandas
@@ -36,18 +33,45 @@ if TYPE_CHECKING:
 
 
 class Repository:
-    """Objects of one declared measurement class in one database."""
+    """Objects of one declared measurement class in one database, stored in `measurement`
+    (default: the declared one) with the fixed `tags` (as PyPika's `Table(name)`).
 
-    def __init__(self, client: InfluxHtmClient, cls: type):
+    Every point written carries the fixed tags; every query reads that measurement
+    with those tag conditions. A fixed tag that is also a declared tag must agree
+    with each object's value (a mapping may leave it out).
+    """
+
+    def __init__(
+        self,
+        client: InfluxHtmClient,
+        cls: type,
+        measurement: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ):
         self.client = client
         self.cls = cls
         self.declaration = declaration(cls)
-        self._encode = encoder_for(cls)
+        self.measurement = self.declaration.measurement if measurement is None else measurement
+        self.tags = dict(tags or {})
+        self._encoder: Callable[[Any], str] | None = None
+        #: Fixed tags that are declared tags, by attribute name: a mapping that leaves them out gets them.
+        self._fixed_attrs = {c.attr: self.tags[c.key] for c in self.declaration.tags if c.key in self.tags}
 
     def __repr__(self) -> str:
-        return f"Repository({self.cls.__name__}, database={self.client.database!r})"
+        own = self.measurement == self.declaration.measurement
+        where = "" if own else f", measurement={self.measurement!r}"
+        fixed = f", tags={self.tags!r}" if self.tags else ""
+        return f"Repository({self.cls.__name__}{where}{fixed}, database={self.client.database!r})"
 
     # -- writing -------------------------------------------------------------
+    @property
+    def _encode(self) -> Callable[[Any], str]:
+        """The encoder, made at the first write: the measurement and fixed tags are checked then
+        (a name line protocol cannot carry can still be read, e.g. to find it holds nothing)."""
+        if self._encoder is None:
+            self._encoder = encoder_for(self.cls, self.measurement, self.tags)
+        return self._encoder
+
     def add(self, obj: Any) -> None:
         """Write one object."""
         self.add_all([obj])
@@ -70,13 +94,17 @@ class Repository:
             retention_policy=self.declaration.retention_policy,
         )
 
+    def line(self, obj: Any) -> str:
+        """The line protocol of one object (a mapping is loaded and checked first)."""
+        return self._encode(obj if type(obj) is self.cls else self._coerce(obj))
+
     def _batches(self, objects: Iterable[Any], batch_size: int) -> Iterator[Batch]:
         """One `Batch` per chunk of objects, validated and encoded."""
         encode = self._encode
         cls = self.cls
         offset = 0
-        for chunk in _chunks(objects, batch_size):
-            body = _encode_in_c(encode, chunk)
+        for chunk in chunks(objects, batch_size):
+            body = encode_in_c(encode, chunk)
             lines: Callable[[], list[str]] = partial(list, map(encode, chunk))  # if a string holds "\n"
             if body is not None:  # all of the class, formatted in C (see line_protocol.encode_slice)
                 yield Batch.joined(body, len(chunk), lines)
@@ -111,13 +139,20 @@ class Repository:
         if isinstance(obj, self.cls):
             return obj
         if isinstance(obj, Mapping):
+            if self._fixed_attrs:
+                obj = {**self._fixed_attrs, **obj}
             return self.cls.load(obj)  # type: ignore[attr-defined]
         raise ValidationError({"object": [f"{obj!r} is not a {self.cls.__name__} or a mapping"]})
 
     # -- reading -------------------------------------------------------------
     def query(self) -> Query:
         """A query of this measurement, bound to the repository (iterate it, or `.all()`, ...)."""
-        return Query().from_(self.cls).bind(self)
+        query = Query().from_(self.cls)
+        if self.measurement != query.measurement:
+            query = attrs.evolve(query, measurement=Query().from_(self.measurement).measurement)
+        if self.tags:
+            query = query.where(*(col(key) == value for key, value in self.tags.items()))
+        return query.bind(self)
 
     def statement(self, query: Query) -> Query:
         """The query as it is sent: a time-grouped one gets its open time ends set to the data
@@ -216,177 +251,18 @@ class Repository:
 
         `since` and `until` are inclusive; `before` is an exclusive end.
         """
-        statement = admin.delete(self.cls, *conditions, since=since, until=until, before=before, **tags)
+        decl = self.declaration
+        fixed = [col(key) == value for key, value in self.tags.items()]
+        keys = {c.attr: c.key for c in decl.tags}
+        keyed = {keys.get(name, name): value for name, value in tags.items()}
+        fields = [c.key for c in decl.fields]
+        bounds = {"since": since, "until": until, "before": before}
+        statement = admin.delete(self.measurement, *fixed, *conditions, fields=fields, **bounds, **keyed)
         self.client.execute(statement)
 
     def drop(self) -> None:
-        """Drop the whole measurement."""
-        self.client.execute(admin.drop_measurement(self.declaration.measurement))
-
-
-def post_pipelined(
-    client: InfluxHtmClient,
-    batches: Iterable[Batch],
-    *,
-    total: int | None = None,
-    retention_policy: str | None = None,
-) -> int:
-    """POST each batch in a background thread while the next batch is made.
-
-    One POST at a time, in order, so a later point overwrites an earlier one as
-    in a sequential write; the next batch is encoded meanwhile (encoding holds the
-    GIL, the POST mostly waits on the socket). Points the server refuses do not
-    stop the write: every batch is sent, and one `PartialWriteError` at the end
-    carries the exact counts (`written`, `dropped`, `not_sent`) and the refused
-    lines. An error making a batch (a ValidationError) or sending one (the server
-    unreachable) stops the write: nothing after it is sent, and the error is
-    raised as it is, or, when points were refused before it, as the cause of the
-    `PartialWriteError` whose `not_sent` counts the points left out (of the `total`
-    given, or of the batches taken). Returns the number of points written.
-    """
-    write = Writes(client, retention_policy)
-    taken = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="influxhtm-write") as poster:
-        try:
-            for batch in batches:
-                write.settle()
-                write.submit(poster, batch)
-                taken += len(batch)
-            write.settle()
-        except BaseException as error:  # noqa: BLE001 - re-raised below, with the counts if any refusal
-            write.abort(error, unmade=(total - taken) if total is not None else _unmade(error))
-    if write.refusals:
-        raise write.refused()
-    return write.written
-
-
-class Writes:
-    """The state of one pipelined write: the batch in flight, the counts, the refusals."""
-
-    def __init__(self, client: InfluxHtmClient, retention_policy: str | None):
-        self.client = client
-        self.retention_policy = retention_policy
-        self.written = 0
-        self.failed = 0  # points of a batch whose POST failed (not a refusal): not sent
-        self.refusals: list[PartialWriteError] = []
-        self.pending: Future[None] | None = None
-        self.pending_count = 0
-
-    def submit(self, poster: ThreadPoolExecutor, batch: Batch) -> None:
-        self.pending = poster.submit(self.client.write_lines, batch, retention_policy=self.retention_policy)
-        self.pending_count = len(batch)
-
-    def settle(self) -> None:
-        """Wait for the batch in flight; count it as written, or keep its refusal."""
-        pending, self.pending = self.pending, None
-        if pending is None:
-            return
-        try:
-            pending.result()
-        except PartialWriteError as refusal:
-            self.refusals.append(refusal)
-            self.written += refusal.written
-        except BaseException:
-            self.failed += self.pending_count
-            raise
-        else:
-            self.written += self.pending_count
-
-    def abort(self, error: BaseException, unmade: int) -> NoReturn:
-        """The write stopped at `error`: settle the batch in flight, then raise with the counts."""
-        try:
-            self.settle()
-        except BaseException:  # noqa: BLE001, S110 - counted in `failed`; `error` is what is raised
-            pass
-        cause = error.error if isinstance(error, UnmadeBatch) else error
-        if not self.refusals:
-            if cause is error:
-                raise error
-            raise cause from None
-        raise self.refused(not_sent=unmade + self.failed, stopped_by=cause) from cause
-
-    def refused(self, not_sent: int = 0, stopped_by: BaseException | None = None) -> PartialWriteError:
-        """The one error of the write: every refusal, with the exact counts."""
-        return merge_refusals(
-            self.refusals,
-            written=self.written,
-            not_sent=not_sent,
-            database=self.client.database,
-            url=self.client.settings.url,
-            stopped_by=stopped_by,
-        )
-
-
-class UnmadeBatch(Exception):
-    """Making a batch of `count` points failed with `error` (raised by batch generators, so that
-    a write that stops there can count the points it did not send)."""
-
-    def __init__(self, error: BaseException, count: int):
-        super().__init__(str(error))
-        self.error = error
-        self.count = count
-
-
-def _unmade(error: BaseException) -> int:
-    return error.count if isinstance(error, UnmadeBatch) else 0
-
-
-#: Lines formatted between two releases of the GIL by `encode_in_slices`.
-SLICE = 1000
-#: The same for the C encoder, ten times faster: a slice takes about 1-2 ms (below the 5 ms switch
-#: interval), and each `time.sleep(0)` costs about 30 µs of CPU and 80 µs of waiting.
-C_SLICE = 10_000
-
-
-def encode_in_slices(encode: Callable[..., str], *columns: Sequence[Any]) -> str:
-    """`"\n".join(map(encode, *columns))`, handing the GIL over every `SLICE` lines.
-
-    `join(map(...))` loops in C and holds the GIL throughout, so a POST whose
-    answer has arrived would wait for the whole batch to be formatted before it
-    could finish; `time.sleep(0)` between slices lets it finish at once, and the
-    next POST starts sooner. (Measured: about 10-20% more points/s on 2 cores.)
-    """
-    if len(columns) == 1:  # declared objects: the C encoder when it is built (see `encode_slice`)
-        objs = columns[0]
-        return join_slices(lambda start, stop: encode_slice(encode, objs, start, stop), 0, len(objs))
-    return join_slices(
-        lambda start, stop: "\n".join(map(encode, *(column[start:stop] for column in columns))),
-        0,
-        len(columns[0]),
-    )
-
-
-def _encode_in_c(encode: Callable[[Any], str], objs: list[Any]) -> str | None:
-    """`encode_in_slices(encode, objs)` made by the C encoder, or None if it cannot make all of it."""
-    parts = []
-    for start in range(0, len(objs), C_SLICE):
-        text = encode_slice_in_c(encode, objs, start, start + C_SLICE)
-        if text is None:
-            return None
-        parts.append(text)
-        time.sleep(0)
-    return parts[0] if len(parts) == 1 else "\n".join(parts)
-
-
-def join_slices(encode_range: Callable[[int, int], str], start: int, stop: int, size: int = SLICE) -> str:
-    """`encode_range(a, b)` of every slice of `size` of `range(start, stop)`, joined by newlines,
-    handing the GIL over after each slice (see `encode_in_slices`)."""
-    parts = []
-    for a in range(start, stop, size):
-        parts.append(encode_range(a, min(a + size, stop)))
-        time.sleep(0)
-    return parts[0] if len(parts) == 1 else "\n".join(parts)
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Lists of up to `size` items: slices of a list, else taken from the iterator as it goes."""
-    if isinstance(items, list):
-        for start in range(0, len(items), size):
-            yield items[start : start + size]
-        return
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+        """Drop the whole measurement (with every tag, not only the fixed ones)."""
+        self.client.execute(admin.drop_measurement(self.measurement))
 
 
 def _filter_only(query: Query) -> Query:

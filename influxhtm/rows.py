@@ -15,17 +15,14 @@ import contextlib
 import gc
 from datetime import timedelta
 from typing import Any, Callable, Iterator, Mapping, Sequence
-from weakref import WeakKeyDictionary
 
+from .codegen import compile_function
 from .declarations import FIELD, TAG, Column, Declaration, convert_time, declaration
 from .errors import ValidationError
 from .times import EPOCH
 
 __all__ = ["from_result", "from_results", "row_mapper"]
 
-_FACTORIES: "WeakKeyDictionary[type, dict[Any, Callable[..., Callable[[Sequence[Any]], Any]]]]" = (
-    WeakKeyDictionary()
-)
 
 
 def row_mapper(
@@ -39,11 +36,7 @@ def row_mapper(
     decl = declaration(cls)
     tags = dict(tags or {})
     key = (tuple(columns), tuple(sorted(tags)))
-    per_class = _FACTORIES.setdefault(decl.cls, {})
-    factory = per_class.get(key)
-    if factory is None:
-        factory = _generate(decl, list(columns), sorted(tags))
-        per_class[key] = factory
+    factory = decl.generated_once(("row mapper", *key), lambda: _generate(decl, list(columns), sorted(tags)))
     constants = []
     for tag_key in sorted(tags):
         constants.append(tags[tag_key])
@@ -146,10 +139,7 @@ def _generate(decl: Declaration, columns: list[str], tag_keys: list[str]) -> Cal
     source = (
         "\n".join([f"def factory({', '.join(params)}):", *prelude, *body, "    return row_to_object"]) + "\n"
     )
-    exec(compile(source, f"<influxhtm row mapper for {cls.__qualname__}>", "exec"), namespace)  # noqa: S102
-    factory = namespace["factory"]
-    factory.__source__ = source
-    return factory
+    return compile_function(source, f"row mapper for {cls.__qualname__}", namespace, "factory")  # type: ignore[no-any-return]
 
 
 def _convert_lines(column: Column, index: int, namespace: dict[str, Any]) -> list[str]:

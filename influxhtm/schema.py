@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from typing import Any, Iterable, Mapping
-from weakref import WeakKeyDictionary
 
 import attrs
 import marshmallow
@@ -30,7 +29,6 @@ from .errors import ValidationError
 
 __all__ = ["FiniteFloat", "TimeField", "dump", "format_time", "load", "load_many", "schema_for"]
 
-_SCHEMAS: "WeakKeyDictionary[type, marshmallow.Schema]" = WeakKeyDictionary()
 _UNKNOWN = {"raise": marshmallow.RAISE, "exclude": marshmallow.EXCLUDE}
 
 
@@ -151,20 +149,20 @@ class _DeclaredSchema(marshmallow.Schema):
 
 def schema_for(cls: type) -> marshmallow.Schema:
     """The marshmallow schema instance of a declared class (generated once, cached)."""
-    try:
-        return _SCHEMAS[cls]
-    except KeyError:
-        pass
     decl = declaration(cls)
+    return decl.generated_once("schema", lambda: _generate_schema(decl))  # type: ignore[no-any-return]
+
+
+def _generate_schema(decl: Declaration) -> marshmallow.Schema:
+    """A schema class of its own (kept out of marshmallow's global class registry) and its instance."""
     attributes = {a.name: a for a in attrs.fields(decl.cls)}
     body: dict[str, Any] = {
         column.attr: _field_for(column, decl, attributes[column.attr]) for column in decl.columns
     }
     body["_declaration"] = decl
+    body["Meta"] = type("Meta", (), {"register": False})
     schema_cls = type(f"{decl.cls.__name__}Schema", (_DeclaredSchema,), body)
-    schema = schema_cls()
-    _SCHEMAS[decl.cls] = schema
-    return schema
+    return schema_cls()
 
 
 def load(cls: type, data: Any, *, unknown: str = "raise") -> Any:

@@ -22,6 +22,7 @@ from .line_protocol import (
     tag_value_problem,
 )
 from .records import RESULT_SUFFIX, SensorReading
+from .repository import Repository
 from .times import MAX_NS, MIN_NS, from_ns, inclusive_range, parse_duration, to_ns
 
 if TYPE_CHECKING:
@@ -66,6 +67,24 @@ class Sensor:
         return hash((self.client.database, self.measurement, self.component))
 
     @property
+    def repository(self) -> Repository:
+        """The repository of this sensor's points: `SensorReading` objects in its measurement, with its
+        component as a fixed tag."""
+        repository = self.__dict__.get("_repository")
+        if repository is None:
+            repository = Repository(
+                self.client, SensorReading, measurement=self.measurement, tags={"component": self.component}
+            )
+            self.__dict__["_repository"] = repository
+        return repository
+
+    def query(self, since: Any = None, until: Any = None, *, before: Any = None) -> Query:
+        """The sensor's points as a query bound to its repository, `since` and `until` inclusive
+        (`before`: an exclusive end): iterate it for `SensorReading` objects, or select, aggregate,
+        `.count()`, `.to_dataframe()` (see `Repository.query`)."""
+        return self.repository.query().within(*inclusive_range(since, until, before))
+
+    @property
     def result_measurement(self) -> str:
         """Where this sensor's model results are stored: `<measurement>_model`."""
         return self.measurement + RESULT_SUFFIX
@@ -79,7 +98,7 @@ class Sensor:
         generator is validated and sent batch by batch. Batches are encoded while the
         previous one travels.
         """
-        from .repository import post_pipelined
+        from .writing import post_pipelined
 
         if isinstance(points, (SensorReading, Mapping)):
             points = [points]
@@ -96,7 +115,7 @@ class Sensor:
 
     def _generator_batches(self, points: Iterable[Any], batch_size: int) -> Iterator[Batch]:
         """Bodies of a generator's points, each batch validated before it is handed on."""
-        from .repository import UnmadeBatch
+        from .writing import UnmadeBatch
 
         offset = 0
         iterator = iter(points)
@@ -118,7 +137,7 @@ class Sensor:
         checked a column at a time and formatted by `str.format`; anything else goes
         through `_lines`, point by point.
         """
-        from .repository import encode_in_slices
+        from .writing import encode_in_slices
 
         fast = self._c_batches(points, batch_size, offset)
         if fast is not None:
@@ -142,7 +161,7 @@ class Sensor:
     ) -> Iterator[Batch] | None:
         """Bodies made by the C encoder, when it is built and every point is a plain dict of a valid
         `time` (int ns or aware datetime) and finite `value` (it checks them all first); else None."""
-        from .repository import C_SLICE, join_slices
+        from .writing import C_SLICE, join_slices
 
         module = speedups()
         if module is None or not points or type(points) is not list:
@@ -252,9 +271,6 @@ class Sensor:
         return encode_point(self.measurement, tags, {"value": value}, to_ns(point["time"]))
 
     # -- reading -------------------------------------------------------------
-    def _query(self) -> Query:
-        return Query().from_(self.measurement).where(component=self.component)
-
     def get_data(
         self,
         since: Any = None,
@@ -272,55 +288,29 @@ class Sensor:
         With `aggregation` (e.g. "10m"), one reading per bucket holding the `agg`
         aggregate of the bucket (empty buckets are left out).
         """
+        lo, hi = inclusive_range(since, until, before)
         return [
             SensorReading(time=from_ns(ns), value=float(value), component=self.component)
-            for ns, value in self._values(*inclusive_range(since, until, before), limit, aggregation, agg)
+            for ns, value in sensor_values(self, lo, hi, limit, aggregation, agg)
         ]
-
-    def _values(
-        self, since: Any, until: Any, limit: int | None, aggregation: str | None, agg: str
-    ) -> list[tuple[int, Any]]:
-        """(time ns, value) pairs of the sensor, ascending; the one query behind get_data."""
-        query = self._bounded(self._query(), since, until)
-        if aggregation is not None:
-            parse_duration(aggregation, name="aggregation")  # text such as "10m", as everywhere else
-            grouped = query.select(_aggregate(agg, "value")).group_by_time(aggregation)
-            query = self.client.bounded(grouped, self.time_bounds_ns).fill("none")
-        else:
-            query = query.select("value")
-        if limit is not None:
-            query = query.order_by("time", "desc").limit(_check_limit(limit))
-        rows = [
-            (row[0], row[1])
-            for row in self.client.rows(query, columns=("time", "value"))
-            if row[1] is not None
-        ]
-        if limit is not None:
-            rows.reverse()
-        return rows
 
     getData = get_data
-
-    @staticmethod
-    def _bounded(query: Query, since: Any, until: Any, before: Any = None) -> Query:
-        """`since` and `until` inclusive, or an exclusive `before`; absolute times only."""
-        return query.within(*inclusive_range(since, until, before))
 
     def iter_data(
         self, since: Any = None, until: Any = None, chunk_size: int = 10_000, *, before: Any = None
     ) -> Iterator[SensorReading]:
         """Stream readings in ascending time, in constant memory (bounds as `get_data`)."""
-        query = self._bounded(self._query().select("value"), since, until, before)
+        query = self.query(since, until, before=before).select("value")
         for ns, value in self.client.stream_rows(query, chunk_size=chunk_size):
             if value is not None:
                 yield SensorReading(time=from_ns(ns), value=float(value), component=self.component)
 
     def time_bounds_ns(self) -> tuple[int, int] | None:
         """First and last time in nanoseconds, or None for an empty sensor."""
-        first = self.client.rows(self._query().select(_aggregate("first", "value")))
+        first = self.client.rows(self.query().select(_aggregate("first", "value")))
         if not first:
             return None
-        last = self.client.rows(self._query().select(_aggregate("last", "value")))
+        last = self.client.rows(self.query().select(_aggregate("last", "value")))
         return first[0][0], last[0][0]
 
     def time_bounds(self) -> tuple[datetime, datetime] | None:
@@ -334,7 +324,7 @@ class Sensor:
         """Smallest and largest value, or None for an empty sensor (engines use it for encoders)."""
         from .influxql import max_, min_
 
-        rows = self.client.rows(self._query().select(min_("value").as_("lo"), max_("value").as_("hi")))
+        rows = self.client.rows(self.query().select(min_("value").as_("lo"), max_("value").as_("hi")))
         if not rows or rows[0][1] is None:
             return None
         return float(rows[0][1]), float(rows[0][2])
@@ -343,7 +333,7 @@ class Sensor:
         """How many points the sensor holds."""
         from .influxql import count
 
-        rows = self.client.rows(self._query().select(count("value")))
+        rows = self.client.rows(self.query().select(count("value")))
         return int(rows[0][1]) if rows else 0
 
     def delete_data(self, since: Any = None, until: Any = None, *, before: Any = None) -> None:
@@ -427,6 +417,30 @@ class Sensor:
         return combine(self, lo, hi, aggregation, agg, models, limit)
 
     getCombinedSensorData = get_combined_sensor_data
+
+
+def sensor_values(
+    sensor: Sensor, since: Any, until: Any, limit: int | None, aggregation: str | None, agg: str
+) -> list[tuple[int, Any]]:
+    """(time ns, value) pairs of the sensor, ascending: the one query behind `Sensor.get_data` and
+    the combined data. `limit` keeps the latest N; with `aggregation`, one pair per non-empty bucket."""
+    query = sensor.query(since, until)
+    if aggregation is not None:
+        parse_duration(aggregation, name="aggregation")  # text such as "10m", as everywhere else
+        grouped = query.select(_aggregate(agg, "value")).group_by_time(aggregation)
+        query = sensor.client.bounded(grouped, sensor.time_bounds_ns).fill("none")
+    else:
+        query = query.select("value")
+    if limit is not None:
+        query = query.order_by("time", "desc").limit(_check_limit(limit))
+    rows = [
+        (row[0], row[1])
+        for row in sensor.client.rows(query, columns=("time", "value"))
+        if row[1] is not None
+    ]
+    if limit is not None:
+        rows.reverse()
+    return rows
 
 
 def _aggregate(name: str, column: str) -> Any:

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol, runtime_checkable
 
+from .. import records
 from ..errors import ConfigurationError, ValidationError
 
 #: The keys a result dict may carry besides "time".
-RESULT_KEYS = ("anomaly_score", "anomaly_likelihood", "raw_score", "prediction", "prediction_confidence")
+RESULT_KEYS = tuple(records.RESULT_KEYS)  # the HtmResult attributes, from its declaration
 
 
 class EngineNotInstalled(ConfigurationError, ImportError):

@@ -18,18 +18,13 @@ from datetime import datetime, tzinfo
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .. import records
 from ..errors import ConfigurationError, NotFound, ValidationError
 from ..times import format_rfc3339, to_ns
 
 MISSING_MODES = ("error", "skip")
 #: CSV column -> result key (other columns, such as NAB's label and S(t) ones, are ignored).
-CSV_COLUMNS = {
-    "anomaly_score": "anomaly_score",
-    "raw_score": "raw_score",
-    "anomaly_likelihood": "anomaly_likelihood",
-    "prediction": "prediction",
-    "prediction_confidence": "prediction_confidence",
-}
+CSV_COLUMNS = {key: key for key in records.RESULT_KEYS}  # the HtmResult attributes
 RESULT_KEYS = tuple(CSV_COLUMNS.values())
 
 

@@ -37,8 +37,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InfluxConnectionError, ServerError, ValidationError
+from ..line_protocol import Batch
 from ..records import SensorReading
 from ..times import from_ns, to_ns
+from ..writing import post_pipelined
 from .report import LatencyStats, RunReport
 from .subscription import PushedPoint, Subscription, SubscriptionReceiver, series_filter
 
@@ -147,7 +149,7 @@ class LiveRun:
                 self._backoff(error)
 
     def _query(self, after: int | None, upto: int | None) -> Any:
-        query = self.sensor._query()
+        query = self.sensor.query()
         if after is not None:
             query = query.since(after + 1)
         if upto is not None:
@@ -190,7 +192,7 @@ class LiveRun:
 
     def _store(self, lines: list[str], items: list[tuple[int, float, float]]) -> None:
         try:
-            self._until_done(lambda: self.client.write_lines(lines))
+            self._until_done(lambda: post_pipelined(self.client, [Batch.of_lines(lines)]))
         except _Interrupted:
             # Not stored: the points stay unprocessed for the next run (the model has seen them, though).
             raise InfluxConnectionError(

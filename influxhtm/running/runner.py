@@ -24,16 +24,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
+from ..line_protocol import Batch
 from ..records import SensorReading
 from ..times import from_ns, inclusive_range, parse_duration, to_ns
+from ..writing import WritePipeline
 from . import checkpoint as checkpoints
 from .encoding import ResultEncoder
 from .report import RunReport
@@ -191,7 +191,7 @@ class Runner:
 
     def _stream(self, lo: int | None, hi: int | None, chunk_size: int) -> Iterator[tuple[int, SensorReading]]:
         """(ns, reading) of the raw points, ascending, streamed in chunks (as `Sensor.iter_data`)."""
-        query = self.sensor._query().select("value").within(lo, hi)
+        query = self.sensor.query(lo, hi).select("value")
         component = self.sensor.component
         for ns, value in self.sensor.client.stream_rows(query, chunk_size=chunk_size):
             if value is not None:
@@ -277,7 +277,7 @@ class Runner:
     def _count(self, lo: int | None, hi: int | None) -> int:
         from ..influxql import count
 
-        query = self.sensor._query().select(count("value")).within(lo, hi)
+        query = self.sensor.query(lo, hi).select(count("value"))
         rows = self.sensor.client.rows(query)
         return int(rows[0][1]) if rows else 0
 
@@ -308,52 +308,37 @@ class Runner:
 
 
 class BackgroundWriter:
-    """Writes batches of line protocol in a thread, so the model keeps working while results travel.
+    """Writes batches of line protocol through the one write pipeline (`influxhtm.writing`), so the
+    model keeps working while results travel.
 
-    At most `depth` batches wait; an error in the thread is raised by the next `put`, `flush` or `close`.
+    At most `depth` batches wait; an error sending one is raised by the next `put`, `flush` or
+    `close` (and nothing after it is sent); refusals are raised by `flush` and `close`, with the
+    exact counts.
     """
 
     def __init__(self, client: Any, depth: int = 2):
         self.client = client
-        self._queue: queue.Queue[list[str] | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="influxhtm-writer", daemon=True)
-        self._thread.start()
-
-    def _work(self) -> None:
-        while True:
-            batch = self._queue.get()
-            try:
-                if batch is None:
-                    return
-                if self._error is None:
-                    self.client.write_lines(batch)
-            except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
-                self._error = error
-            finally:
-                self._queue.task_done()
-
-    def _check(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+        self._pipeline = WritePipeline(client, depth=depth)
 
     def put(self, lines: list[str]) -> None:
-        self._check()
         if lines:
-            self._queue.put(lines)
+            self._stopping_on_error(lambda: self._pipeline.put(Batch.of_lines(lines)))
 
     def flush(self) -> None:
         """Wait until every batch given so far is stored."""
-        self._queue.join()
-        self._check()
+        self._stopping_on_error(self._pipeline.flush)
+        self._pipeline.check()
+
+    def _stopping_on_error(self, action: Any) -> None:
+        try:
+            action()
+        except BaseException:
+            self._pipeline.discard()
+            raise
 
     def close(self) -> None:
         """Store everything given so far and stop the thread."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        self._check()
+        self._pipeline.close()
 
 
 __all__ = ["BackgroundWriter", "Runner", "as_model"]
