@@ -129,7 +129,9 @@ class InfluxHtmClient:
         try:
             return action()
         except (NotFound, QueryError) as error:
-            if not (_database_not_found(error) and self.database in str(error)):
+            # The answer names the database in the server's own quoting, which differs from
+            # ours for names with quotes or backslashes: the statement was for this database.
+            if not _database_not_found(error):
                 raise
         self._create_missing_database()
         return action()

@@ -151,7 +151,7 @@ class Repository:
         if self.measurement != query.measurement:
             query = attrs.evolve(query, measurement=Query().from_(self.measurement).measurement)
         if self.tags:
-            query = query.where(*(col(key) == value for key, value in self.tags.items()))
+            query = query.where(*(col(key, checked=False) == value for key, value in self.tags.items()))
         return query.bind(self)
 
     def statement(self, query: Query) -> Query:
