@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from .errors import ModelExists, ModelNotFound, ValidationError
+from .errors import ModelExists, ModelNotFound, ValidationError, check_positive_int
 from .influxql import Query
 from .line_protocol import Batch, encode_point
 from .records import REGISTRY_MEASUREMENT, RESULT_KEYS, HtmResult
@@ -96,6 +96,7 @@ class HtmModelStore:
 
         if isinstance(results, (Mapping, HtmResult)) or not isinstance(results, Iterable):
             raise ValidationError({"results": [f"{results!r} is not an iterable of results"]})
+        check_positive_int(batch_size, "batch_size")
         client = self.sensor.client
         if isinstance(results, Sequence):
             lines = self._result_lines(results, 0)
