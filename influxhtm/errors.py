@@ -164,6 +164,10 @@ class InfluxConnectionError(InfluxHtmError, ConnectionError):
         self.url = url
 
 
+class InfluxTimeoutError(InfluxConnectionError):
+    """The server accepted the connection but did not answer within `Settings.timeout` (after all retries)."""
+
+
 class TLSError(InfluxConnectionError):
     """The TLS handshake failed (certificate not trusted, wrong protocol): never retried."""
 
