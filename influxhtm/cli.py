@@ -184,14 +184,46 @@ def time_range_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--host", default=None, help="InfluxDB host or URL [INFLUX_HOST, localhost]")
 @click.option("--port", default=None, help="InfluxDB port [INFLUX_PORT, 8086]")
 @click.option("--username", default=None, help="user name [INFLUX_USER]")
-@click.option("--password", default=None, help="password [INFLUX_PASS]")
+@click.option(
+    "--password", default=None,
+    help="password [INFLUX_PASS]; visible to other users in `ps`: prefer --password-stdin, "
+         "--ask-password or INFLUX_PASS",
+)
+@click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin")
+@click.option("--ask-password", is_flag=True, help="prompt for the password (not echoed)")
 @click.option("--ssl/--no-ssl", default=None, help="use HTTPS [INFLUX_SSL]")
 @click.option("--database", "-d", default="influxhtm", show_default=True, help="database name")
 @click.option("--debug", is_flag=True, help="show tracebacks")
 @click.pass_context
 def cli(ctx: click.Context, **options: Any) -> None:
     """influxhtm: InfluxDB sensors, HTM models and their results."""
+    options["password"] = resolve_password(
+        options["password"], options.pop("password_stdin"), options.pop("ask_password"))
     ctx.obj = Context(**options)
+
+
+def resolve_password(password: str | None, from_stdin: bool, ask: bool) -> str | None:
+    """The password of --password, --password-stdin or --ask-password (at most one); None: INFLUX_PASS.
+
+    A password given on the command line is visible to every user of the machine
+    (`ps`, /proc/<pid>/cmdline): it still works, with a warning on stderr.
+    """
+    given = [name for name, on in (("--password", password is not None), ("--password-stdin", from_stdin),
+                                   ("--ask-password", ask)) if on]
+    if len(given) > 1:
+        raise click.UsageError(f"give the password one way, not {' and '.join(given)}")
+    if password is not None:
+        click.echo("warning: --password is visible to other users of this machine (ps); use "
+                   "--password-stdin, --ask-password or INFLUX_PASS", err=True)
+        return password
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise click.UsageError("--password-stdin: standard input is empty")
+        return line.rstrip("\r\n")
+    if ask:
+        return str(click.prompt("Password", hide_input=True, err=True))
+    return None
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -381,18 +381,24 @@ class InfluxHtmClient:
     def list_sensors(self) -> list[Sensor]:
         """Every series with a measurement and a `component` tag, read from the server.
 
-        Model results (the series of `<measurement>_model` that carry a model `id`)
-        and the model registry are not sensors; a sensor of its own named
-        `<measurement>_model` is.
+        Model results (told by the model registry: the series of `<measurement>_model`
+        that carry a registered model `id`) and the registry itself are not sensors; a
+        sensor of its own named `<measurement>_model` is, even next to such results.
         """
         return [Sensor(self, m, c) for m, c in sorted(self._sensor_keys())]
 
     def _sensor_keys(self) -> set[tuple[str, str]]:
+        """(measurement, component) of every sensor: series with a `component` tag that are not results.
+
+        Results are told by the model registry, not by the name: a registered model of
+        sensor (m, c) stores its results in the series (m_model, c, id=<model id>). A
+        sensor of its own named (m_model, c) writes series without an `id` tag, so it
+        is listed even when a model of (m, c) has results there.
+        """
         series = self.result_series(admin.show_tag_values("component"))
         keys = {
             (s["name"], row[1]) for s in series if s["name"] != REGISTRY_MEASUREMENT for row in s["values"]
         }
-        # A registered model of sensor (m, c) stores its results in the series (m_model, c, id=...).
         registry = Query().from_(REGISTRY_MEASUREMENT).select("params").group_by("measurement", "component")
         results = {
             (s["tags"]["measurement"] + RESULT_SUFFIX, s["tags"]["component"])
@@ -403,6 +409,10 @@ class InfluxHtmClient:
             if self._looks_like_results(name):
                 tagged = self.rows(admin.show_tag_values("component", name, col("id") != ""))
                 results |= {(name, row[1]) for row in tagged}
+        # Sensor data that shares a name with results: the series without an `id` tag.
+        for name in {m for m, _ in results & keys}:
+            plain = self.rows(admin.show_tag_values("component", name, col("id") == ""))
+            results -= {(name, row[1]) for row in plain}
         return keys - results
 
     def _looks_like_results(self, measurement: str) -> bool:

@@ -33,6 +33,7 @@ from .errors import (
     AuthenticationError,
     InfluxConnectionError,
     InfluxHtmError,
+    InfluxTimeoutError,
     NotFound,
     PartialWriteError,
     QueryError,
@@ -171,6 +172,14 @@ class Connection:
             except (requests.ConnectionError, requests.Timeout) as error:
                 reason = _describe(error)
                 if not self._may_retry(attempt, deadline):
+                    if isinstance(error, requests.ReadTimeout):
+                        raise InfluxTimeoutError(
+                            f"InfluxDB at {s.url} timed out: no answer to {method} /{path} within the "
+                            f"{s.timeout:g} s timeout, after {attempt} attempt(s) in "
+                            f"{time.monotonic() - started:.1f} s; the server is busy or the request too "
+                            f"heavy (narrow it, or raise the timeout setting)",
+                            url=s.url,
+                        ) from None
                     raise InfluxConnectionError(
                         f"cannot reach InfluxDB at {s.url} ({method} /{path}) after {attempt} attempt(s) "
                         f"in {time.monotonic() - started:.1f} s: {reason}",

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from .errors import AmbiguousTimeError, ConfigurationError, ValidationError
+from .errors import AmbiguousTimeError, ConfigurationError, ValidationError, check_positive_int
 from .line_protocol import Batch, encode_point
 from .times import AMBIGUOUS_POLICIES, from_ns, to_ns, wall_time_ns
 from .writing import WritePipeline
@@ -188,8 +188,7 @@ def import_csv(
     zone = zone_of(tz)
     if ambiguous is not None and ambiguous not in AMBIGUOUS_POLICIES:
         raise ValidationError({"ambiguous": [f"{ambiguous!r} is not one of {', '.join(AMBIGUOUS_POLICIES)}"]})
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValidationError({"batch_size": [f"{batch_size!r} is not a positive integer"]})
+    check_positive_int(batch_size, "batch_size")
     try:
         handle = open(path, newline="", encoding="utf-8-sig")
     except OSError as error:

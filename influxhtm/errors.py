@@ -41,6 +41,13 @@ class ValidationError(InfluxHtmError, ValueError):
         self.errors: dict[Any, Any] = dict(errors or {})
 
 
+def check_positive_int(value: object, name: str) -> int:
+    """`value` if it is a positive int (not a bool); else a ValidationError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError({name: [f"{value!r} is not a positive integer"]})
+    return value
+
+
 class AmbiguousTimeError(ValidationError):
     """A wall-clock time that a daylight-saving change skips (gap) or repeats (fold), with no rule given."""
 
@@ -155,6 +162,10 @@ class InfluxConnectionError(InfluxHtmError, ConnectionError):
     def __init__(self, message: str, url: str | None = None):
         super().__init__(message)
         self.url = url
+
+
+class InfluxTimeoutError(InfluxConnectionError):
+    """The server accepted the connection but did not answer within `Settings.timeout` (after all retries)."""
 
 
 class TLSError(InfluxConnectionError):

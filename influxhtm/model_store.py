@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from .errors import ModelExists, ModelNotFound, ValidationError
+from .errors import ModelExists, ModelNotFound, ValidationError, check_positive_int
 from .influxql import Query
 from .line_protocol import encode_point
 from .records import REGISTRY_MEASUREMENT, RESULT_KEYS, HtmResult
@@ -100,6 +100,7 @@ class HtmModelStore:
         """
         if isinstance(results, (Mapping, HtmResult)) or not isinstance(results, Iterable):
             raise ValidationError({"results": [f"{results!r} is not an iterable of results"]})
+        check_positive_int(batch_size, "batch_size")
         if isinstance(results, Sequence):
             return self.results.add_all(_htm_results(results, 0), batch_size=batch_size)
         return self.results.add_all(self._converted(results, batch_size), batch_size=batch_size)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .declarations import declaration
-from .errors import ValidationError
+from .errors import ValidationError, check_positive_int
 from .influxql import Query, admin, col
 from .influxql import count as count_of
 from .line_protocol import Batch, encoder_for
@@ -83,8 +83,7 @@ class Repository:
         write before its batch leaves, and the error names its index and field.
         While one batch travels, the next is encoded.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError({"batch_size": [f"{batch_size!r} is not a positive integer"]})
+        check_positive_int(batch_size, "batch_size")
         if isinstance(objects, (self.cls, Mapping)):
             raise ValidationError({"objects": ["give an iterable of objects (use add() for one)"]})
         return post_pipelined(

@@ -9,7 +9,7 @@ from itertools import islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from .errors import ValidationError
+from .errors import ValidationError, check_positive_int
 from .influxql import Query
 from .line_protocol import (
     Batch,
@@ -100,6 +100,7 @@ class Sensor:
         """
         from .writing import post_pipelined
 
+        check_positive_int(batch_size, "batch_size")
         if isinstance(points, (SensorReading, Mapping)):
             points = [points]
         elif _is_dataframe(points):
@@ -300,6 +301,7 @@ class Sensor:
         self, since: Any = None, until: Any = None, chunk_size: int = 10_000, *, before: Any = None
     ) -> Iterator[SensorReading]:
         """Stream readings in ascending time, in constant memory (bounds as `get_data`)."""
+        check_positive_int(chunk_size, "chunk_size")
         query = self.query(since, until, before=before).select("value")
         for ns, value in self.client.stream_rows(query, chunk_size=chunk_size):
             if value is not None:

@@ -105,7 +105,11 @@ def datetime_to_ns(value: datetime, *, name: str = "time", naive: str | None = N
             return timedelta_to_ns(value.replace(tzinfo=UTC) - EPOCH) + extra_ns
         # Local time, read exactly as datetime.timestamp() reads it (folds and gaps included);
         # whole seconds are exact in a float, the microseconds are added as integers.
-        seconds = int(value.replace(microsecond=0).timestamp())
+        try:
+            seconds = int(value.replace(microsecond=0).timestamp())
+        except (ValueError, OverflowError, OSError):  # e.g. "year 0 is out of range" near datetime.min
+            problem = f"{value!r} is outside InfluxDB's time range {_RANGE_TEXT}"
+            raise ValidationError({name: [problem]}) from None
         return (seconds * 1_000_000 + value.microsecond) * 1000 + extra_ns
     return timedelta_to_ns(value - EPOCH) + extra_ns
 
@@ -175,11 +179,12 @@ def to_ns(value: object, *, name: str = "time", naive: str | None = None) -> int
         )
     if not MIN_NS <= ns <= MAX_NS:
         raise ValidationError(
-            {name: [f"{value!r} is outside InfluxDB's time range (1677-09-21 to 2262-04-11)"]}
+            {name: [f"{value!r} is outside InfluxDB's time range {_RANGE_TEXT}"]}
         )
     return ns
 
 
+_RANGE_TEXT = "(1677-09-21 to 2262-04-11)"
 _FRACTION = re.compile(r"[T ]\d\d:\d\d:\d\d[.,](\d{7,9})")
 
 
@@ -194,6 +199,8 @@ def _extra_nanoseconds(text: str) -> int:
 
 def from_ns(ns: int) -> datetime:
     """UTC-aware datetime of nanoseconds since the epoch (sub-microsecond digits are dropped)."""
+    if not MIN_NS <= ns <= MAX_NS:
+        raise ValidationError({"ns": [f"{ns!r} is not a time in InfluxDB's range {_RANGE_TEXT}"]})
     return EPOCH + timedelta(microseconds=ns // 1000)
 
 

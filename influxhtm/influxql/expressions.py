@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Union
 
 import attrs
@@ -382,10 +383,28 @@ class Col(Arithmetic):
         return f"col({self.name!r})"
 
 
+#: The most values one `in_` (or `where(x=[...])`) takes. A longer list would make a query
+#: InfluxDB refuses (HTTP 431 past its header limit in a GET, or slow to parse) and take
+#: long to render; split it and merge the answers of one query per part instead.
+MAX_IN_VALUES = 1000
+
+
+def check_in_size(values: Any, name: str, *, counted: str | None = None) -> None:
+    """Refuse, before anything is rendered, a list of more than MAX_IN_VALUES values for `name`."""
+    size = len(values) if hasattr(values, "__len__") else None
+    if size is not None and size > MAX_IN_VALUES:
+        raise ValidationError({name: [
+            f"{counted or format(size, ',')} values in one condition; at most {MAX_IN_VALUES:,} are allowed: "
+            f"split the list and run one query per part (or match a regex, or tag the series you want)"
+        ]})
+
+
 def _values_list(values: Iterable[Any], name: str) -> list[Any]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise ValidationError({name: [f"in_ needs a list of values, not {values!r}"]})
-    items = list(values)
+    check_in_size(values, name)
+    items = list(islice(values, MAX_IN_VALUES + 1))
+    check_in_size(items, name, counted=f"more than {MAX_IN_VALUES:,}")  # an iterator: enough to know
     if not items:
         raise ValidationError({name: ["in_ needs at least one value (an empty list would match nothing)"]})
     return items

@@ -231,6 +231,7 @@ class Query:
         for name, value in tags.items():
             column = ex.col(name)
             if isinstance(value, (list, tuple, set, frozenset)):
+                ex.check_in_size(value, column.name)
                 values = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
                 added.append(column.in_(values))
             elif isinstance(value, ex.Regex):

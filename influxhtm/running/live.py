@@ -19,10 +19,13 @@ Two modes:
   ``CREATE SUBSCRIPTION ... DESTINATIONS ALL``, and take the points InfluxDB
   pushes to it. InfluxDB pushes a write concurrently with storing it, from
   several goroutines, so pushes can come before the data is readable and out of
-  order; before a pushed batch is processed, one small ``count()`` query confirms
-  that the server holds exactly those points after the last processed one. A
-  mismatch (a lost push, a restart) is filled by a query; an idle endpoint is
-  polled every `poll_interval` seconds too. The subscription is dropped on exit.
+  order. A push is only a signal: the points after the last processed one, up
+  to the latest pushed time, are read from the server (again, for a moment,
+  until it holds every pushed time), and those values are what the model sees;
+  a forged push cannot feed it a value. The endpoint accepts only POSTs to its
+  URL with a secret token (see `subscription`). A lost push or a restart is
+  filled by a query; an idle endpoint is polled every `poll_interval` seconds
+  too. The subscription is dropped on exit.
 
 Connection errors (a server restart) are ridden out with exponential backoff;
 nothing is lost or repeated.
@@ -41,7 +44,7 @@ from ..line_protocol import Batch
 from ..records import SensorReading
 from ..times import from_ns, to_ns
 from ..writing import post_pipelined
-from .report import LatencyStats, RunReport
+from .report import RunReport, StreamingStats
 from .subscription import PushedPoint, Subscription, SubscriptionReceiver, series_filter
 
 if TYPE_CHECKING:
@@ -112,8 +115,8 @@ class LiveRun:
         self.results = 0
         self.errors = 0
         self.first_ns: int | None = None
-        self.latency: list[float] = []
-        self.lag: list[float] = []
+        self.latency = StreamingStats()  # constant memory: a live run may never end
+        self.lag = StreamingStats()
         self._delay = BACKOFF[0]
         self._since_checkpoint = 0
 
@@ -162,12 +165,6 @@ class LiveRun:
         rows = self.client.rows(query, columns=("time", "value"))
         return [(row[0], float(row[1])) for row in rows if row[1] is not None]
 
-    def count(self, after: int | None, upto: int) -> int:
-        from ..influxql import count
-
-        rows = self.client.rows(self._query(after, upto).select(count("value")))
-        return int(rows[0][1]) if rows else 0
-
     # -- processing ------------------------------------------------------------------
     def process(self, items: list[tuple[int, float, float]]) -> None:
         """Feed (ns, value, seen wall time) items in order, store their results, then advance."""
@@ -201,8 +198,8 @@ class LiveRun:
             ) from None
         stored = time.time()
         for ns, _value, seen in items:
-            self.latency.append(stored - seen)
-            self.lag.append(stored - ns / 1e9)
+            self.latency.add(stored - seen)
+            self.lag.add(stored - ns / 1e9)
         if self.first_ns is None:
             self.first_ns = items[0][0]
         self.last_ns = items[-1][0]
@@ -249,8 +246,8 @@ class LiveRun:
             last=from_ns(self.last_ns) if self.points and self.last_ns is not None else None,
             elapsed=time.perf_counter() - started,
             mode=f"live ({self.mode})",
-            latency=LatencyStats.of(self.latency),
-            lag=LatencyStats.of(self.lag),
+            latency=self.latency.summary(),
+            lag=self.lag.summary(),
             errors=self.errors,
         )
 
@@ -297,7 +294,15 @@ class LiveRun:
                 del pending[ns]
 
     def _take_pushed(self, pending: dict[int, PushedPoint]) -> None:
-        """Process pushed points once the server confirms it holds exactly those after the last processed."""
+        """Process the points after the last processed one, up to the latest pushed, as the server holds them.
+
+        A push is only the news that a point exists: the values fed to the model are
+        read from the server, never taken from the push (anyone who can reach the
+        endpoint could forge one). Pushes can come before the server makes the points
+        readable, so the read is repeated (for up to SETTLE_SECONDS) until it holds
+        every pushed time; after that the server decides (a push of a point that was
+        never stored feeds nothing).
+        """
         self._forget(pending)
         if not pending:
             return
@@ -305,17 +310,13 @@ class LiveRun:
         deadline = time.monotonic() + SETTLE_SECONDS
         pause = 0.002
         while True:
-            stored = self._until_done(lambda: self.count(self.last_ns, upto)) or 0
-            if stored == len(pending):
-                self.process([(ns, pending[ns].value, pending[ns].received) for ns in sorted(pending)])
-                self._forget(pending)
-                return
-            if stored > len(pending) or time.monotonic() >= deadline or self.stop.is_set():
+            rows = self._until_done(lambda: self.fetch(self.last_ns, upto)) or []
+            held = {ns for ns, _value in rows}
+            if len(rows) >= self.remaining() or held.issuperset(pending) \
+                    or time.monotonic() >= deadline or self.stop.is_set():
                 break
             time.sleep(pause)  # pushed before the server made them readable: wait a moment
             pause = min(pause * 2, 0.05)
-        # A gap (a push was lost or is late) or points that never got stored: the server decides.
-        rows = self._until_done(lambda: self.fetch(self.last_ns, upto)) or []
         now = time.time()
         self.process([(ns, value, pending[ns].received if ns in pending else now) for ns, value in rows])
         self._forget(pending)

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ValidationError
+from ..errors import ValidationError, check_positive_int
 from ..line_protocol import Batch
 from ..records import SensorReading
 from ..times import from_ns, inclusive_range, parse_duration, to_ns
@@ -168,6 +168,8 @@ class Runner:
         """
         interval = parse_duration(aggregation, name="aggregation") if aggregation is not None else None
         lo, hi = inclusive_range(since, until, before)
+        check_positive_int(chunk_size, "chunk_size")
+        check_positive_int(batch_size, "batch_size")
         with self.holding_checkpoint():
             return self._run_batch(lo, hi, aggregation, interval, resume, progress, chunk_size, batch_size)
 

@@ -5,14 +5,22 @@ server POST every write of a database to `<dest>/write?db=..&rp=..&precision=..`
 as line protocol. `SubscriptionReceiver` serves that endpoint on loopback,
 parses what arrives, keeps the points a filter accepts, and hands them over
 through a queue. `Subscription` registers the endpoint and always drops it again.
+
+The endpoint's URL carries an unguessable token (`secrets.token_urlsafe`) as its
+path, and that URL is what `CREATE SUBSCRIPTION` is given: a POST to any other
+path is answered 403 and never queued. Only administrators see the token
+(`SHOW SUBSCRIPTIONS` needs admin rights). Even then a pushed point is only a
+signal: a live run reads the values it feeds to the model from the server.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hmac
 import logging
 import queue
+import secrets
 import socket
 import threading
 import time
@@ -175,7 +183,10 @@ def parse_lines(body: str, precision: str = "ns") -> Iterator[ParsedPoint]:
 # -- the endpoint ---------------------------------------------------------------------------
 @attrs.frozen
 class PushedPoint:
-    """A point of the watched series as it was pushed: time (ns), value, and the wall time it arrived."""
+    """A point of the watched series as it was pushed: time (ns), value, and the wall time it arrived.
+
+    The value is as pushed, unverified: a live run uses a push only as the news that the
+    series has a point at `time`, and reads the value from the server."""
 
     time: int
     value: float
@@ -191,7 +202,9 @@ class SubscriptionReceiver:
     A write is answered only once its points are queued: a 204 means every point
     the filter keeps is in `points`. Lines that do not parse are logged and
     skipped (still 204, so InfluxDB never retries or backs off); a body that is
-    not gzip although it says so gets a 400. Use as a context manager.
+    not gzip although it says so gets a 400. Only POSTs to `url` (its path is a
+    secret token) are read; any other path gets a 403, counted in `refused`.
+    Use as a context manager.
     """
 
     def __init__(self, accept: PointFilter, *, database: str | None = None, host: str = "127.0.0.1"):
@@ -200,6 +213,8 @@ class SubscriptionReceiver:
         self.points: queue.Queue[PushedPoint] = queue.Queue()
         self.requests = 0
         self.bad_lines = 0
+        self.refused = 0
+        self.token = secrets.token_urlsafe(32)
         self._server = ThreadingHTTPServer((host, 0), self._handler_class())
         self._server.daemon_threads = False  # server_close() joins the handler threads
         self._thread: threading.Thread | None = None
@@ -207,8 +222,13 @@ class SubscriptionReceiver:
 
     @property
     def url(self) -> str:
+        """The endpoint, token included: give this URL (and only this one) to CREATE SUBSCRIPTION."""
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{host!s}:{port}/{self.token}"
+
+    def authentic(self, path: str) -> bool:
+        """True for a request path of `url`: `/<token>/write` (InfluxDB appends `/write`)."""
+        return hmac.compare_digest(urlsplit(path).path.encode(), f"/{self.token}/write".encode())
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
@@ -227,6 +247,15 @@ class SubscriptionReceiver:
 
             def do_POST(self) -> None:  # noqa: N802 - the http.server naming
                 received = time.time()
+                if not receiver.authentic(self.path):
+                    receiver.refused += 1
+                    log.warning("subscription endpoint: refused a POST to a path without the token")
+                    self.send_response(403)
+                    self.send_header("Content-Length", "0")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 status = 204

@@ -124,7 +124,14 @@ def cli_args(settings: Settings, database: str) -> list[str]:
 
 
 def invoke(args, ok: bool = True):
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    """Run the CLI; a `--password X` of `cli_args` is given on stdin (`--password-stdin`), as users should."""
+    args = [str(a) for a in args]
+    stdin = None
+    if "--password" in args:
+        at = args.index("--password")
+        stdin = args[at + 1] + "\n"
+        args[at : at + 2] = ["--password-stdin"]
+    result = CliRunner().invoke(cli, args, input=stdin, catch_exceptions=False)
     if ok:
         assert result.exit_code == 0, (result.stdout, result.stderr)
     return result
