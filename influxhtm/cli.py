@@ -248,15 +248,22 @@ def server(data_dir: str | None, server_port: int | None) -> None:
     # does for a background job), which would otherwise leave it running until killed.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     with local:
-        click.echo(f"influxd running at {local.url} (pid {local.pid}, data in {local.data_dir})")
-        click.echo(f"export INFLUX_HOST={local.host} INFLUX_PORT={local.port}")
-        click.echo("Ctrl-C to stop.")
-        wait_for_interrupt(local)
+        wait_for_interrupt(
+            local,
+            f"influxd running at {local.url} (pid {local.pid}, data in {local.data_dir})",
+            f"export INFLUX_HOST={local.host} INFLUX_PORT={local.port}",
+            "Ctrl-C to stop.",
+        )
 
 
-def wait_for_interrupt(local: Any) -> None:
-    """Block until Ctrl-C (or the server dies, which is an error)."""
+def wait_for_interrupt(local: Any, *lines: str) -> None:
+    """Print `lines`, then block until Ctrl-C (or the server dies, which is an error).
+
+    A Ctrl-C that comes while the lines are printed (as soon as the first one is read)
+    stops the server as cleanly as one that comes later."""
     try:
+        for line in lines:
+            click.echo(line)
         while local.running:
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -889,8 +896,7 @@ def demo(ctx: Context, output_dir: str, keep_server: bool, create: bool, progres
         if local is not None and keep_server:
             click.echo(f"influxd keeps running at {local.url} (data in {local.data_dir}); try:")
             click.echo(f"  influxhtm --host {local.host} --port {local.port} -d {client.database} sensors")
-            click.echo("Ctrl-C to stop.")
-            wait_for_interrupt(local)
+            wait_for_interrupt(local, "Ctrl-C to stop.")
     finally:
         client.close()
         if local is not None:

@@ -4,12 +4,21 @@
 free ports, keeps its data in a temporary directory (removed on stop) or in a
 directory you name (kept), waits for `/ping`, and always reaps the process, also
 when the interpreter exits.
+
+It leaves the process's signal handling alone. Its life is tied to its owner:
+influxd is started with ``PR_SET_PDEATHSIG`` (Linux), so when the Python process
+dies (SIGKILL, SIGTERM, SIGHUP, a crash) influxd is killed too, and the next
+`LocalInfluxd` removes temporary directories whose owner is gone (each is marked
+with its owner's pid and start time). A start that fails leaves no directory and
+no open file.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -19,9 +28,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Mapping
 
+from ._process import die_with_parent, owner_is_gone, owner_mark
 from .errors import InfluxdNotFound, ServerStartError
 
 INSTALL_HINT = (
@@ -34,6 +45,9 @@ INSTALL_HINT = (
 _RUNNING: "set[LocalInfluxd]" = set()
 _PORT_LOCK = threading.Lock()
 _HANDED_OUT: set[int] = set()
+#: Temporary directories of managed servers: ``<tmp>/influxhtm-influxd-*``, each with an OWNER_FILE.
+WORKDIR_PREFIX = "influxhtm-influxd-"
+OWNER_FILE = "owner"
 
 
 def find_influxd(path: str | os.PathLike[str] | None = None) -> str:
@@ -95,6 +109,7 @@ class LocalInfluxd:
         self.process: subprocess.Popen[bytes] | None = None
         self._workdir: Path | None = None
         self._log: Any = None
+        self._owner_pid = os.getpid()
 
     # -- what a client needs -------------------------------------------------
     @property
@@ -123,14 +138,30 @@ class LocalInfluxd:
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> "LocalInfluxd":
-        """Start the server and wait until it answers `/ping`."""
+        """Start the server and wait until it answers `/ping`; a failed start leaves nothing behind."""
         if self.running:
             return self
         if not _port_is_free(self.port):
             raise ServerStartError(f"port {self.port} on 127.0.0.1 is in use: choose another, or port=None")
-        _exit_cleanly_on_sigterm()
+        remove_stale_workdirs()
+        created = self._requested_dir is not None and not self._requested_dir.exists()
+        try:
+            self._launch()
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            if created:
+                assert self._requested_dir is not None
+                shutil.rmtree(self._requested_dir, ignore_errors=True)
+            raise
+        return self
+
+    def _launch(self) -> None:
+        """Write the configuration and start influxd, tied to this process (see `_LAUNCHER`)."""
+        self._owner_pid = os.getpid()
         if self._workdir is None:
-            self._workdir = Path(tempfile.mkdtemp(prefix="influxhtm-influxd-"))
+            self._workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+            (self._workdir / OWNER_FILE).write_text(owner_mark() + "\n")
         if self._requested_dir is not None:
             self.data_dir = self._requested_dir
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -140,21 +171,19 @@ class LocalInfluxd:
         config_path.write_text(self._config_text())
         self._log = open(self._workdir / "influxd.log", "ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUXDB_")}
-        self.process = subprocess.Popen(
-            [self.binary, "-config", str(config_path)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
-        )
-        _RUNNING.add(self)
         try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+            self.process = _LAUNCHER.popen(
+                [self.binary, "-config", str(config_path)],
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
+            )
+        except OSError as error:  # e.g. a script whose interpreter does not exist
+            raise ServerStartError(f"cannot run {self.binary}: {error}") from error
+        _RUNNING.add(self)
 
     def _config_text(self) -> str:
         assert self.data_dir is not None
@@ -280,23 +309,76 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _exit_cleanly_on_sigterm() -> None:
-    """Let SIGTERM end the interpreter through SystemExit, so that atexit stops the servers.
+def remove_stale_workdirs() -> list[Path]:
+    """Remove the temporary directories of managed servers whose owner process is gone; returns them.
 
-    Only where nobody has set a handler (the default kills the process at once,
-    which would leave influxd running), and only from the main thread.
+    A directory without an owner mark (being made right now, or from an older
+    version) is left alone.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _raise_system_exit)
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(WORKDIR_PREFIX + "*"):
+        try:
+            mark = (path / OWNER_FILE).read_text()
+            gone = owner_is_gone(mark)
+        except (OSError, ValueError):
+            continue
+        if gone:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
-def _raise_system_exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+class _Launcher:
+    """Starts every influxd from one long-lived thread.
+
+    ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends, not
+    the process: a server started from a short-lived thread would be killed when
+    that thread returns. This daemon thread lives as long as the process.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # a forked child starts its own thread
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[list[str], dict[str, Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def popen(self, args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """`subprocess.Popen(args, **kwargs)`, run on the launcher thread."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="influxhtm-launcher", daemon=True)
+                self._thread.start()
+        future: Future[subprocess.Popen[bytes]] = Future()
+        self._jobs.put((args, kwargs, future))
+        try:
+            return future.result()
+        except BaseException:  # interrupted while waiting: a process started anyway is killed
+            future.add_done_callback(_kill_started)
+            raise
+
+    def _serve(self) -> None:
+        while True:
+            args, kwargs, future = self._jobs.get()
+            try:
+                future.set_result(subprocess.Popen(args, **kwargs))
+            except BaseException as error:  # noqa: BLE001 - handed to the caller
+                future.set_exception(error)
+
+
+def _kill_started(future: "Future[subprocess.Popen[bytes]]") -> None:
+    if future.exception() is None:
+        future.result().kill()
+
+
+_LAUNCHER = _Launcher()
 
 
 @atexit.register
 def _stop_all() -> None:
+    """Stop the servers this process started (not those of a parent that forked it)."""
     for server in list(_RUNNING):
-        server.stop()
+        if server._owner_pid == os.getpid():
+            server.stop()

@@ -9,6 +9,13 @@ Only picklable values travel to the workers (database name, `Settings`,
 measurement and component, engine, parameters); each worker opens its own
 connection. Any `concurrent.futures.Executor` works, and so does a
 `dask.distributed.Client` (its `submit` returns futures with `result()` too).
+
+Every run runs in a process of its own, forked by the worker that took it
+(`run_isolated`): a model that crashes its process (a segfault in a C++ engine,
+`os._exit`, the OOM killer) fails only its own row, with the exit cause, and the
+worker, the pool and the other runs go on. A run whose process died, or whose
+executor broke under it, is run once more (on a fresh pool if the executor is
+broken); if its process dies again, its row says so.
 """
 
 from __future__ import annotations
@@ -17,13 +24,16 @@ import hashlib
 import itertools
 import json
 import os
+import pickle
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..errors import ValidationError
+from .._process import die_with_parent, exit_cause
+from ..errors import InfluxHtmError, ValidationError
 from ..settings import Settings
 from ..times import inclusive_range
 
@@ -115,6 +125,8 @@ class SweepTask:
     aggregation: str | None = None
     #: The sweeping client's `create`: whether a worker may create a database found missing.
     create: bool = True
+    #: 1, or 2 when the run is retried after its process died (also keeps Dask from reusing the first key).
+    attempt: int = 1
 
     def row(self, **values: Any) -> dict[str, Any]:
         row = {
@@ -163,6 +175,122 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+class ProcessDied(InfluxHtmError):
+    """The process running one sweep run died (a crash, `os._exit`, a signal); the message names the cause."""
+
+
+def run_isolated(task: SweepTask) -> dict[str, Any]:
+    """`run_task` in a child process forked from this one; its row, or `ProcessDied` with the exit cause.
+
+    The child dies with this thread (``PR_SET_PDEATHSIG``), so a worker that is
+    killed leaves no run going on. Without `os.fork` (Windows), the run is done here.
+    """
+    if not hasattr(os, "fork"):
+        return run_task(task)
+    read_end, write_end = os.pipe()
+    parent = os.getpid()
+    _flush_stdio()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child, measured by its row
+        os.close(read_end)
+        _child(task, write_end, parent)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+    except BaseException:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code == 0 and data:
+        row: dict[str, Any] = pickle.loads(data)
+        return row
+    raise ProcessDied(f"worker process died: {exit_cause(code)}")
+
+
+def _child(task: SweepTask, fd: int, parent: int) -> None:
+    """The forked child: run the task, write its pickled row to `fd`, and leave by `os._exit` (no atexit)."""
+    code = 1
+    try:
+        die_with_parent(parent)
+        try:
+            row = run_task(task)
+        except BaseException as error:  # noqa: BLE001 - KeyboardInterrupt, SystemExit: still one row
+            row = task.row(error=describe_error(error))
+        data = memoryview(pickle.dumps(row))
+        while data:
+            data = data[os.write(fd, data) :]
+        code = 0
+    finally:
+        _flush_stdio()
+        os._exit(code)
+
+
+def _flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def _outcomes(executor: Any, tasks: list[SweepTask]) -> list[Any]:
+    """Submit every task to `executor`; each one's row, or the exception its future raised."""
+    futures: list[Any] = []
+    for task in tasks:
+        try:
+            futures.append(executor.submit(run_isolated, task))
+        except Exception as error:  # noqa: BLE001 - e.g. a task that cannot be pickled
+            futures.append(_Failed(error))
+    outcomes: list[Any] = []
+    for future in futures:
+        try:
+            outcomes.append(future.result())
+        except Exception as error:  # noqa: BLE001 - an unpicklable engine, a lost Dask worker
+            outcomes.append(error)
+    return outcomes
+
+
+def _is_lost(outcome: Any) -> bool:
+    """A run whose process died, or whose executor broke (a process pool whose worker died)."""
+    from concurrent.futures import BrokenExecutor
+
+    return isinstance(outcome, (ProcessDied, BrokenExecutor))
+
+
+def _run_all(tasks: list[SweepTask], executor: Any) -> list[dict[str, Any]]:
+    """One row per task; a lost run is run once more, on a fresh pool if the executor broke."""
+    from concurrent.futures import BrokenExecutor
+
+    outcomes = _outcomes(executor, tasks)
+    lost = [index for index, outcome in enumerate(outcomes) if _is_lost(outcome)]
+    if lost:
+        broken = any(isinstance(outcomes[index], BrokenExecutor) for index in lost)
+        retry = [attrs.evolve(tasks[index], attempt=2) for index in lost]
+        if broken:
+            with _default_pool(len(retry)) as pool:
+                again = _outcomes(pool, retry)
+        else:
+            again = _outcomes(executor, retry)
+        for index, outcome in zip(lost, again, strict=True):
+            if isinstance(outcome, ProcessDied):
+                outcome = ProcessDied(f"{outcome} (run twice: it died both times)")
+            outcomes[index] = outcome
+    return [
+        outcome if isinstance(outcome, dict) else task.row(error=describe_error(outcome))
+        for task, outcome in zip(tasks, outcomes, strict=True)
+    ]
+
+
+def _default_pool(tasks: int) -> Any:
+    """The default executor: threads that each fork one process per run (`run_isolated`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = min(tasks, os.cpu_count() or 1)
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="influxhtm-sweep")
+
+
 def sweep(
     sensors: Sensor | Sequence[Sensor],
     param_grid: Mapping[str, Any] | Iterable[Mapping[str, Any]],
@@ -178,10 +306,12 @@ def sweep(
 
     Each run reads the points from `since` to `until` (both inclusive), or
     before `before` (exclusive). `executor` is any `concurrent.futures.Executor`
-    or a `dask.distributed.Client` (default: a process pool, shut down afterwards). Columns: sensor
-    ("measurement/component"), measurement, component, model_id, params, points,
-    results, elapsed (seconds) and error (None, or "Type: message" for a run that
-    failed; the other runs go on).
+    or a `dask.distributed.Client` (default: one thread per CPU, shut down afterwards);
+    whichever it is, each run runs in a process of its own (see the module's text).
+    Columns: sensor ("measurement/component"), measurement, component, model_id, params,
+    points, results, elapsed (seconds) and error (None, or "Type: message" for a run that
+    failed, e.g. "ProcessDied: worker process died: killed by signal SIGSEGV"; the other
+    runs go on).
     """
     import pandas
 
@@ -224,27 +354,11 @@ def sweep(
         return pandas.DataFrame(columns=list(COLUMNS))
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise ValidationError({"executor": [f"{executor!r} is not an Executor or a dask Client (no submit)"]})
-    own_pool = executor is None
-    if own_pool:
-        from concurrent.futures import ProcessPoolExecutor
-
-        executor = ProcessPoolExecutor(max_workers=min(len(tasks), os.cpu_count() or 1))
-    try:
-        futures = []
-        for task in tasks:
-            try:
-                futures.append(executor.submit(run_task, task))
-            except Exception as error:  # noqa: BLE001 - e.g. a task that cannot be pickled
-                futures.append(_Failed(error))
-        rows = []
-        for task, future in zip(tasks, futures, strict=True):
-            try:
-                rows.append(future.result())
-            except Exception as error:  # noqa: BLE001 - a worker that died, an unpicklable engine
-                rows.append(task.row(error=describe_error(error)))
-    finally:
-        if own_pool:
-            executor.shutdown(wait=True)
+    if executor is None:
+        with _default_pool(len(tasks)) as pool:
+            rows = _run_all(tasks, pool)
+    else:
+        rows = _run_all(tasks, executor)
     frame = pandas.DataFrame(rows, columns=list(COLUMNS))
     frame["points"] = frame["points"].astype("Int64")
     frame["results"] = frame["results"].astype("Int64")
