@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ModelExists, ModelNotFound, ValidationError, check_positive_int
 from .influxql import Query
-from .line_protocol import encode_point
-from .records import REGISTRY_MEASUREMENT, RESULT_KEYS, HtmResult
+from .records import REGISTRY_MEASUREMENT, RESULT_KEYS, HtmResult, ModelRecord
 from .repository import Repository
 from .result_forms import to_htm_result
 from .sensor import _check_limit, check_name
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 
 _MISSING = object()
 _RESULT_COLUMNS = ("time", *RESULT_KEYS.values())
-_REGISTRY_COLUMNS = ("time", "id", "params", "engine", "aggregation", "created")
 
 
 class HtmModelStore:
@@ -197,42 +195,36 @@ def _htm_results(results: Sequence[Any], offset: int) -> list[HtmResult]:
     return converted
 
 
-def _registry_query(sensor: Sensor) -> Query:
-    return (
-        Query()
-        .from_(REGISTRY_MEASUREMENT)
-        .select(*_REGISTRY_COLUMNS[1:])
-        .where(measurement=sensor.measurement, component=sensor.component)
+def registry(sensor: Sensor) -> Repository:
+    """The sensor's registry entries: `ModelRecord` points in `influxhtm_models` with the sensor's
+    measurement and component as fixed tags."""
+    return Repository(
+        sensor.client, ModelRecord, tags={"measurement": sensor.measurement, "component": sensor.component}
     )
 
 
-def _stores_from_registry(sensor: Sensor, rows: list[list[Any]]) -> list[HtmModelStore]:
-    stores = []
-    for _, model_id, params, engine, aggregation, created in rows:
-        stores.append(
-            HtmModelStore(
-                sensor,
-                model_id,
-                json.loads(params) if params else None,
-                engine or None,
-                aggregation or None,
-                datetime.fromisoformat(created) if created else None,
-            )
-        )
-    return stores
+def _store_from_record(sensor: Sensor, record: ModelRecord) -> HtmModelStore:
+    return HtmModelStore(
+        sensor,
+        record.model_id,
+        json.loads(record.params) if record.params else None,
+        record.engine or None,
+        record.aggregation or None,
+        datetime.fromisoformat(record.created) if record.created else None,
+    )
 
 
 def registered_models(sensor: Sensor) -> list[HtmModelStore]:
     """The registry's models of this sensor, by id."""
-    rows = sensor.client.rows(_registry_query(sensor), columns=_REGISTRY_COLUMNS)
-    return sorted(_stores_from_registry(sensor, rows), key=lambda s: s.model_id)
+    stores = [_store_from_record(sensor, record) for record in registry(sensor).query()]
+    return sorted(stores, key=lambda s: s.model_id)
 
 
 def get_model(sensor: Sensor, model_id: str) -> HtmModelStore:
     check_name(model_id, "model_id")
-    rows = sensor.client.rows(_registry_query(sensor).where(id=model_id), columns=_REGISTRY_COLUMNS)
-    if rows:
-        return _stores_from_registry(sensor, rows)[0]
+    record = registry(sensor).query().where(id=model_id).first()
+    if record is not None:
+        return _store_from_record(sensor, record)
     if model_id in _result_ids(sensor):
         return HtmModelStore(sensor, model_id, registered=False)
     raise ModelNotFound(f"no model {model_id!r} for sensor {sensor}")
@@ -283,11 +275,15 @@ def create_model(
         if existing.registered:
             return existing
     created = datetime.now(UTC)
-    fields: dict[str, Any] = {"params": params_text, "created": created.isoformat()}
-    if engine is not None:
-        fields["engine"] = engine
-    if aggregation is not None:
-        fields["aggregation"] = aggregation
-    tags = {"measurement": sensor.measurement, "component": sensor.component, "id": model_id}
-    sensor.client.write_lines([encode_point(REGISTRY_MEASUREMENT, tags, fields, 0)])
+    record = ModelRecord(
+        time=from_ns(0),
+        sensor_measurement=sensor.measurement,
+        component=sensor.component,
+        model_id=model_id,
+        params=params_text,
+        created=created.isoformat(),
+        engine=engine,
+        aggregation=aggregation,
+    )
+    registry(sensor).add(record)
     return HtmModelStore(sensor, model_id, dict(params or {}), engine, aggregation, created)

@@ -183,19 +183,15 @@ class Repository:
         if query.is_aggregate or query.group_tags or query.interval is not None or self._partial(query):
             yield from self._typed_rows(query)
             return
-        text, params = query.render()
         mappers: dict[tuple[Any, ...], Any] = {}
-        for result in self.client.connection.query_chunks(
-            text, params=params, database=self.client.database, chunk_size=chunk_size
-        ):
-            for series in result.get("series", []):
-                tags = series.get("tags") or {}
-                key = (tuple(series["columns"]), tuple(sorted(tags.items())))
-                mapper = mappers.get(key)
-                if mapper is None:
-                    mapper = mappers[key] = row_mapper(self.cls, series["columns"], tags=tags or None)
-                for values in series["values"]:
-                    yield mapper(values)
+        for series in self.client.stream_series(query, chunk_size):
+            tags = series.get("tags") or {}
+            key = (tuple(series["columns"]), tuple(sorted(tags.items())))
+            mapper = mappers.get(key)
+            if mapper is None:
+                mapper = mappers[key] = row_mapper(self.cls, series["columns"], tags=tags or None)
+            for values in series["values"]:
+                yield mapper(values)
 
     def _typed_rows(self, query: Query) -> Iterator[Any]:
         for series in self.client.result_series(query):

@@ -379,6 +379,14 @@ def test_reads_of_a_database_not_yet_written_are_empty(influx_settings):
     client.drop_database()
 
 
+
+def test_a_repository_query_of_a_database_not_yet_written_is_empty(influx_settings):
+    client = InfluxHtmClient.from_settings("never_written_repo_db", influx_settings)
+    sensor = client.create_sensor("power", "a")
+    assert list(sensor.query()) == [] and sensor.query().first() is None
+    assert list(sensor.repository.query().select("value")) == []  # typed rows were empty already
+    assert "never_written_repo_db" not in client.databases()
+
 def test_a_sensor_named_like_results_stays_a_sensor_when_another_has_models(client):
     fill(client.create_sensor("power_model", "d"), 2)
     power = client.create_sensor("power", "c")
