@@ -283,6 +283,8 @@ def encoder_for(
     class's declaration (`Declaration.generated`).
 
     Instances were validated when they were built, so the encoder only formats.
+    `encode(obj, ns)` stamps the point with `ns` (nanoseconds) instead of the object's
+    time, whose datetime holds only microseconds (a runner keeps its input's exact time).
     Given an instance of another class, the class's own encoder hands over to that
     class's encoder; one for another measurement or fixed tags refuses it. A
     fixed tag that is also a declared tag must agree with the object's value.
@@ -418,7 +420,7 @@ def _generate_encoder(decl: "Declaration", measurement: str, fixed: dict[str, st
         "_T": "true",
         "_F": "false",
     }
-    body = ["def encode(obj):", "    if obj.__class__ is not _cls:", "        return _other(obj)"]
+    body = ["def encode(obj, ns=None):", "    if obj.__class__ is not _cls:", "        return _other(obj)"]
     prefix = escape_measurement(measurement) + "".join(
         f",{escape_key(key)}={escape_tag_value(value)}" for key, value in sorted(fixed.items())
     )
@@ -465,7 +467,7 @@ def _generate_encoder(decl: "Declaration", measurement: str, fixed: dict[str, st
     if all_optional:
         body.append(f"    fs = f{fields!r}[1:]")
         fields = "{fs}"
-    line.append(f" {fields} {{(obj.{decl.time.attr} - _EPOCH) // _US * 1000}}")
+    line.append(f" {fields} {{(obj.{decl.time.attr} - _EPOCH) // _US * 1000 if ns is None else ns}}")
     body.append(f"    return f{''.join(line)!r}")
     source = "\n".join(body) + "\n"
     what = f"encoder for {decl.cls.__qualname__} in {measurement}"

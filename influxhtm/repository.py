@@ -72,6 +72,12 @@ class Repository:
             self._encoder = encoder_for(self.cls, self.measurement, self.tags)
         return self._encoder
 
+    @property
+    def encoder(self) -> Callable[..., str]:
+        """The generated line encoder of this class, measurement and fixed tags: `encoder(obj)`,
+        or `encoder(obj, ns)` to stamp the point with `ns` nanoseconds (see `encoder_for`)."""
+        return self._encode
+
     def add(self, obj: Any) -> None:
         """Write one object."""
         self.add_all([obj])

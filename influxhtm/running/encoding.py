@@ -1,31 +1,33 @@
-"""Line protocol of a model's results, fast: the runner's hot path.
+"""A model's results as line protocol, fast: the runner's hot path.
 
-`HtmModelStore.result_line` checks every part of every line. A runner writes
-millions of results of one model, whose measurement and tags never change, so
-`ResultEncoder` escapes them once and, for the common result form (a dict of
-numbers, without a time or with the point's own time), only formats the fields.
-Every other form goes through `to_htm_result` and the store, as `write_result`
-would. Either way the result is stored at the input point's exact timestamp.
+A runner writes millions of results of one model. `ResultEncoder` reads the
+common result form (a dict of numbers, without a time or with the point's own
+time) straight into an `HtmResult` (the declaration's row mapper: no second
+validation) and formats it with the encoder of the store's repository
+(`HtmModelStore.results`), the one encoder of results. Every other form goes
+through `to_htm_result`, as `write_result` would. Either way the result is
+stored at the input point's exact timestamp (ns, not the datetime's µs).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from ..records import RESULT_KEYS, HtmResult
 from ..result_forms import to_htm_result
-from ..times import from_ns
+from ..rows import row_mapper
 
 if TYPE_CHECKING:
     from ..model_store import HtmModelStore
 
-#: Result key (snake_case or camelCase) -> its slot in RESULT_KEYS order.
+#: Result key (snake_case or camelCase) -> its column in the row (time first, then RESULT_KEYS order).
 _SLOTS: dict[str, int] = {}
-for _slot, (_attr, _key) in enumerate(RESULT_KEYS.items()):
+for _slot, (_attr, _key) in enumerate(RESULT_KEYS.items(), start=1):
     _SLOTS[_attr] = _SLOTS[_key] = _slot
-_FIELD_NAMES = tuple(RESULT_KEYS.values())
+_NO_VALUES = (None,) * len(RESULT_KEYS)
 _TIME_KEYS = ("time", "timestamp")
 #: Keys a model may return that are not stored (as in `to_htm_result`).
 _IGNORED = frozenset({"value", "component", "id", "predictionNumber"})
@@ -36,8 +38,8 @@ class ResultEncoder:
 
     def __init__(self, store: HtmModelStore):
         self.store = store
-        sample = store.result_line(HtmResult(time=from_ns(0), anomaly_score=0.0))
-        self.prefix = sample.rsplit(" ", 2)[0] + " "  # escaped measurement and tags, checked once
+        self._encode = store.results.encoder  # checks the measurement and tags once
+        self._result_of_row = row_mapper(HtmResult, ("time", *RESULT_KEYS.values()))
 
     def line(self, result: Any, point: Any, ns: int) -> str:
         """The line of `result` for `point` (whose time is `ns`)."""
@@ -49,39 +51,34 @@ class ResultEncoder:
 
     def _fast(self, result: dict[str, Any], point: Any, ns: int) -> str | None:
         """The line of a plain dict of numbers, or None to take the general path."""
-        values: list[Any] = [None] * len(_FIELD_NAMES)
+        row: list[Any] = [ns, *_NO_VALUES]
         slots = _SLOTS
         for key, value in result.items():
             slot = slots.get(key)
             if slot is not None:
-                values[slot] = value
+                row[slot] = value
             elif key in _TIME_KEYS:
                 if value is not None and value is not point.time:
                     return None
             elif key not in _IGNORED:
                 return None
-        fields = []
-        for name, value in zip(_FIELD_NAMES, values, strict=True):
+        found = False
+        for value in islice(row, 1, None):
             if value is None:
                 continue
             kind = type(value)
-            if kind is not float:
-                if kind is not int:
-                    return None
-                value = float(value)
-            if not math.isfinite(value):
+            if (kind is not float and kind is not int) or not math.isfinite(value):
                 return None
-            fields.append(f"{name}={value!r}")
-        if not fields:
+            found = True
+        if not found:
             return None
-        return f"{self.prefix}{','.join(fields)} {ns}"
+        return self._encode(self._result_of_row(row), ns)
 
     def _general(self, result: Any, point: Any, ns: int) -> str:
         own_time = _own_time(result)
         if own_time is None or own_time is point.time:
-            htm = to_htm_result(result, time=point.time)
-            return self.store.result_line(htm).rsplit(" ", 1)[0] + f" {ns}"
-        return self.store.result_line(to_htm_result(result))
+            return self._encode(to_htm_result(result, time=point.time), ns)
+        return self._encode(to_htm_result(result))
 
 
 def _own_time(result: Any) -> Any:
