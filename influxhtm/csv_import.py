@@ -32,7 +32,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from .errors import AmbiguousTimeError, ConfigurationError, ValidationError, check_positive_int
-from .line_protocol import Batch, encode_point
+from .line_protocol import Batch
+from .records import SensorReading
+from .rows import row_mapper
 from .times import AMBIGUOUS_POLICIES, from_ns, to_ns, wall_time_ns
 from .writing import WritePipeline
 
@@ -193,8 +195,10 @@ def import_csv(
         handle = open(path, newline="", encoding="utf-8-sig")
     except OSError as error:
         raise ConfigurationError(f"cannot read CSV file {os.fspath(path)!r}: {error.strerror}") from None
-    measurement = sensor.measurement
-    tags = {"component": sensor.component}
+    # The sensor repository's encoder formats each point, stamped with its exact ns; a reading is
+    # made by the declaration's row mapper (its value was checked by parse_value).
+    encode = sensor.repository.encoder
+    reading = row_mapper(SensorReading, ("time", "value"), tags={"component": sensor.component})
     seen: set[int] = set()
     errors: list[RowError] = []
     rows = merged = 0
@@ -248,7 +252,7 @@ def import_csv(
                         raise ValueError(f"{len(row)} cell(s), expected at least {width}")
                     ns = parse_timestamp(row[t_index], zone, ambiguous)
                     value = parse_value(row[v_index])
-                    batch.append(encode_point(measurement, tags, {"value": value}, ns))
+                    batch.append(encode(reading((ns, value)), ns))
                 except (ValueError, ValidationError) as error:
                     errors.append(RowError(line, str(error)))
                     continue
@@ -274,7 +278,7 @@ def import_csv(
         progress(rows - reported)
     return ImportReport(
         path=os.fspath(path),
-        measurement=measurement,
+        measurement=sensor.measurement,
         component=sensor.component,
         rows=rows,
         written=written,
