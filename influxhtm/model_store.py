@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from .sensor import Sensor
 
 _MISSING = object()
-_RESULT_COLUMNS = ("time", *RESULT_KEYS.values())
 
 
 class HtmModelStore:
@@ -132,10 +131,10 @@ class HtmModelStore:
         query = self._query().select(*RESULT_KEYS.values()).within(*inclusive_range(since, until, before))
         if limit is not None:
             query = query.order_by("time", "desc").limit(_check_limit(limit))
-        rows = self.sensor.client.rows(query, columns=_RESULT_COLUMNS)
+        results = query.all()
         if limit is not None:
-            rows.reverse()
-        return [HtmResult(from_ns(row[0]), *row[1:]) for row in rows]
+            results.reverse()
+        return results
 
     getResults = get_results
 
@@ -152,9 +151,8 @@ class HtmModelStore:
         """How many results are stored."""
         from .influxql import count
 
-        rows = self.sensor.client.rows(self._query().select(count("anomalyScore")))
-        total = int(rows[0][1]) if rows else 0
-        return total
+        row = self._query().select(count("anomalyScore")).first()
+        return 0 if row is None else int(row.count)
 
     def delete_results(self, since: Any = None, until: Any = None, *, before: Any = None) -> None:
         """Delete this model's results from `since` to `until` (inclusive) or `before`; all without bounds."""
