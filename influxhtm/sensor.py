@@ -326,17 +326,17 @@ class Sensor:
         """Smallest and largest value, or None for an empty sensor (engines use it for encoders)."""
         from .influxql import max_, min_
 
-        rows = self.client.rows(self.query().select(min_("value").as_("lo"), max_("value").as_("hi")))
-        if not rows or rows[0][1] is None:
+        row = self.query().select(min_("value").as_("lo"), max_("value").as_("hi")).first()
+        if row is None or row.lo is None:
             return None
-        return float(rows[0][1]), float(rows[0][2])
+        return float(row.lo), float(row.hi)
 
     def count(self) -> int:
         """How many points the sensor holds."""
         from .influxql import count
 
-        rows = self.client.rows(self.query().select(count("value")))
-        return int(rows[0][1]) if rows else 0
+        row = self.query().select(count("value")).first()
+        return 0 if row is None else int(row.count)
 
     def delete_data(self, since: Any = None, until: Any = None, *, before: Any = None) -> None:
         """Delete the sensor's points from `since` to `until` (inclusive) or `before` (exclusive).

@@ -279,9 +279,8 @@ class Runner:
     def _count(self, lo: int | None, hi: int | None) -> int:
         from ..influxql import count
 
-        query = self.sensor.query(lo, hi).select(count("value"))
-        rows = self.sensor.client.rows(query)
-        return int(rows[0][1]) if rows else 0
+        row = self.sensor.query(lo, hi).select(count("value")).first()
+        return 0 if row is None else int(row.count)
 
     # -- live ------------------------------------------------------------------------
     def run_live(
