@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 import influxhtm.influxql as iql
@@ -836,8 +836,14 @@ def function_queries(draw, field_key):
     ]
 
 
+@pytest.mark.timeout(600)
 @given(st.data())
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],  # no slow tracing
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 def test_functions_and_arithmetic_differential_against_a_python_reference(conn, db, data):
     _, _, field_key, _, points = data.draw(datasets(), label="dataset")
     measurement = f"{next(_counter)}:functions"

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import attrs
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from strategies import tag_text
 
@@ -138,8 +138,14 @@ def queries(draw: Any, repo: Any, written: list[str]) -> ih.Query:
     return q.limit(limit).offset(offset)
 
 
+@pytest.mark.timeout(600)
 @given(data=points, choice=st.data())
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],  # no slow tracing
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 def test_list_of_a_query_is_the_servers_answer_to_the_statement_it_sends(client, server, data, choice):
     cls = declare(f"sent{next(_names)}")
     repo = client.repository(cls)

@@ -257,11 +257,18 @@ time.sleep(60)
 """
 
 
+def _default_signals() -> None:
+    """The owner starts with the default actions, as from a terminal: a suite run under nohup or as a
+    background job would otherwise hand it SIGHUP or SIGINT ignored."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start_owner(tmp_path, *args: str) -> tuple[subprocess.Popen, int, Path, str]:
     script = tmp_path / "owner.py"
     script.write_text(OWNER)
     owner = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=_default_signals)
     pid, workdir, default_handler = owner.stdout.readline().split()
     return owner, int(pid), Path(workdir), default_handler
 
