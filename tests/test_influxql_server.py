@@ -788,10 +788,11 @@ def _series_reference(kind: str, n: int, points: list[tuple[int, float]]) -> lis
         return [[t1, (v1 - v0) / ((t1 - t0) / (n * SEC))] for (t0, v0), (t1, v1) in pairs]
     if kind == "elapsed":
         return [[t1, (t1 - t0) // (n * SEC)] for (t0, _), (t1, _) in pairs]
-    if kind == "moving_average":
+    if kind == "moving_average":  # over a window of n + 1 points (see SERIES_FUNCTIONS: InfluxDB needs 2+)
+        w = n + 1
         return [
-            [points[i][0], math.fsum(v for _, v in points[i - n + 1 : i + 1]) / n]
-            for i in range(n - 1, len(points))
+            [points[i][0], math.fsum(v for _, v in points[i - w + 1 : i + 1]) / w]
+            for i in range(w - 1, len(points))
         ]
     raise AssertionError(kind)
 
