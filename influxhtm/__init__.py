@@ -9,6 +9,7 @@ from .client import InfluxHtmClient
 from .combined import CombinedData
 from .csv_import import ImportReport, import_csv
 from .declarations import declaration, field, measurement, tag, timestamp
+from .declared_base import Declared
 from .engines import create_model, register_engine
 from .errors import (
     AlreadyExists,
@@ -34,6 +35,7 @@ from .errors import (
 )
 from .influxql import (
     Query,
+    Row,
     bottom,
     call,
     col,
@@ -81,6 +83,7 @@ __all__ = [
     "CombinedData",
     "ConfigurationError",
     "DatabaseNotFound",
+    "Declared",
     "HtmModelStore",
     "HtmResult",
     "ImportReport",
@@ -98,6 +101,7 @@ __all__ = [
     "Query",
     "QueryError",
     "Repository",
+    "Row",
     "RunReport",
     "Runner",
     "Sensor",

@@ -430,13 +430,13 @@ def build_model(
     unless the parameters give a range. With `anomaly_score="log-likelihood"`
     the model's anomaly score becomes its log-scaled likelihood (NAB's HTM score).
     """
-    from .engines import create_model_for
+    from .engines import Model, create_model_for
 
     kwargs = dict(params)
     if anomaly_score == "log-likelihood" and engine == "brainblocks":
         kwargs["anomaly_score"] = "log_likelihood"  # the engine's own parameter: registered, reproducible
         anomaly_score = "raw"
-    model = create_model_for(sensor, engine, **kwargs)
+    model: Model = create_model_for(sensor, engine, **kwargs)
     resolved = getattr(model, "params", None)
     registry = dict(resolved) if isinstance(resolved, dict) else dict(params)
     if anomaly_score == "log-likelihood":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .connection import Connection
 from .declarations import is_declared
@@ -34,6 +34,9 @@ from .settings import Settings
 from .times import from_ns, inclusive_range
 
 log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from .repository import Repository
+
 T = TypeVar("T")
 
 
@@ -430,10 +433,11 @@ class InfluxHtmClient:
 
     # -- repositories ----------------------------------------------------------
     def repository(
-        self, cls: type, *, measurement: str | None = None, tags: Mapping[str, str] | None = None
-    ) -> Any:
+        self, cls: type[T], *, measurement: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> Repository[T]:
         """A `Repository` of a declared measurement class over this database, stored in
-        `measurement` (default: the declared one) with the fixed `tags`."""
+        `measurement` (default: the declared one) with the fixed `tags` (a `Repository[Cls]`
+        for type checkers)."""
         from .repository import Repository
 
         return Repository(self, cls, measurement=measurement, tags=tags)

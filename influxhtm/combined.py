@@ -159,7 +159,8 @@ def _results(
     """model id -> time ns -> field -> value, over `span`, in one query."""
     from . import influxql
 
-    query = influxql.Query().from_(sensor.result_measurement).where(component=sensor.component)
+    query: influxql.Query[Any] = influxql.Query().from_(sensor.result_measurement)
+    query = query.where(component=sensor.component)
     query = query.where(influxql.col("id").in_(model_ids)).group_by("id")
     fields = list(RESULT_KEYS.values())
     query = query.with_time_bounds(*span)

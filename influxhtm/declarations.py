@@ -39,7 +39,7 @@ import sys
 import types
 import typing
 from datetime import UTC, datetime, timedelta
-from typing import Any, Callable, ClassVar, Optional, Union
+from typing import Any, Callable, ClassVar, Optional, TypeVar, Union
 
 import attrs
 
@@ -70,6 +70,8 @@ FIELD_TYPES = (float, int, bool, str)
 MIN_TIME = EPOCH + timedelta(microseconds=-(-MIN_NS // 1000))
 MAX_TIME = EPOCH + timedelta(microseconds=MAX_NS // 1000)
 _RESERVED = {"load", "load_many", "dump"}
+#: A declared class: the decorator gives back the class it was given (for type checkers).
+C = TypeVar("C", bound=type)
 
 
 # -- specifiers ----------------------------------------------------------------
@@ -217,7 +219,7 @@ def measurement(
     retention_policy: Optional[str] = None,
     naive_times: Optional[str] = None,
     kw_only: bool = True,
-) -> Callable[[type], Any]:
+) -> Callable[[C], C]:
     """Declare a class as an InfluxDB measurement named `name`.
 
     `retention_policy` is where its points are written (None: the database's
@@ -225,6 +227,9 @@ def measurement(
     "local" or "error" (refused); None follows the process-wide rule (UTC by
     default). `kw_only=False` lets the attributes be given positionally, in
     declaration order (defaults must then come last).
+
+    Type checkers see the class through `typing.dataclass_transform` (its `__init__`, frozen);
+    derive it from `influxhtm.Declared` to have `load`, `load_many` and `dump` typed too.
     """
     problem = lp.measurement_problem(name)
     if problem:
@@ -234,9 +239,10 @@ def measurement(
     if naive_times is not None:
         check_naive_policy(naive_times)
 
-    def decorate(cls: type) -> Any:
+    def decorate(cls: C) -> C:
         caller = sys._getframe(1)
-        return _declare(cls, name, retention_policy, naive_times, dict(caller.f_locals), kw_only)
+        declared = _declare(cls, name, retention_policy, naive_times, dict(caller.f_locals), kw_only)
+        return declared  # type: ignore[return-value]  # the same class, made an attrs class
 
     return decorate
 

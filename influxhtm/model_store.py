@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import ModelExists, ModelNotFound, ValidationError, check_positive_int
 from .influxql import Query
@@ -121,7 +121,7 @@ class HtmModelStore:
         return self.results.line(result)
 
     # -- reading -------------------------------------------------------------
-    def _query(self) -> Query:
+    def _query(self) -> Query[HtmResult]:
         return self.results.query()
 
     def get_results(
@@ -131,7 +131,7 @@ class HtmModelStore:
         query = self._query().select(*RESULT_KEYS.values()).within(*inclusive_range(since, until, before))
         if limit is not None:
             query = query.order_by("time", "desc").limit(_check_limit(limit))
-        results = query.all()
+        results = cast("list[HtmResult]", query.all())  # every result column selected: instances
         if limit is not None:
             results.reverse()
         return results

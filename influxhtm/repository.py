@@ -13,7 +13,7 @@ import keyword
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
@@ -31,20 +31,29 @@ if TYPE_CHECKING:
 
     from .client import InfluxHtmClient
 
+#: The declared class a repository stores.
+T = TypeVar("T")
+#: What a query gives (the class, or `Row`).
+U = TypeVar("U")
 
-class Repository:
+
+class Repository(Generic[T]):
     """Objects of one declared measurement class in one database, stored in `measurement`
     (default: the declared one) with the fixed `tags` (as PyPika's `Table(name)`).
 
     Every point written carries the fixed tags; every query reads that measurement
     with those tag conditions. A fixed tag that is also a declared tag must agree
     with each object's value (a mapping may leave it out).
+
+    For type checkers, `client.repository(Climate)` is a `Repository[Climate]`: its
+    `query()` is a `Query[Climate]` (`all()` a `list[Climate]`, `first()` a
+    `Climate | None`), and a query that selects or groups is a `Query[Row]`.
     """
 
     def __init__(
         self,
         client: InfluxHtmClient,
-        cls: type,
+        cls: type[T],
         measurement: str | None = None,
         tags: Mapping[str, str] | None = None,
     ):
@@ -78,11 +87,11 @@ class Repository:
         or `encoder(obj, ns)` to stamp the point with `ns` nanoseconds (see `encoder_for`)."""
         return self._encode
 
-    def add(self, obj: Any) -> None:
+    def add(self, obj: T | Mapping[str, Any]) -> None:
         """Write one object."""
         self.add_all([obj])
 
-    def add_all(self, objects: Iterable[Any], batch_size: int = 10_000) -> int:
+    def add_all(self, objects: Iterable[T | Mapping[str, Any]], batch_size: int = 10_000) -> int:
         """Write objects in batches; returns how many were written.
 
         Each batch is validated whole before it is sent: a bad object stops the
@@ -150,9 +159,9 @@ class Repository:
         raise ValidationError({"object": [f"{obj!r} is not a {self.cls.__name__} or a mapping"]})
 
     # -- reading -------------------------------------------------------------
-    def query(self) -> Query:
+    def query(self) -> Query[T]:
         """A query of this measurement, bound to the repository (iterate it, or `.all()`, ...)."""
-        query = Query().from_(self.cls)
+        query: Query[T] = Query().from_(self.cls)
         if self.measurement != query.measurement:
             query = attrs.evolve(query, measurement=Query().from_(self.measurement).measurement)
         if self.tags:
@@ -210,10 +219,10 @@ class Repository:
                 data["time"] = from_ns(data["time"])
                 yield row_class(**{_attr_name(k): v for k, v in data.items()})
 
-    def all(self, query: Query) -> list[Any]:
+    def all(self, query: Query[U]) -> list[U]:
         return list(self.iter_query(query))
 
-    def first(self, query: Query) -> Any:
+    def first(self, query: Query[U]) -> U | None:
         """The first result, or None."""
         for item in self.iter_query(query.limit(1) if query.limit_value is None else query):
             return item

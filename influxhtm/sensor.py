@@ -67,7 +67,7 @@ class Sensor:
         return hash((self.client.database, self.measurement, self.component))
 
     @property
-    def repository(self) -> Repository:
+    def repository(self) -> Repository[SensorReading]:
         """The repository of this sensor's points: `SensorReading` objects in its measurement, with its
         component as a fixed tag."""
         repository = self.__dict__.get("_repository")
@@ -78,7 +78,7 @@ class Sensor:
             self.__dict__["_repository"] = repository
         return repository
 
-    def query(self, since: Any = None, until: Any = None, *, before: Any = None) -> Query:
+    def query(self, since: Any = None, until: Any = None, *, before: Any = None) -> Query[SensorReading]:
         """The sensor's points as a query bound to its repository, `since` and `until` inclusive
         (`before`: an exclusive end): iterate it for `SensorReading` objects, or select, aggregate,
         `.count()`, `.to_dataframe()` (see `Repository.query`)."""
@@ -426,7 +426,7 @@ def sensor_values(
 ) -> list[tuple[int, Any]]:
     """(time ns, value) pairs of the sensor, ascending: the one query behind `Sensor.get_data` and
     the combined data. `limit` keeps the latest N; with `aggregation`, one pair per non-empty bucket."""
-    query = sensor.query(since, until)
+    query: Query[Any] = sensor.query(since, until)
     if aggregation is not None:
         parse_duration(aggregation, name="aggregation")  # text such as "10m", as everywhere else
         grouped = query.select(_aggregate(agg, "value")).group_by_time(aggregation)

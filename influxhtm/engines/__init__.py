@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from ..errors import ValidationError
 from . import brainblocks, htmcore, replay
-from .base import RESULT_KEYS, EngineNotInstalled, FunctionModel, Model, as_model
+from .base import RESULT_KEYS, EngineNotInstalled, FunctionModel, Model, ParamsModel, as_model, with_params
 from .likelihood import AnomalyLikelihood, log_likelihood, nab_params
 
 Factory = Callable[..., Any]
@@ -49,19 +49,21 @@ def get_engine(name: str) -> Factory:
         raise ValidationError({"engine": [f"unknown engine {name!r} (known: {known})"]}) from None
 
 
-def create_model(engine: str | Factory, **params: Any) -> Model:
+def create_model(engine: str | Factory, **params: Any) -> ParamsModel:
     """A new model from an engine name or a factory callable, with `params`.
 
     The result always has a ``run`` method: a factory that returns a plain
-    callable ``f(point)`` gets it wrapped in a FunctionModel.
+    callable ``f(point)`` gets it wrapped in a FunctionModel. It always has
+    ``params`` too: an engine's model reports its resolved parameters, any
+    other model gets the `params` given here.
     """
     factory = get_engine(engine) if isinstance(engine, str) else engine
     if not callable(factory):
         raise ValidationError({"engine": [f"must be an engine name or a factory callable, got {engine!r}"]})
-    return as_model(factory(**params))
+    return with_params(as_model(factory(**params)), params)
 
 
-def create_model_for(sensor: Any, engine: str | Factory, **params: Any) -> Model:
+def create_model_for(sensor: Any, engine: str | Factory, **params: Any) -> ParamsModel:
     """`create_model` for one sensor: an engine that takes `value_range` gets the sensor's min and max
     unless `params` give a range (`value_range`, or `min_val` and `max_val`)."""
     factory = get_engine(engine) if isinstance(engine, str) else engine
@@ -84,6 +86,7 @@ __all__ = [
     "Factory",
     "FunctionModel",
     "Model",
+    "ParamsModel",
     "as_model",
     "create_model",
     "create_model_for",

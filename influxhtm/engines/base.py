@@ -14,7 +14,7 @@ point". Optional methods: ``reset()`` (start a new sequence),
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 from .. import records
 from ..errors import ConfigurationError, ValidationError
@@ -32,6 +32,39 @@ class Model(Protocol):
     """The one method a model must have."""
 
     def run(self, point: Any) -> dict[str, Any] | None: ...
+
+
+class ParamsModel(Model, Protocol):
+    """What `create_model` returns: a model, and the parameters it was made with (`params`, to
+    register with `sensor.create_htm_model(..., params=model.params)`)."""
+
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+
+
+def with_params(model: Model, params: Mapping[str, Any]) -> ParamsModel:
+    """`model`, given `params` as its `params` when it has none of its own (an engine's model keeps
+    the resolved parameters it reports; a plain function model gets the ones it was made with)."""
+    if getattr(model, "params", None) is None:
+        try:
+            model.params = dict(params)  # type: ignore[attr-defined]
+        except AttributeError:  # a slotted object: seen through a wrapper that adds them
+            return _WithParams(model, dict(params))
+    return model  # type: ignore[return-value]
+
+
+class _WithParams:
+    """A model without room for a `params` attribute, with one (every other attribute is the model's)."""
+
+    def __init__(self, model: Model, params: dict[str, Any]):
+        self.model = model
+        self.params = params
+
+    def run(self, point: Any) -> dict[str, Any] | None:
+        return self.model.run(point)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
 
 
 class FunctionModel:

@@ -70,7 +70,7 @@ from .expressions import (
     triple_exponential_derivative,
     triple_exponential_moving_average,
 )
-from .query import Query, QueryExecutor, TimeBound, qualified_name, select
+from .query import Query, QueryExecutor, Row, TimeBound, qualified_name, select
 from .quoting import KEYWORDS, is_bare_identifier, quote_ident
 
 __all__ = [
@@ -88,6 +88,7 @@ __all__ = [
     "Query",
     "QueryExecutor",
     "Regex",
+    "Row",
     "Signature",
     "Statement",
     "TimeBound",

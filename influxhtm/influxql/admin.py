@@ -299,7 +299,7 @@ def delete(
     InfluxDB 1.x cannot delete by field value: a condition on a name in `fields`
     (or a field of the declared class given as `measurement`) is refused.
     """
-    query = Query()
+    query: Query[Any] = Query()
     field_names = set(fields or ())
     if measurement is not None:
         query = query.from_(measurement)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import zoneinfo
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Generic, Iterable, Iterator, Protocol, TypeVar, cast
 
 import attrs
 
@@ -29,6 +29,23 @@ FILL_WORDS = ("none", "null", "previous", "linear")
 #: LIMIT/SLIMIT rendered with an offset when no limit was asked for (see `render`).
 NO_LIMIT = 2**62  # (not 2**63 - 1: InfluxDB adds the offset to it and overflows)
 TimeArg = datetime | int | str | timedelta
+#: What iterating a query gives: a declared class for `repo.query()`, `Row` once it selects or groups.
+T = TypeVar("T")
+
+
+class Row(Protocol):
+    """The type checkers' view of a computed row (a query with `select`, `group_by` or
+    `group_by_time`): `time` is an aware UTC datetime, and every other result column is an
+    attribute named after it (its alias, function name or column name; see `Repository`).
+
+    At run time a row is a frozen attrs class made for its columns (or, for a `select` that
+    names every column the class requires, an instance of the class, which has the same
+    attributes); `getattr(row, name)` reads a column whose name is not a Python identifier."""
+
+    @property
+    def time(self) -> datetime: ...
+
+    def __getattr__(self, name: str) -> Any: ...
 
 
 class QueryExecutor(Protocol):
@@ -114,9 +131,13 @@ def qualified_name(measurement: str, database: str | None, retention_policy: str
 
 
 @attrs.frozen
-class Query:
+class Query(Generic[T]):
     """An InfluxQL SELECT statement; build it by chaining, read it with `str(q)` and `q.params`
-    (for a bound, time-grouped query, `q.statement()` is what iterating it sends)."""
+    (for a bound, time-grouped query, `q.statement()` is what iterating it sends).
+
+    For type checkers a query is `Query[T]`, `T` what iterating it gives: `repo.query()` of a
+    `Repository[Climate]` is a `Query[Climate]`; `select`, `group_by`, `group_by_time` and
+    `into` make it a `Query[Row]` (computed rows); every other call keeps `T`."""
 
     select_items: tuple[ex.Selectable, ...] = ()
     measurement: str | None = None
@@ -142,14 +163,14 @@ class Query:
     executor: Any = attrs.field(default=None, eq=False, repr=False)
 
     # -- building ------------------------------------------------------------
-    def select(self, *items: str | ex.Selectable) -> "Query":
+    def select(self, *items: str | ex.Selectable) -> "Query[Row]":
         """Replace the SELECT list: names, `col(...)`, calls (`mean("v").as_("avg")`), arithmetic, `'*'`."""
         selected = tuple(ex.as_selectable(item) for item in items)
-        return attrs.evolve(self, select_items=self._resolved(selected, "select"))
+        return _rows(attrs.evolve(self, select_items=self._resolved(selected, "select")))
 
     def from_(
         self, source: Any, *, database: str | None = None, retention_policy: str | None = None
-    ) -> "Query":
+    ) -> "Query[T]":
         """FROM a measurement name or a declared class, optionally with database and retention policy."""
         model_class = None
         if isinstance(source, str):
@@ -188,7 +209,7 @@ class Query:
         resolve = self._resolver("group_by")
         return tags if resolve is None else tuple(t if t == "*" else resolve(t) for t in tags)
 
-    def _checked(self) -> "Query":
+    def _checked(self) -> "Query[T]":
         """Every name given before `from_(Cls)` checked against the class."""
         return attrs.evolve(
             self,
@@ -199,14 +220,14 @@ class Query:
 
     def into(
         self, measurement: str, *, database: str | None = None, retention_policy: str | None = None
-    ) -> "Query":
+    ) -> "Query[Row]":
         """INTO a measurement (for continuous queries and downsampling).
 
         Without `retention_policy`, a query of a declared class (`from_(Cls)`) writes into the
         retention policy the class declares, as its own writes do; else into the default one.
         """
         quote_ident(measurement, what="into")
-        return attrs.evolve(self, into_target=Into(measurement, database, retention_policy))
+        return _rows(attrs.evolve(self, into_target=Into(measurement, database, retention_policy)))
 
     def _declared_policy(self) -> str | None:
         """The retention policy declared by the class the query reads (`from_(Cls)`), if any: where
@@ -219,7 +240,7 @@ class Query:
         """What the declared class (if `from_(Cls)` was used) says about names, tags and fields."""
         return describe_class(self.model_class) if self.model_class is not None else None
 
-    def where(self, *conditions: ex.Condition, **tags: Any) -> "Query":
+    def where(self, *conditions: ex.Condition, **tags: Any) -> "Query[T]":
         """AND conditions: `col(...)` expressions, and `tag=value` (a list means any of; regex() matches)."""
         added: list[ex.Condition] = []
         for condition in conditions:
@@ -240,29 +261,29 @@ class Query:
                 added.append(column == value)
         return attrs.evolve(self, conditions=self.conditions + self._resolved(tuple(added), "where"))
 
-    def since(self, t: TimeArg | None) -> "Query":
+    def since(self, t: TimeArg | None) -> "Query[T]":
         """Only points at or after `t` (`time >= t`, inclusive); None removes the bound."""
         return attrs.evolve(self, lower=None if t is None else time_bound(t, what="since"))
 
-    def until(self, t: TimeArg | None) -> "Query":
+    def until(self, t: TimeArg | None) -> "Query[T]":
         """Only points at or before `t` (`time <= t`, inclusive, as `since`); None removes the bound."""
         return attrs.evolve(
             self, upper=None if t is None else time_bound(t, what="until"), upper_inclusive=True
         )
 
-    def before(self, t: TimeArg | None) -> "Query":
+    def before(self, t: TimeArg | None) -> "Query[T]":
         """Only points before `t` (`time < t`, exclusive); None removes the bound."""
         return attrs.evolve(
             self, upper=None if t is None else time_bound(t, what="before"), upper_inclusive=False
         )
 
-    def between(self, start: TimeArg, end: TimeArg) -> "Query":
+    def between(self, start: TimeArg, end: TimeArg) -> "Query[T]":
         """`since(start).until(end)`: both ends inclusive (as SQL BETWEEN)."""
         return self.since(start).until(end)
 
     def within(
         self, since: TimeArg | None = None, until: TimeArg | None = None, before: TimeArg | None = None
-    ) -> "Query":
+    ) -> "Query[T]":
         """`since` and `until` (both inclusive) or `before` (exclusive); None leaves that side as it is."""
         if until is not None and before is not None:
             raise ValidationError({"before": ["give until (inclusive) or before (exclusive), not both"]})
@@ -271,7 +292,7 @@ class Query:
             query = query.until(until)
         return query if before is None else query.before(before)
 
-    def with_time_bounds(self, lo_ns: int | None, hi_ns: int | None) -> "Query":
+    def with_time_bounds(self, lo_ns: int | None, hi_ns: int | None) -> "Query[T]":
         """Set absolute bounds in ns: `lo_ns` inclusive, `hi_ns` EXCLUSIVE (`before`); None keeps that side.
 
         The counterpart of `time_range()`, whose upper end is exclusive too.
@@ -283,20 +304,22 @@ class Query:
             query = query.before(to_ns(hi_ns, name="hi_ns"))
         return query
 
-    def group_by_time(self, interval: str | timedelta, offset: str | timedelta | None = None) -> "Query":
+    def group_by_time(
+        self, interval: str | timedelta, offset: str | timedelta | None = None
+    ) -> "Query[Row]":
         """GROUP BY time(interval[, offset]); the offset may be negative (`"-15m"`)."""
         ns = _duration(interval, what="interval")
         off = None if offset is None else _duration(offset, what="offset", signed=True)
-        return attrs.evolve(self, interval=ns, interval_offset=off)
+        return _rows(attrs.evolve(self, interval=ns, interval_offset=off))
 
-    def group_by(self, *tags: str) -> "Query":
+    def group_by(self, *tags: str) -> "Query[Row]":
         """GROUP BY these tags (replacing earlier ones); `'*'` groups by every tag."""
         for tag in tags:
             if tag != "*":
                 quote_ident(tag, what="group_by")
-        return attrs.evolve(self, group_tags=self._resolved_tags(tags))
+        return _rows(attrs.evolve(self, group_tags=self._resolved_tags(tags)))
 
-    def fill(self, value: str | int | float | None) -> "Query":
+    def fill(self, value: str | int | float | None) -> "Query[T]":
         """fill(none|null|previous|linear|<number>), 0 included; None removes the clause."""
         if value is None:
             return attrs.evolve(self, fill_value=None)
@@ -309,7 +332,7 @@ class Query:
             return self.fill(value.value)
         return attrs.evolve(self, fill_value=check_number(value, what="fill"))
 
-    def order_by(self, column: str = "time", direction: str = "asc") -> "Query":
+    def order_by(self, column: str = "time", direction: str = "asc") -> "Query[T]":
         """ORDER BY time ASC|DESC (InfluxDB 1.x orders by time only)."""
         if column != "time":
             raise ValidationError({"order_by": [f"{column!r}: InfluxDB 1.x can only order by 'time'"]})
@@ -317,23 +340,23 @@ class Query:
             raise ValidationError({"direction": [f"{direction!r} is not 'asc' or 'desc'"]})
         return attrs.evolve(self, order=direction.upper())
 
-    def limit(self, n: int | None) -> "Query":
+    def limit(self, n: int | None) -> "Query[T]":
         """At most n points per series (n >= 1; None removes it: LIMIT 0 would mean no limit)."""
         return attrs.evolve(self, limit_value=_count(n, "limit", 1))
 
-    def offset(self, n: int | None) -> "Query":
+    def offset(self, n: int | None) -> "Query[T]":
         """Skip n points per series."""
         return attrs.evolve(self, offset_value=_count(n, "offset", 0))
 
-    def slimit(self, n: int | None) -> "Query":
+    def slimit(self, n: int | None) -> "Query[T]":
         """At most n series."""
         return attrs.evolve(self, slimit_value=_count(n, "slimit", 1))
 
-    def soffset(self, n: int | None) -> "Query":
+    def soffset(self, n: int | None) -> "Query[T]":
         """Skip n series."""
         return attrs.evolve(self, soffset_value=_count(n, "soffset", 0))
 
-    def tz(self, name: str | None) -> "Query":
+    def tz(self, name: str | None) -> "Query[T]":
         """Return times in this IANA time zone (`tz('Europe/Berlin')`); None removes it."""
         if name is not None:
             try:
@@ -451,7 +474,7 @@ class Query:
         return self.render()[1]
 
     # -- execution, delegated ---------------------------------------------------------
-    def statement(self) -> "Query":
+    def statement(self) -> "Query[T]":
         """The query exactly as iterating it sends it: `str(q.statement())` and `.params`.
 
         For a bound, time-grouped query this asks the server for the data's first and last
@@ -460,7 +483,7 @@ class Query:
         """
         return self if self.executor is None else self.executor.statement(self)
 
-    def bind(self, executor: QueryExecutor | None) -> "Query":
+    def bind(self, executor: QueryExecutor | None) -> "Query[T]":
         """This query bound to an executor (a repository) that runs it."""
         return attrs.evolve(self, executor=executor)
 
@@ -469,13 +492,13 @@ class Query:
             raise InfluxHtmError("query is not bound to a repository; use repo.query()")
         return self.executor
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[T]:
         return iter(self._executor().iter_query(self))
 
-    def all(self) -> list[Any]:
+    def all(self) -> list[T]:
         return self._executor().all(self)
 
-    def first(self) -> Any:
+    def first(self) -> T | None:
         return self._executor().first(self)
 
     def count(self) -> int:
@@ -486,6 +509,11 @@ class Query:
 
     def to_dataframe(self) -> Any:
         return self._executor().to_dataframe(self)
+
+
+def _rows(query: Query[Any]) -> Query[Row]:
+    """The same query, seen by type checkers as giving computed rows."""
+    return cast("Query[Row]", query)
 
 
 def _count(n: Any, what: str, minimum: int) -> int | None:
@@ -500,7 +528,7 @@ def _count(n: Any, what: str, minimum: int) -> int | None:
         raise error
 
 
-def select(*items: str | ex.Selectable) -> Query:
+def select(*items: str | ex.Selectable) -> Query[Row]:
     """`Query().select(...)`."""
     return Query().select(*items)
 
