@@ -27,3 +27,4 @@ def test_sphinx_build_has_no_warnings(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     pages = {p.stem for p in (tmp_path / "html").glob("*.html")}
     assert {"index", "tutorial", "layout", "engines", "cli", "reliability", "performance", "api"} <= pages
+    assert {"migrate-influxdb-python", "migrate-influxhtm"} <= pages
