@@ -121,6 +121,8 @@ def test_climate_application_runs(client):
     assert out["smoothed"] == pytest.approx([a * 1.8 + 32 for a in averages])
     assert out["p90"] == pytest.approx(expected_p90(points["north"], start))
     assert out["doors"] == sum(p.door_open for p in points["north"]) == 6
+    assert out["statement"][0] == "SELECT * FROM climate WHERE site = $p0 AND time >= $p1"
+    assert out["statement"][1] == {"p0": "north", "p1": 1714521600000000000}
     assert len(out["dumped"]) == 3 and out["dumped"][0]["site"] == "south"
     count, results = out["model"]
     assert count == 60
@@ -151,3 +153,32 @@ def expected_p90(points: list[Any], start: Any) -> dict[Any, float]:
         values = sorted(p.temperature for p in points if lo <= p.time < hi)
         out[lo] = values[math.floor(len(values) * 90 / 100 + 0.5) - 1]
     return out
+
+
+def test_create_model_gives_every_model_its_params():
+    """`create_model(...).params`: an engine's own, else the keyword arguments (a slotted model that
+    has no room for them is seen through a wrapper that keeps its other attributes)."""
+    from influxhtm.engines import FunctionModel, create_model
+
+    class Slotted:
+        __slots__ = ("offset",)
+
+        def __init__(self, offset: float):
+            self.offset = offset
+
+        def run(self, point: Any) -> dict[str, Any]:
+            return {"anomaly_score": self.offset}
+
+    class Reporting:
+        def __init__(self, **given: Any):
+            self.params = {"resolved": True, **given}
+
+        def run(self, point: Any) -> None:
+            return None
+
+    plain = create_model(lambda **_: (lambda point: None), window=3)
+    assert isinstance(plain, FunctionModel) and plain.params == {"window": 3}
+    slotted = create_model(Slotted, offset=0.5)
+    assert slotted.params == {"offset": 0.5} and slotted.offset == 0.5
+    assert slotted.run(None) == {"anomaly_score": 0.5}
+    assert create_model(Reporting, anything=1).params == {"resolved": True, "anything": 1}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import zoneinfo
 from datetime import datetime, timedelta
-from typing import Any, Generic, Iterable, Iterator, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, Protocol, TypeVar, cast
 
 import attrs
 
@@ -29,8 +29,14 @@ FILL_WORDS = ("none", "null", "previous", "linear")
 #: LIMIT/SLIMIT rendered with an offset when no limit was asked for (see `render`).
 NO_LIMIT = 2**62  # (not 2**63 - 1: InfluxDB adds the offset to it and overflows)
 TimeArg = datetime | int | str | timedelta
-#: What iterating a query gives: a declared class for `repo.query()`, `Row` once it selects or groups.
-T = TypeVar("T")
+#: What iterating a query gives: a declared class for `repo.query()`, `Row` once it selects or groups;
+#: `Any` for a query made with `Query()` (type checkers read the default from typing_extensions).
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as DefaultTypeVar
+
+    T = DefaultTypeVar("T", default=Any)
+else:
+    T = TypeVar("T")
 
 
 class Row(Protocol):

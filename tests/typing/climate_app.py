@@ -145,6 +145,11 @@ def hourly_percentiles(repo: ih.Repository[Climate], site: str) -> dict[datetime
     return {row.time: float(row.p90) for row in query if row.p90 is not None}
 
 
+def statement(site: str) -> tuple[str, dict[str, Any]]:
+    """A query not bound to a repository (a `Query[Any]`): its InfluxQL text and bound parameters."""
+    return ih.Query().from_(Climate).where(site=site).since(START).render()
+
+
 def door_openings(repo: ih.Repository[Climate], site: str) -> int:
     return repo.query().where(col("door_open") == True, site=site).count()  # noqa: E712
 
@@ -198,6 +203,7 @@ def run(client: ih.InfluxHtmClient) -> dict[str, Any]:
         "smoothed": smoothed_fahrenheit(repo, "south", 5),
         "p90": hourly_percentiles(repo, "north"),
         "doors": door_openings(repo, "north"),
+        "statement": statement("north"),
         "dumped": round_trip(repo, "south"),
         "model": sensor_and_model(client),
     }
