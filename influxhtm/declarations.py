@@ -242,7 +242,7 @@ def measurement(
     def decorate(cls: C) -> C:
         caller = sys._getframe(1)
         declared = _declare(cls, name, retention_policy, naive_times, dict(caller.f_locals), kw_only)
-        return declared  # type: ignore[return-value]  # the same class, made an attrs class
+        return declared  # type: ignore[return-value]  # the class as attrs remade it (slots)
 
     return decorate
 
