@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from itertools import islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -426,23 +427,33 @@ def sensor_values(
 ) -> list[tuple[int, Any]]:
     """(time ns, value) pairs of the sensor, ascending: the one query behind `Sensor.get_data` and
     the combined data. `limit` keeps the latest N; with `aggregation`, one pair per non-empty bucket."""
-    query = sensor.query(since, until)
+    bound = partial(sensor.client.bounded, bounds=sensor.time_bounds_ns)
+    query = values_query(sensor.query(since, until), limit, aggregation, agg, bound)
+    return values_from(sensor.client.rows(query, columns=("time", "value")), limit)
+
+
+def values_query(
+    query: Query, limit: int | None, aggregation: str | None, agg: str, bound: Callable[[Query], Query]
+) -> Query:
+    """The statement of `sensor_values` from the sensor's query (`bound(q)`: a time-grouped query with
+    its open ends set to the data, `InfluxHtmClient.bounded`)."""
     if aggregation is not None:
         parse_duration(aggregation, name="aggregation")  # text such as "10m", as everywhere else
         grouped = query.select(_aggregate(agg, "value")).group_by_time(aggregation)
-        query = sensor.client.bounded(grouped, sensor.time_bounds_ns).fill("none")
+        query = bound(grouped).fill("none")
     else:
         query = query.select("value")
     if limit is not None:
         query = query.order_by("time", "desc").limit(_check_limit(limit))
-    rows = [
-        (row[0], row[1])
-        for row in sensor.client.rows(query, columns=("time", "value"))
-        if row[1] is not None
-    ]
+    return query
+
+
+def values_from(rows: Iterable[Sequence[Any]], limit: int | None) -> list[tuple[int, Any]]:
+    """The (time ns, value) pairs of `values_query`'s rows, ascending."""
+    pairs = [(row[0], row[1]) for row in rows if row[1] is not None]
     if limit is not None:
-        rows.reverse()
-    return rows
+        pairs.reverse()
+    return pairs
 
 
 def _aggregate(name: str, column: str) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import zoneinfo
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, AsyncIterator, Iterable, Iterator, Protocol
 
 import attrs
 
@@ -471,6 +471,14 @@ class Query:
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._executor().iter_query(self))
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        """`async for row in q`: a query bound to an async repository (`AsyncInfluxHtmClient`)."""
+        aiter_query = getattr(self._executor(), "aiter_query", None)
+        if aiter_query is None:
+            raise InfluxHtmError("query is bound to a sync repository: iterate it with a plain `for`")
+        result: AsyncIterator[Any] = aiter_query(self)
+        return result
 
     def all(self) -> list[Any]:
         return self._executor().all(self)
