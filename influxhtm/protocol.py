@@ -279,20 +279,28 @@ def documents(content: bytes, content_type: str) -> Iterator[Any]:
 
 class ResultReader:
     """Each statement result of a chunked answer, checked for errors, in order; `finish()` raises
-    when the answer ended while its last result still said more chunks follow (`"partial": true`)."""
+    when the answer ended while its last result still said more chunks follow (`"partial": true`),
+    or with its last series marked partial (an answer cut instead of chunked: a server that ignores
+    `chunked` cuts it at `[http] max-row-limit`), so a streamed read never passes as complete."""
 
     def __init__(self, settings: Settings, text: str):
         self.settings = settings
         self.text = text
         self.unfinished = True  # an answer without a single result is not an answer
+        self.cut: Mapping[str, Any] | None = None
 
     def results(self, body: Any) -> list[dict[str, Any]]:
         results = check_results(body, self.settings.url, self.text)
         for result in results:
             self.unfinished = bool(result.get("partial"))
+            series = result.get("series") or ()
+            last = series[-1] if series else None
+            self.cut = last if last is not None and last.get("partial") and not self.unfinished else None
         return results
 
     def finish(self) -> None:
+        if self.cut is not None:
+            raise cut_answer(self.cut, self.settings.url, self.text)
         if self.unfinished:
             raise InfluxConnectionError(
                 f"the answer of InfluxDB at {self.settings.url} ended before its last chunk "
@@ -356,13 +364,18 @@ def whole(results: Iterable[dict[str, Any]], url: str, text: str) -> list[dict[s
     for result in out:
         for series in result.get("series", []):
             if series.pop("partial", False):
-                raise ServerError(
-                    f"InfluxDB at {url} returned only part of series "
-                    f"{series.get('name')!r} {series.get('tags') or ''} ({len(series['values'])} rows; "
-                    f"is the answer cut at [http] max-row-limit?) (query: {shorten(redact(text))})",
-                    url=url,
-                )
+                raise cut_answer(series, url, text)
     return out
+
+
+def cut_answer(series: Mapping[str, Any], url: str, text: str) -> ServerError:
+    """The error of an answer that holds only part of `series` (cut, not chunked)."""
+    return ServerError(
+        f"InfluxDB at {url} returned only part of series "
+        f"{series.get('name')!r} {series.get('tags') or ''} ({len(series['values'])} rows; "
+        f"is the answer cut at [http] max-row-limit?) (query: {shorten(redact(text))})",
+        url=url,
+    )
 
 
 def _same_series(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
