@@ -10,6 +10,7 @@ same 413 splitting, the same exact partial-write counts, the same errors.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import AsyncGenerator, Mapping
 from functools import partial
@@ -37,7 +38,14 @@ class AsyncConnection:
             verify=_verify(settings.verify_ssl),
             timeout=settings.timeout,
             headers={"User-Agent": protocol.USER_AGENT},
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=httpx.AsyncHTTPTransport(
+                verify=_verify(settings.verify_ssl),
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+                # as urllib3 does: a request's headers and body leave at once (no Nagle delay)
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            ),
             trust_env=False,
         )
         #: Largest write body (bytes) known to pass the server's max-body-size; learnt from 413s.

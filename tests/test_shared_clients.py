@@ -8,18 +8,24 @@ tests/reliability/test_shared_reliability.py.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Optional
 
 import pytest
 from clients import KINDS, Driver
 
 import influxhtm as ih
-from influxhtm.errors import DatabaseNotFound, InfluxConnectionError, PartialWriteError, QueryError, ValidationError
+from influxhtm.errors import (
+    DatabaseNotFound,
+    InfluxConnectionError,
+    PartialWriteError,
+    QueryError,
+    ValidationError,
+)
 from influxhtm.server import free_port
 from influxhtm.settings import Settings
 
-T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 
 @ih.measurement("shared_power")
@@ -141,7 +147,9 @@ def test_query_errors_and_an_unreachable_server_raise_the_same_errors(d):
     settings = Settings(host="127.0.0.1", port=free_port(), retries=1, backoff=0.01)
     gone = Driver(d.kind, "anything", settings)
     try:
-        with pytest.raises(InfluxConnectionError, match=r"cannot reach InfluxDB at http://127\.0\.0\.1.*2 attempt"):
+        with pytest.raises(
+            InfluxConnectionError, match=r"cannot reach InfluxDB at http://127\.0\.0\.1.*2 attempt"
+        ):
             gone.run(gone.client.ping())
     finally:
         gone.close()

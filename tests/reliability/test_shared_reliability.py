@@ -10,7 +10,7 @@ naming its client.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
@@ -33,7 +33,7 @@ MAX_VALUES_PER_TAG = 5
 LIMIT = 100
 PASSWORD = "Sh4red-adm1n-Qx9"
 FAST = {"backoff": 0.02, "max_backoff": 0.2}
-T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 @ih.measurement("shared_flow")
@@ -78,18 +78,22 @@ def stored(d, objects_cls=Flow) -> list:
     return d.run(d.client.repository(objects_cls).query().all())
 
 
-def test_413_is_split_at_point_boundaries_and_an_oversize_point_refused(on_limited, compare, reliability_report):
+def test_413_is_split_at_point_boundaries_and_an_oversize_point_refused(
+    on_limited, compare, reliability_report
+):
     d = on_limited
     objects = flows(3_000)
     assert d.run(d.client.repository(Flow).add_all(objects)) == 3_000  # bodies of ~130 KB, limit 4 KB
     assert d.client.connection.body_limit is not None and d.client.connection.body_limit <= MAX_BODY
-    big = "shared_flow,line=big value=1 1\nshared_flow,line=huge note=\"" + "x" * (2 * MAX_BODY) + '" 2'
+    big = 'shared_flow,line=big value=1 1\nshared_flow,line=huge note="' + "x" * (2 * MAX_BODY) + '" 2'
     with pytest.raises(PartialWriteError) as info:
         d.run(d.client.write_lines(big.split("\n")))
     error = info.value
     assert (error.dropped, error.written, error.status) == (1, 1, 413) and "max-body-size" in str(error)
-    expected = {**expected_of(objects), ("big", datetime.fromtimestamp(0, timezone.utc) + timedelta(0)): 1.0}
-    rows = [((f.line, f.time.replace(microsecond=0) if f.line == "big" else f.time), f.value) for f in stored(d)]
+    expected = {**expected_of(objects), ("big", datetime.fromtimestamp(0, UTC) + timedelta(0)): 1.0}
+    rows = [
+        ((f.line, f.time.replace(microsecond=0) if f.line == "big" else f.time), f.value) for f in stored(d)
+    ]
     read_back, lost, duplicated = compare(expected, rows)
     assert (read_back, lost, duplicated) == (3_001, 0, 0)
     reliability_report(scenario=f"413 split + oversize point ({d.kind} client)",
@@ -115,8 +119,9 @@ def test_a_partial_write_is_halved_until_every_refusal_stands_alone(on_limited, 
     read_back, lost, duplicated = compare(expected, [((f.line, f.time), f.value) for f in stored(d)])
     assert (read_back, lost, duplicated) == (len(expected), 0, 0)
     reliability_report(scenario=f"partial write halved ({d.kind} client)",
-                       faults=f"max-values-per-tag = {MAX_VALUES_PER_TAG} (real server)", written=len(expected) + 3,
-                       read_back=read_back, refused=error.dropped, lost=lost, duplicated=duplicated)  # fmt: skip
+                       faults=f"max-values-per-tag = {MAX_VALUES_PER_TAG} (real server)",
+                       written=len(expected) + 3, read_back=read_back, refused=error.dropped, lost=lost,
+                       duplicated=duplicated)  # fmt: skip
 
 
 def test_reads_over_max_row_limit_are_complete(on_limited, compare, reliability_report):
@@ -138,8 +143,8 @@ def test_reads_over_max_row_limit_are_complete(on_limited, compare, reliability_
     assert [r.value for r in d.run(sensor.get_data())] == [float(i) for i in range(1_000)]
     assert len(d.run(sensor.get_combined_sensor_data())) == 1_000
     reliability_report(scenario=f"reads under max-row-limit ({d.kind} client)",
-                       faults=f"max-row-limit = {LIMIT} (real server)", written=3_500, read_back=read_back + 1_000,
-                       lost=lost, duplicated=duplicated)  # fmt: skip
+                       faults=f"max-row-limit = {LIMIT} (real server)", written=3_500,
+                       read_back=read_back + 1_000, lost=lost, duplicated=duplicated)  # fmt: skip
 
 
 def test_an_answer_cut_instead_of_chunked_is_never_returned_as_complete(
@@ -174,7 +179,9 @@ def test_an_answer_cut_instead_of_chunked_is_never_returned_as_complete(
                        lost=0, duplicated=0)  # fmt: skip
 
 
-@pytest.mark.parametrize("script", [[503, "reset", 502], ["reset", "reset"]], ids=["503-reset-502", "reset-x2"])
+@pytest.mark.parametrize(
+    "script", [[503, "reset", 502], ["reset", "reset"]], ids=["503-reset-502", "reset-x2"]
+)
 def test_5xx_and_resets_are_retried_and_the_write_lands(
     kind, influx_settings, influx_database, flaky_proxy, script, compare, reliability_report
 ):
@@ -184,7 +191,9 @@ def test_5xx_and_resets_are_retried_and_the_write_lands(
         objects = flows(1_000)
         assert d.run(d.client.repository(Flow).add_all(objects)) == 1_000
         assert proxy.seen == [*script, "pass"]
-        read_back, lost, duplicated = compare(expected_of(objects), [((f.line, f.time), f.value) for f in stored(d)])
+        read_back, lost, duplicated = compare(
+            expected_of(objects), [((f.line, f.time), f.value) for f in stored(d)]
+        )
         assert (read_back, lost, duplicated) == (1_000, 0, 0)
         proxy.script = [503, "reset"]
         assert len(d.run(d.client.repository(Flow).query().all())) == 1_000  # reads are retried too
@@ -211,7 +220,9 @@ def test_persistent_faults_give_up_after_the_retries_and_client_errors_are_not_r
     finally:
         d.close()
     slow = flaky_proxy(influx_settings.host, influx_settings.port, always=("slow", 0.5))
-    d = Driver(kind, influx_database, Settings(host=slow.host, port=slow.port, retries=1, timeout=0.2, **FAST))
+    d = Driver(
+        kind, influx_database, Settings(host=slow.host, port=slow.port, retries=1, timeout=0.2, **FAST)
+    )
     try:
         with pytest.raises(InfluxTimeoutError, match=r"timed out.*after 2 attempt\(s\)"):
             d.run(d.client.query("SHOW DATABASES"))
@@ -230,7 +241,9 @@ def auth_server():
 
 @pytest.mark.parametrize("password", [PASSWORD, "Wr0ng-pa55"], ids=["right", "wrong"])
 def test_credentials(kind, auth_server, password):
-    settings = Settings(host=auth_server.host, port=auth_server.port, username="admin", password=password, **FAST)
+    settings = Settings(
+        host=auth_server.host, port=auth_server.port, username="admin", password=password, **FAST
+    )
     d = Driver(kind, f"shared_{uuid.uuid4().hex[:8]}", settings)
     try:
         if password == PASSWORD:
