@@ -2,7 +2,8 @@
 
 Settings, statements, encoders, batching, answer decoding, retries, 413 splitting and
 partial-write accounting are the sync client's own (`protocol`, `line_protocol`,
-`repository`); only the transport (`async_connection`, httpx) and the waiting differ.
+`repository`); only the transport (`async_connection` over `async_http`: h11 on asyncio
+streams) and the waiting differ.
 
     async with ih.AsyncInfluxHtmClient("plant") as client:
         repo = client.repository(Reading)

@@ -1,4 +1,4 @@
-"""The async transport: `httpx.AsyncClient` carrying the same requests as `connection.Connection`.
+"""The async transport: the same requests as `connection.Connection`, over asyncio (`async_http`).
 
 Only the I/O is here. What to send, what an answer means, what is retried, how a
 write is split at point boundaries and how refused points are counted come from the
@@ -10,44 +10,24 @@ same 413 splitting, the same exact partial-write counts, the same errors.
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
 from collections.abc import AsyncGenerator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import protocol
+from .async_http import Pool, Response, TLSFailure, Unreachable
 from .errors import InfluxHtmError
 from .line_protocol import Batch
 from .protocol import QUERY_CHUNK_SIZE
 from .settings import Settings
-
-if TYPE_CHECKING:
-    import httpx
 
 
 class AsyncConnection:
     """A pool of keep-alive HTTP connections to one InfluxDB server, for asyncio."""
 
     def __init__(self, settings: Settings, *, max_connections: int = 100):
-        import httpx
-
         self.settings = settings
-        self.client = httpx.AsyncClient(
-            auth=protocol.auth(settings),
-            verify=_verify(settings.verify_ssl),
-            timeout=settings.timeout,
-            headers={"User-Agent": protocol.USER_AGENT},
-            transport=httpx.AsyncHTTPTransport(
-                verify=_verify(settings.verify_ssl),
-                limits=httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                ),
-                # as urllib3 does: a request's headers and body leave at once (no Nagle delay)
-                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-            ),
-            trust_env=False,
-        )
+        self.pool = Pool(settings, max_connections)
         #: Largest write body (bytes) known to pass the server's max-body-size; learnt from 413s.
         self.body_limit: int | None = None
 
@@ -55,7 +35,7 @@ class AsyncConnection:
         return f"<AsyncConnection {self.settings.url} user={self.settings.username!r}>"
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.pool.aclose()
 
     async def __aenter__(self) -> AsyncConnection:
         return self
@@ -74,33 +54,26 @@ class AsyncConnection:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send one request, retrying as `protocol.Attempts` decides; returns the first final answer
         (read whole unless `stream`; a streamed answer must be closed by the caller)."""
-        import httpx
-
         attempts = protocol.Attempts(self.settings, method, path)
         while True:
             attempts.start()
-            request = self.client.build_request(
-                method, attempts.url, params=params, data=data, content=content, headers=headers
-            )
             try:
-                response = await self.client.send(request, stream=True)
+                response = await self.pool.request(
+                    method, path, params=params, form=data, content=content, headers=headers
+                )
                 if not stream or response.status_code >= 300:
                     await response.aread()
-            except httpx.TransportError as error:
-                if _is_tls(error):
-                    raise attempts.tls_failed(_describe(error)) from None
-                if isinstance(error, httpx.UnsupportedProtocol | httpx.ProxyError):
-                    raise attempts.unsendable(error) from None
+            except TLSFailure as error:
+                raise attempts.tls_failed(str(error)) from None
+            except Unreachable as error:
                 try:
-                    attempts.connection_failed(
-                        _describe(error), timed_out=isinstance(error, httpx.ReadTimeout)
-                    )
+                    attempts.connection_failed(error.reason, timed_out=error.timed_out)
                 except InfluxHtmError as final:
                     raise final from None
-            except (httpx.HTTPError, OSError, ValueError) as error:
+            except (OSError, ValueError) as error:
                 raise attempts.unsendable(error) from None
             else:
                 try:
@@ -111,9 +84,7 @@ class AsyncConnection:
                         await response.aclose()
             await asyncio.sleep(attempts.pause())
 
-    def _raise_for_status(
-        self, response: httpx.Response, *, query: str | None = None, what: str = ""
-    ) -> None:
+    def _raise_for_status(self, response: Response, *, query: str | None = None, what: str = "") -> None:
         error = protocol.status_error(
             self.settings, response.status_code, _error_text(response), query=query, what=what
         )
@@ -125,7 +96,7 @@ class AsyncConnection:
         """The server's version; raises InfluxConnectionError when it cannot be reached."""
         response = await self.request("GET", "ping")
         self._raise_for_status(response)
-        return response.headers.get("X-Influxdb-Version", "")
+        return response.headers.get("x-influxdb-version", "")
 
     async def write(
         self,
@@ -175,16 +146,14 @@ class AsyncConnection:
         epoch: str = "ns",
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Each statement result of a chunked answer as it arrives (see `Connection.query_chunks`)."""
-        import httpx
-
         form = protocol.query_form(text, params, database, epoch=epoch, chunk_size=chunk_size)
         response = await self.request("POST", "query", data=form, headers=protocol.QUERY_HEADERS, stream=True)
         try:
             self._raise_for_status(response, query=text)
             reader = protocol.ResultReader(self.settings, text)
-            decoder = protocol.DocumentDecoder(response.headers.get("Content-Type", ""))
+            decoder = protocol.DocumentDecoder(response.headers.get("content-type", ""))
             try:
-                async for block in response.aiter_bytes(1 << 16):
+                async for block in response.aiter_bytes():
                     for body in decoder.feed(block):
                         for result in reader.results(body):
                             yield result
@@ -193,51 +162,16 @@ class AsyncConnection:
                         yield result
             except InfluxHtmError:
                 raise
-            except (httpx.HTTPError, OSError, ValueError, protocol.UnpackError) as error:
-                raise reader.broke_off(_describe(error)) from None
+            except Unreachable as error:
+                raise reader.broke_off(error.reason) from None
+            except (OSError, ValueError, protocol.UnpackError) as error:
+                raise reader.broke_off(type(error).__name__) from None
             reader.finish()
         finally:
             await response.aclose()
 
 
-def _verify(verify: bool | str) -> bool | ssl.SSLContext:
-    """httpx's `verify`: a CA bundle path becomes an SSL context."""
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    return verify
-
-
-def _is_tls(error: BaseException) -> bool:
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    text = str(error)
-    return "SSL" in text or "CERTIFICATE" in text.upper()
-
-
-def _describe(error: BaseException) -> str:
-    """A short reason for a transport error, without the request's URL or query string."""
-    import httpx
-
-    if isinstance(error, httpx.TimeoutException):
-        return f"timed out ({type(error).__name__})"
-    text = str(error)
-    for marker in (
-        "Connection refused",
-        "Connection reset",
-        "Server disconnected",
-        "certificate verify failed",
-    ):
-        if marker.lower() in text.lower():
-            return f"{type(error).__name__}: {marker}"
-    return type(error).__name__ + (f": {protocol.shorten(protocol.redact(text), 200)}" if text else "")
-
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        content = response.content
-    except Exception:  # noqa: BLE001 - the body was not read (or could not be)
-        content = b""
-    return protocol.error_text(content, response.headers.get("Content-Type", ""), response.status_code)
+def _error_text(response: Response) -> str:
+    return protocol.error_text(
+        response.content, response.headers.get("content-type", ""), response.status_code
+    )

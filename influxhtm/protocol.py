@@ -1,7 +1,7 @@
 """The sans-I/O core of influxhtm's HTTP API: what to send, what an answer means, what to do next.
 
 Nothing here opens a socket or sleeps. The sync transport (`connection.Connection`,
-`requests`) and the async one (`aio.AsyncConnection`, `httpx`) both call these
+`requests`) and the async one (`async_connection.AsyncConnection`, h11 on asyncio) both call these
 pieces, so encoding requests, decoding answers, mapping errors, retrying and splitting
 writes behave the same whichever transport carries the bytes (as h11 and httpx are built):
 
