@@ -9,6 +9,7 @@ naming its client.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
@@ -23,6 +24,7 @@ from influxhtm.errors import (
     PartialWriteError,
     QueryError,
     ServerError,
+    TLSError,
 )
 from influxhtm.pytest_plugin import server_settings
 from influxhtm.server import LocalInfluxd
@@ -254,5 +256,35 @@ def test_credentials(kind, auth_server, password):
         with pytest.raises(AuthenticationError) as info:
             d.run(d.client.repository(Flow).add_all(flows(10)))
         assert info.value.status == 401 and password not in str(info.value) and len(str(info.value)) > 20
+    finally:
+        d.close()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tls_files):
+    config = {"http": {"https-enabled": True, "https-certificate": str(tls_files.certificate),
+                       "https-private-key": str(tls_files.private_key)}}  # fmt: skip
+    with LocalInfluxd(config=config) as server:
+        yield server
+
+
+@pytest.mark.parametrize("verify", ["default", "ca-file", "off"])
+def test_tls_verifies_by_default_and_trusts_a_given_ca(kind, tls_server, tls_files, verify):
+    ca_file = {"verify_ssl": str(tls_files.certificate)}
+    options = {"default": {}, "ca-file": ca_file, "off": {"verify_ssl": False}}
+    settings = Settings(host=tls_server.host, port=tls_server.port, ssl=True, retries=5, backoff=5.0,
+                        **options[verify])  # fmt: skip
+    d = Driver(kind, f"shared_{uuid.uuid4().hex[:8]}", settings)
+    try:
+        if verify == "default":
+            started = time.monotonic()
+            with pytest.raises(TLSError, match=r"^TLS with InfluxDB at https://.*verify_ssl"):
+                d.run(d.client.ping())
+            assert time.monotonic() - started < 2.5  # not retried
+            return
+        assert d.run(d.client.ping()).startswith("1.")
+        assert d.run(d.client.repository(Flow).add_all(flows(5))) == 5
+        assert len(stored(d)) == 5
+        d.run(d.client.drop_database())
     finally:
         d.close()
