@@ -63,13 +63,17 @@ class Response:
         link = self._link
         if link is None:
             return
-        while True:
-            event = await self._pool.next_event(link)
-            if isinstance(event, h11.Data):
-                yield bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                self._release(reusable=True)
-                return
+        try:
+            while True:
+                event = await self._pool.next_event(link)
+                if isinstance(event, h11.Data):
+                    yield bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    self._release(reusable=True)
+                    return
+        except BaseException:
+            self._release(reusable=False)  # broken off (or abandoned): the connection is not reused
+            raise
 
     async def aread(self) -> bytes:
         self.content = b"".join([block async for block in self.aiter_bytes()])
