@@ -12,20 +12,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import protocol
-from .async_http import Pool, Response, TLSFailure, Unreachable
 from .errors import InfluxHtmError
 from .line_protocol import Batch
 from .protocol import QUERY_CHUNK_SIZE
 from .settings import Settings
+
+if TYPE_CHECKING:  # imported when a connection is made: h11 is the `async` extra's dependency
+    from .async_http import Response
 
 
 class AsyncConnection:
     """A pool of keep-alive HTTP connections to one InfluxDB server, for asyncio."""
 
     def __init__(self, settings: Settings, *, max_connections: int = 100):
+        from .async_http import Pool
+
         self.settings = settings
         self.pool = Pool(settings, max_connections)
         #: Largest write body (bytes) known to pass the server's max-body-size; learnt from 413s.
@@ -57,6 +61,8 @@ class AsyncConnection:
     ) -> Response:
         """Send one request, retrying as `protocol.Attempts` decides; returns the first final answer
         (read whole unless `stream`; a streamed answer must be closed by the caller)."""
+        from .async_http import TLSFailure, Unreachable
+
         attempts = protocol.Attempts(self.settings, method, path)
         while True:
             attempts.start()
@@ -146,6 +152,8 @@ class AsyncConnection:
         epoch: str = "ns",
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Each statement result of a chunked answer as it arrives (see `Connection.query_chunks`)."""
+        from .async_http import Unreachable
+
         form = protocol.query_form(text, params, database, epoch=epoch, chunk_size=chunk_size)
         response = await self.request("POST", "query", data=form, headers=protocol.QUERY_HEADERS, stream=True)
         try:
