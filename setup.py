@@ -13,7 +13,10 @@ extras = {
     "dask": ["dask[distributed]>=2023.1"],
     "brainblocks": ["brainblocks==0.7.1"],
     "dataframe": ["pandas>=2.0"],
+    # AsyncInfluxHtmClient's transport: h11 on asyncio streams (docs/async.rst)
+    "async": ["h11>=0.14"],
     "test": [
+        "h11>=0.14",
         "pytest>=7",
         "pytest-timeout>=2",
         "hypothesis>=6.80",

@@ -8,11 +8,13 @@ seconds (ratio = influxhtm / baseline, floor a maximum).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -20,7 +22,7 @@ import requests
 from influxdb import InfluxDBClient
 from influxdb.line_protocol import make_lines
 
-from influxhtm import InfluxHtmClient
+from influxhtm import AsyncInfluxHtmClient, InfluxHtmClient
 from influxhtm.line_protocol import encode
 
 from . import data
@@ -40,6 +42,7 @@ class Sizes:
     repeats: int = 5
     memory_repeats: int = 2
     batch: int = 10_000
+    queries: int = 100
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -336,6 +339,68 @@ class Bench:
                     {"peak_mb": peaks, "imported_mb": baselines})]
 
 
+    # -- asyncio ---------------------------------------------------------------
+    def asyncio(self) -> list[Row]:
+        """The async client against the sync one in the same run: `add_all` of the write case's
+        points, and `queries` small queries at once (asyncio.gather) against one after another."""
+        n, many = self.sizes.write, self.sizes.queries
+        objects = data.objects(n)
+        databases = {side: f"bench_async_{side}" for side in ("sync", "async")}
+        loop = asyncio.new_event_loop()
+        sync_client = self.influxhtm_client(databases["sync"])
+        async_client = AsyncInfluxHtmClient(databases["async"], host=self.host, port=self.port)
+        sync_repo = sync_client.repository(data.PowerReading)
+        async_repo = async_client.repository(data.PowerReading)
+
+        def setup(side: str) -> Callable[[], None]:
+            return lambda: self.fresh_database(databases[side])
+
+        writes = compare(
+            {
+                "sync": (lambda: sync_repo.add_all(objects), setup("sync")),
+                "async": (lambda: loop.run_until_complete(async_repo.add_all(objects)), setup("async")),
+            },
+            self.sizes.repeats,
+        )
+        for side, database in databases.items():
+            stored = self.count(database)
+            if stored != n:
+                raise RuntimeError(f"{side} add_all stored {stored} of {n} points")
+        # small queries: 100 seconds of one component (10 points) each, over the same data
+        async_queries = [_small_query(async_repo, i) for i in range(many)]
+        sync_queries = [_small_query(sync_repo, i) for i in range(many)]
+        got: dict[str, int] = {}
+
+        def sequential() -> None:
+            got["sync"] = sum(len(q.all()) for q in sync_queries)
+
+        async def concurrent() -> int:
+            return sum(map(len, await asyncio.gather(*(async_repo.all(q) for q in async_queries))))
+
+        def gathered() -> None:
+            got["async"] = loop.run_until_complete(concurrent())
+
+        queries = compare({"sync": (sequential, None), "async": (gathered, None)}, self.sizes.repeats)
+        if got["sync"] != got["async"] or not got["sync"]:
+            raise RuntimeError(f"small queries read {got} rows")
+        loop.run_until_complete(async_client.aclose())
+        loop.close()
+        sync_client.close()
+        for database in databases.values():
+            self.admin.drop_database(database)
+        return [
+            _rate_row(f"async: add_all of {n:,} points", "AsyncInfluxHtmClient: await repo.add_all",
+                      "InfluxHtmClient: repo.add_all (same run)", n, writes["async"], writes["sync"], 0.9),
+            _time_row(f"async: {many} small queries", "asyncio.gather of await q.all()",
+                      "the same queries one after another, sync", queries["async"], queries["sync"], 1.0),
+        ]
+
+
+def _small_query(repo: Any, i: int) -> Any:
+    start = data.START + timedelta(seconds=1000 * i)
+    return repo.query().where(component=data.component(i)).within(start, start + timedelta(seconds=99))
+
+
 def _rate_row(case: str, ours: str, baseline: str, n: int, mine: Any, theirs: Any, floor: float) -> Row:
     ours_rate, their_rate = n / mine.median, n / theirs.median
     return Row(case, ours, baseline, ours_rate, their_rate, "points/s", ours_rate / their_rate, floor, True,
@@ -348,4 +413,4 @@ def _time_row(case: str, ours: str, baseline: str, mine: Any, theirs: Any, floor
                {"influxhtm_s": list(mine.seconds), "baseline_s": list(theirs.seconds)})
 
 
-CASES = ("encode", "write", "read", "combined", "runner", "memory")
+CASES = ("encode", "write", "read", "combined", "runner", "memory", "asyncio")

@@ -5,6 +5,7 @@ Importing the package reads no environment variable and opens no connection.
 
 from . import nab
 from ._version import __version__
+from .async_client import AsyncInfluxHtmClient
 from .client import InfluxHtmClient
 from .combined import CombinedData
 from .csv_import import ImportReport, import_csv
@@ -77,6 +78,7 @@ from .times import get_naive_times, set_naive_times
 __all__ = [
     "__version__",
     "AlreadyExists",
+    "AsyncInfluxHtmClient",
     "AuthenticationError",
     "CheckpointInUse",
     "CheckpointMismatch",

@@ -140,29 +140,13 @@ class InfluxHtmClient:
         return action()
 
     def _create_missing_database(self) -> None:
-        url, name = self.settings.url, _quoted(self.database)
         if not self.create:
-            raise DatabaseNotFound(
-                f"database {self.database!r} does not exist on InfluxDB at {url}; create it first with "
-                "client.create_database() (or create=True, or --create on the command line), which needs "
-                "admin rights",
-                database=self.database,
-                url=url,
-            )
+            raise missing_database_error(self.database, self.settings, None)
         try:
             self.create_database()
         except AuthenticationError as error:
-            user = self.settings.username
-            who = f"user {user!r}" if user else "a client without credentials"
-            grant = f" and GRANT WRITE (or ALL) ON {name} TO {_quoted(user)}" if user else ""
-            raise DatabaseNotFound(
-                f"database {self.database!r} does not exist on InfluxDB at {url}, and {who} may not create "
-                f"it: CREATE DATABASE needs admin rights (HTTP {error.status}). Ask an administrator to run "
-                f"CREATE DATABASE {name}{grant}",
-                database=self.database,
-                url=url,
-            ) from None
-        log.info("database %r did not exist on %s: created it", self.database, url)
+            raise missing_database_error(self.database, self.settings, error) from None
+        log.info("database %r did not exist on %s: created it", self.database, self.settings.url)
 
     def execute(self, statement: Any) -> list[dict[str, Any]]:
         """Run a Query or admin Statement (anything with `render()`); returns the statement results."""
@@ -230,7 +214,8 @@ class InfluxHtmClient:
             if not _database_not_found(error):
                 raise
 
-    def bounded(self, query: Query, bounds: Any) -> Query:
+    @staticmethod
+    def bounded(query: Query, bounds: Any) -> Query:
         """A time-grouped `query` whose OPEN time ends are set to the data (`bounds()`: first and last ns).
 
         An open end would make the server fill empty buckets from 1970 (and up to now): an
@@ -458,6 +443,32 @@ def check_create(create: object) -> bool:
     if not isinstance(create, bool):
         raise ValidationError({"create": [f"{create!r} is not True or False"]})
     return create
+
+
+def missing_database_error(
+    database: str, settings: Settings, refused: AuthenticationError | None
+) -> DatabaseNotFound:
+    """The error of a write to a missing database that is not created: `create` is off (`refused`
+    None), or the server `refused` CREATE DATABASE to this user."""
+    url, name = settings.url, _quoted(database)
+    if refused is None:
+        return DatabaseNotFound(
+            f"database {database!r} does not exist on InfluxDB at {url}; create it first with "
+            "client.create_database() (or create=True, or --create on the command line), which needs "
+            "admin rights",
+            database=database,
+            url=url,
+        )
+    user = settings.username
+    who = f"user {user!r}" if user else "a client without credentials"
+    grant = f" and GRANT WRITE (or ALL) ON {name} TO {_quoted(user)}" if user else ""
+    return DatabaseNotFound(
+        f"database {database!r} does not exist on InfluxDB at {url}, and {who} may not create "
+        f"it: CREATE DATABASE needs admin rights (HTTP {refused.status}). Ask an administrator to run "
+        f"CREATE DATABASE {name}{grant}",
+        database=database,
+        url=url,
+    )
 
 
 def _database_not_found(error: Exception) -> bool:

@@ -8,7 +8,7 @@ so that an anomaly inside a bucket is not averaged away.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,6 +107,17 @@ def combine(
     rows = sensor_values(sensor, since, until, limit, aggregation, agg)
     span = _span(rows, since, until, aggregation)
     results = _results(sensor, model_ids, span, aggregation) if rows and model_ids else {}
+    return assemble(sensor, rows, results, model_ids, aggregation)
+
+
+def assemble(
+    sensor: Any,
+    rows: list[tuple[int, Any]],
+    results: dict[str, dict[int, dict[str, Any]]],
+    model_ids: list[str],
+    aggregation: str | None,
+) -> CombinedData:
+    """The CombinedData of the sensor's (time ns, value) rows and its models' results by time."""
     present = {field for per_model in results.values() for by_time in per_model.values() for field in by_time}
     fields = [f for f in RESULT_KEYS.values() if f in ALWAYS or f in present]
     single = len(model_ids) == 1
@@ -125,7 +136,11 @@ def combine(
 
 def _model_ids(sensor: Sensor, models: Iterable[str] | str | None) -> list[str]:
     """The ids to combine: every model of the sensor, or the given ones (each must exist)."""
-    known = [store.model_id for store in sensor.list_htm_models()]
+    return choose_models(sensor, [store.model_id for store in sensor.list_htm_models()], models)
+
+
+def choose_models(sensor: Any, known: list[str], models: Iterable[str] | str | None) -> list[str]:
+    """The ids to combine among the sensor's `known` models: all, or the given ones (each must exist)."""
     if models is None:
         return known
     if isinstance(models, str):
@@ -157,6 +172,11 @@ def _results(
     sensor: Sensor, model_ids: list[str], span: tuple[int, int], aggregation: str | None
 ) -> dict[str, dict[int, dict[str, Any]]]:
     """model id -> time ns -> field -> value, over `span`, in one query."""
+    return results_by_model(sensor.client.result_series(results_query(sensor, model_ids, span, aggregation)))
+
+
+def results_query(sensor: Any, model_ids: list[str], span: tuple[int, int], aggregation: str | None) -> Any:
+    """The one query of the models' results over `span` (grouped by model id)."""
     from . import influxql
 
     query: influxql.Query[Any] = influxql.Query().from_(sensor.result_measurement)
@@ -170,8 +190,13 @@ def _results(
         functions = {"max": influxql.max_, "mean": influxql.mean}
         query = query.select(*(functions[RESULT_AGGREGATES[f]](f).as_(f) for f in fields))
         query = query.group_by_time(aggregation).fill("none")
+    return query
+
+
+def results_by_model(series_list: Iterable[Mapping[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """model id -> time ns -> field -> value, from the answer of `results_query`."""
     found: dict[str, dict[int, dict[str, Any]]] = {}
-    for series in sensor.client.result_series(query):
+    for series in series_list:
         model_id = series.get("tags", {}).get("id", "")
         by_time = found.setdefault(model_id, {})
         columns = series["columns"]

@@ -12,70 +12,37 @@ retry because InfluxDB overwrites a point with the same series and time. Not
 retried: TLS failures (an untrusted certificate does not heal), 4xx answers
 (credentials, bad queries, partial writes), anything else.
 
+What to send, what an answer means and what to do next (retry, split, count)
+are decided by the sans-I/O core in `protocol`, shared with the async transport
+(`aio.AsyncConnection`); this module only moves the bytes.
+
 `influxdb_client()` gives an `influxdb.InfluxDBClient` with the same settings for
 code that wants influxdb-python itself.
 """
 
 from __future__ import annotations
 
-import gzip as gzip_module
-import json
 import logging
-import random
 import re
 import time
-from collections import deque
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
-import msgpack
-
-from .errors import (
-    AuthenticationError,
-    InfluxConnectionError,
-    InfluxHtmError,
-    InfluxTimeoutError,
-    NotFound,
-    PartialWriteError,
-    QueryError,
-    ServerError,
-    TLSError,
-)
+from . import protocol
+from .errors import InfluxHtmError
 from .line_protocol import Batch
+from .protocol import QUERY_CHUNK_SIZE, RETRYABLE_STATUS, merge_refusals, redact
 from .settings import Settings
 
 if TYPE_CHECKING:
     import requests
 
+__all__ = ["QUERY_CHUNK_SIZE", "RETRYABLE_STATUS", "Connection", "merge_refusals", "redact"]
+
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
-_DROPPED = re.compile(r"dropped=(\d+)")
-_PASSWORD = re.compile(r"(?i)(password\b[^']*)'(?:[^'\\]|\\.)*(?:'|$)")
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
 _SSL_REASON = re.compile(r"\[SSL[^\]]*\][^'\")]*")
-#: The kinds of refusal InfluxDB reports in a partial write, as found in its message.
-_PARTIAL_KINDS = (
-    "field type conflict",
-    "max-values-per-tag limit exceeded",
-    "max-series-per-database limit exceeded",
-    "points beyond retention policy",
-    "unable to parse",
-)
-#: A 400 answer to a write that means "some or all points refused, the rest stored": a type conflict
-#: inside one batch comes without the "partial write" prefix (and the whole batch is refused).
-_PARTIAL_MARKERS = ("partial write", "unable to parse", "field type conflict")
-_MAX_TEXT = 500
-#: Rows per chunk of the answers `Connection.query` asks for (InfluxDB's own default chunk size).
-QUERY_CHUNK_SIZE = 10_000
-
-
-def redact(text: str) -> str:
-    """`text` with every quoted literal after the word PASSWORD replaced by ``'***'``."""
-    return _PASSWORD.sub(r"\1'***'", text)
-
-
-def _shorten(text: str, limit: int = _MAX_TEXT) -> str:
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 class Connection:
@@ -86,10 +53,9 @@ class Connection:
 
         self.settings = settings
         self.session = requests.Session()
-        if settings.username is not None:
-            self.session.auth = (settings.username, settings.password or "")
+        self.session.auth = protocol.auth(settings)
         self.session.verify = settings.verify_ssl
-        self.session.headers["User-Agent"] = "influxhtm"
+        self.session.headers["User-Agent"] = protocol.USER_AGENT
         #: Largest write body (bytes) known to pass the server's max-body-size; learnt from 413s.
         self.body_limit: int | None = None
 
@@ -124,9 +90,7 @@ class Connection:
     # -- requests with retries ----------------------------------------------
     def backoff_delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based): doubling, capped, jittered."""
-        s = self.settings
-        base = min(s.backoff * 2 ** (attempt - 1), s.max_backoff)
-        return base * (0.5 + random.random())
+        return protocol.backoff_delay(self.settings, attempt)
 
     def request(
         self,
@@ -138,7 +102,8 @@ class Connection:
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
     ) -> requests.Response:
-        """Send one request, retrying refused/reset connections, timeouts and 5xx with backoff.
+        """Send one request, retrying refused/reset connections, timeouts and 5xx with backoff
+        (`protocol.Attempts` decides).
 
         Returns the first answer that is not a retryable 5xx. Raises `InfluxConnectionError`
         (or `TLSError`, at once) when the server cannot be reached, and `ServerError` when it
@@ -147,16 +112,13 @@ class Connection:
         import requests
 
         s = self.settings
-        url = f"{s.url}/{path}"
-        started = time.monotonic()
-        deadline = started + s.retry_deadline
-        attempt = 0
+        attempts = protocol.Attempts(s, method, path)
         while True:
-            attempt += 1
+            attempts.start()
             try:
                 response = self.session.request(
                     method,
-                    url,
+                    attempts.url,
                     params=params,
                     data=data,
                     headers=headers,
@@ -166,60 +128,24 @@ class Connection:
                     verify=s.verify_ssl,
                 )
             except requests.exceptions.SSLError as error:
-                raise TLSError(
-                    f"TLS with InfluxDB at {s.url} failed: {_describe(error)}; {_tls_hint(s)}", url=s.url
-                ) from None
+                raise attempts.tls_failed(_describe(error)) from None
             except (requests.ConnectionError, requests.Timeout) as error:
-                reason = _describe(error)
-                if not self._may_retry(attempt, deadline):
-                    if isinstance(error, requests.ReadTimeout):
-                        raise InfluxTimeoutError(
-                            f"InfluxDB at {s.url} timed out: no answer to {method} /{path} within the "
-                            f"{s.timeout:g} s timeout, after {attempt} attempt(s) in "
-                            f"{time.monotonic() - started:.1f} s; the server is busy or the request too "
-                            f"heavy (narrow it, or raise the timeout setting)",
-                            url=s.url,
-                        ) from None
-                    raise InfluxConnectionError(
-                        f"cannot reach InfluxDB at {s.url} ({method} /{path}) after {attempt} attempt(s) "
-                        f"in {time.monotonic() - started:.1f} s: {reason}",
-                        url=s.url,
-                    ) from None
-            except (requests.RequestException, OSError, ValueError) as error:
-                raise InfluxConnectionError(
-                    f"cannot send a request to InfluxDB at {s.url} ({method} /{path}): "
-                    f"{type(error).__name__}: {_shorten(redact(str(error)))}",
-                    url=s.url,
-                ) from None
-            else:
-                if response.status_code not in RETRYABLE_STATUS:
-                    return response
-                reason = f"HTTP {response.status_code}"
-                if not self._may_retry(attempt, deadline):
-                    message = _error_text(response)
-                    response.close()
-                    raise ServerError(
-                        f"InfluxDB at {s.url} answered HTTP {response.status_code} to {method} /{path} "
-                        f"after {attempt} attempt(s) in {time.monotonic() - started:.1f} s: {message}",
-                        status=response.status_code,
-                        url=s.url,
+                try:
+                    attempts.connection_failed(
+                        _describe(error), timed_out=isinstance(error, requests.ReadTimeout)
                     )
-                response.close()
-            delay = max(0.0, min(self.backoff_delay(attempt), deadline - time.monotonic()))
-            log.warning(
-                "InfluxDB %s %s /%s failed (%s); retry %d of %d in %.2f s",
-                s.url,
-                method,
-                path,
-                reason,
-                attempt,
-                s.retries,
-                delay,
-            )
-            time.sleep(delay)
-
-    def _may_retry(self, attempt: int, deadline: float) -> bool:
-        return attempt <= self.settings.retries and time.monotonic() < deadline
+                except InfluxHtmError as final:
+                    raise final from None
+            except (requests.RequestException, OSError, ValueError) as error:
+                raise attempts.unsendable(error) from None
+            else:
+                try:
+                    if attempts.answered(response.status_code, partial(_error_text, response)):
+                        return response
+                finally:
+                    if response.status_code in RETRYABLE_STATUS:
+                        response.close()
+            time.sleep(attempts.pause())
 
     # -- the API -------------------------------------------------------------
     def ping(self) -> str:
@@ -245,90 +171,21 @@ class Connection:
         writes. Points the server refuses (field type conflict, max-values-per-tag, a
         point larger than max-body-size, ...) raise one `PartialWriteError` at the end,
         after every other piece has been sent and stored, with exact counts and the
-        refused lines.
+        refused lines (`protocol.WritePlan`).
         """
         batch = body if isinstance(body, Batch) else Batch.of_text(body)
-        if not len(batch):
-            return
-        params = {"db": database, "precision": precision}
-        if retention_policy:
-            params["rp"] = retention_policy
-        refusals: list[PartialWriteError] = []
-        pending = deque([batch])
-        while pending:
-            chunk = pending.popleft()
-            limit = self.body_limit
-            if limit is not None and len(chunk.data) > limit and len(chunk) > 1:
-                pending.extendleft(reversed(chunk.split(limit)))
-                continue
-            try:
-                self._write_once(chunk.data, params, database, len(chunk))
-            except _TooLarge:
-                if len(chunk) == 1:
-                    refusals.append(self._too_large(chunk.data))
-                    continue
-                self.body_limit = max(1, len(chunk.data) // 2)
-                log.info(
-                    "InfluxDB %s refused %d bytes (413); writing in pieces of at most %d bytes",
-                    self.settings.url,
-                    len(chunk.data),
-                    self.body_limit,
-                )
-                pending.appendleft(chunk)
-            except PartialWriteError as refusal:
-                if len(chunk) == 1 or refusal.dropped == len(chunk):
-                    refusal.dropped = len(chunk)
-                    refusal.lines = [
-                        _shorten(line.decode("utf-8", "replace"), 200)
-                        for line in chunk.lines()[:100]
-                    ]
-                    refusals.append(refusal)
-                    continue
-                # Some points were accepted, or the server did not say how many (a type conflict
-                # inside one batch refuses all of it). The server's count is not enough either:
-                # InfluxDB 1.6 can drop an accepted point of the batch along with a refused one
-                # (max-values-per-tag), so the batch is halved and re-sent (overwriting is
-                # harmless) until every refused point stands alone and every other point is in
-                # a piece answered 204.
-                pending.extendleft(reversed(chunk.halves()))
-        if refusals:
-            dropped = sum(r.dropped or 0 for r in refusals)
-            raise merge_refusals(
-                refusals, written=len(batch) - dropped, not_sent=0, database=database, url=self.settings.url
-            )
+        params = protocol.write_params(database, retention_policy, precision)
+        plan = protocol.WritePlan(self, batch)
+        while (piece := plan.next_piece()) is not None:
+            plan.done(piece, self._write_once(piece, params, database))
+        plan.finish(database)
 
-    def _too_large(self, point: bytes) -> PartialWriteError:
-        """The refusal of one point larger than the server's max-body-size, naming it."""
-        text = point.decode("utf-8", "replace")
-        detail = f"a point of {len(point)} bytes is larger than max-body-size: {_name_point(text)}"
-        return PartialWriteError(
-            f"InfluxDB at {self.settings.url} refused {detail}",
-            dropped=1,
-            reason="point larger than max-body-size",
-            status=413,
-            url=self.settings.url,
-            detail=f"Request Entity Too Large ({detail})",
-            lines=[_shorten(text, 200)],
-        )
-
-    def _write_once(self, body: bytes, params: Mapping[str, str], database: str, count: int) -> None:
-        headers = {"Content-Type": "text/plain; charset=utf-8"}
-        data = body
-        if self.settings.gzip:
-            data = gzip_module.compress(body, compresslevel=1)
-            headers["Content-Encoding"] = "gzip"
+    def _write_once(self, piece: Batch, params: Mapping[str, str], database: str) -> Exception | None:
+        data, headers = protocol.write_request(self.settings, piece.data)
         response = self.request("POST", "write", params=params, data=data, headers=headers)
         status = response.status_code
-        if status == 204:
-            return
-        if status == 413:
-            raise _TooLarge()
-        message = _error_text(response)
-        if status == 400 and any(marker in message for marker in _PARTIAL_MARKERS):
-            raise _partial(message, count, self.settings.url)
-        if status == 404 and "database not found" in message:
-            raise NotFound(f"database {database!r} not found on InfluxDB at {self.settings.url}: {message}")
-        self._raise_for_status(response, what=f"write to database {database!r}")
+        message = "" if status in (204, 413) else _error_text(response)
+        return protocol.write_outcome(self.settings, status, message, database=database, count=len(piece))
 
     def query(
         self,
@@ -351,10 +208,8 @@ class Connection:
         can carry a password (CREATE USER, SET PASSWORD) or private values. `method` is
         accepted for compatibility and changes nothing.
         """
-        form = self._query_params(text, params, database, epoch)
-        form["chunked"] = "true"
-        form["chunk_size"] = str(QUERY_CHUNK_SIZE)
-        response = self.request("POST", "query", data=form, headers={"Accept": "application/x-msgpack"})
+        form = protocol.query_form(text, params, database, epoch=epoch)
+        response = self.request("POST", "query", data=form, headers=protocol.QUERY_HEADERS)
         self._raise_for_status(response, query=text)
         return self._whole(self._results(response, text, stream=False), text)
 
@@ -364,7 +219,7 @@ class Connection:
         *,
         params: Mapping[str, Any] | None = None,
         database: str | None = None,
-        chunk_size: int = 10_000,
+        chunk_size: int = QUERY_CHUNK_SIZE,
         epoch: str = "ns",
     ) -> Iterator[dict[str, Any]]:
         """Stream a large answer: yields each partial statement result as it arrives.
@@ -374,208 +229,48 @@ class Connection:
         as does an answer that ends before its last chunk. The statement and its parameters
         travel in the body of a POST, as in `query`.
         """
-        request_params = self._query_params(text, params, database, epoch)
-        request_params["chunked"] = "true"
-        request_params["chunk_size"] = str(chunk_size)
-        response = self.request(
-            "POST", "query", data=request_params, headers={"Accept": "application/x-msgpack"}, stream=True
-        )
+        form = protocol.query_form(text, params, database, epoch=epoch, chunk_size=chunk_size)
+        response = self.request("POST", "query", data=form, headers=protocol.QUERY_HEADERS, stream=True)
         with response:
             self._raise_for_status(response, query=text)
             yield from self._results(response, text, stream=True)
 
     def _results(self, response: requests.Response, text: str, *, stream: bool) -> Iterator[dict[str, Any]]:
-        """Each statement result of a chunked answer, checked for errors, in order.
-
-        Raises InfluxConnectionError when the answer breaks off or ends while its last result
-        still says more chunks follow (`"partial": true`).
-        """
+        """Each statement result of a chunked answer, checked for errors, in order
+        (`protocol.ResultReader`: an answer that breaks off or ends while its last result
+        still says `"partial": true` raises InfluxConnectionError)."""
         import requests
 
-        unfinished = True  # an answer without a single result is not an answer
+        reader = protocol.ResultReader(self.settings, text)
+        decoder = protocol.DocumentDecoder(response.headers.get("Content-Type", ""))
         try:
-            for body in _documents(response, stream=stream):
-                for result in self._check_results(body, text):
-                    unfinished = bool(result.get("partial"))
-                    yield result
+            for block in _blocks(response, stream=stream):
+                for body in decoder.feed(block):
+                    yield from reader.results(body)
+            for body in decoder.finish():
+                yield from reader.results(body)
         except InfluxHtmError:
             raise
-        except (requests.RequestException, OSError, ValueError, msgpack.UnpackException) as error:
-            raise InfluxConnectionError(
-                f"the answer of InfluxDB at {self.settings.url} broke off: {_describe(error)} "
-                f"(query: {_shorten(redact(text))})",
-                url=self.settings.url,
-            ) from None
-        if unfinished:
-            raise InfluxConnectionError(
-                f"the answer of InfluxDB at {self.settings.url} ended before its last chunk "
-                f"(query: {_shorten(redact(text))})",
-                url=self.settings.url,
-            )
+        except (requests.RequestException, OSError, ValueError, protocol.UnpackError) as error:
+            raise reader.broke_off(_describe(error)) from None
+        reader.finish()
 
     def _whole(self, results: Iterable[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-        """The chunks of an answer put back together: one result per statement, each series whole.
-
-        A series still marked partial at the end (a server that cut the answer instead of
-        chunking it) raises ServerError: a partial result is never returned as complete.
-        """
-        whole: list[dict[str, Any]] = []
-        for result in results:
-            if not whole or whole[-1].get("statement_id") != result.get("statement_id"):
-                result.pop("partial", None)
-                whole.append(result)
-                continue
-            current = whole[-1]
-            series = current.setdefault("series", [])
-            for piece in result.get("series", []):
-                last = series[-1] if series else None
-                if last is not None and last.get("partial") and _same_series(last, piece):
-                    last["values"].extend(piece["values"])
-                    last["partial"] = piece.get("partial", False)
-                else:
-                    series.append(piece)
-            if result.get("messages"):
-                current.setdefault("messages", []).extend(result["messages"])
-        for result in whole:
-            for series in result.get("series", []):
-                if series.pop("partial", False):
-                    raise ServerError(
-                        f"InfluxDB at {self.settings.url} returned only part of series "
-                        f"{series.get('name')!r} {series.get('tags') or ''} ({len(series['values'])} rows; "
-                        f"is the answer cut at [http] max-row-limit?) (query: {_shorten(redact(text))})",
-                        url=self.settings.url,
-                    )
-        return whole
-
-    @staticmethod
-    def _query_params(
-        text: str, params: Mapping[str, Any] | None, database: str | None, epoch: str
-    ) -> dict[str, str]:
-        request_params = {"q": text, "epoch": epoch}
-        if database:
-            request_params["db"] = database
-        if params:
-            request_params["params"] = json.dumps(dict(params))
-        return request_params
+        """The chunks of an answer put back together (`protocol.whole`: a series still partial
+        raises ServerError, never returned as complete)."""
+        return protocol.whole(results, self.settings.url, text)
 
     # -- error mapping -------------------------------------------------------
     def _raise_for_status(
         self, response: requests.Response, *, query: str | None = None, what: str = ""
     ) -> None:
-        status = response.status_code
-        if status < 300:
+        if response.status_code < 300:
             return
-        url = self.settings.url
-        message = _error_text(response)
-        if status in (401, 403):
-            who = f"user {self.settings.username!r}" if self.settings.username else "no credentials"
-            hint = "" if self.settings.username else " (give username/password or INFLUX_USER/INFLUX_PASS)"
-            raise AuthenticationError(
-                f"InfluxDB at {url} refused {who} (HTTP {status}): {message}{hint}", status=status, url=url
-            )
-        if query is not None and status == 400:
-            raise QueryError(
-                f"InfluxDB at {url} refused the query: {message} (query: {_shorten(redact(query))})",
-                status=status,
-                url=url,
-            )
-        subject = f" to the {what}" if what else ""
-        raise ServerError(
-            f"InfluxDB at {url} answered HTTP {status}{subject}: {message}", status=status, url=url
+        error = protocol.status_error(
+            self.settings, response.status_code, _error_text(response), query=query, what=what
         )
-
-    def _check_results(self, body: Any, text: str) -> list[dict[str, Any]]:
-        url = self.settings.url
-        if not isinstance(body, dict):
-            raise ServerError(
-                f"InfluxDB at {url} sent an unexpected answer of type {type(body).__name__}", url=url
-            )
-        shown = _shorten(redact(text))
-        if "error" in body:
-            raise QueryError(
-                f"InfluxDB at {url} refused the query: {body['error']} (query: {shown})", url=url
-            )
-        results: Sequence[dict[str, Any]] = body.get("results", [])
-        for result in results:
-            if "error" in result:
-                raise QueryError(
-                    f"InfluxDB at {url} failed the query: {result['error']} (query: {shown})", url=url
-                )
-        return list(results)
-
-
-class _TooLarge(Exception):
-    """Internal: the server answered 413 to a write."""
-
-
-def _partial(message: str, total: int, url: str) -> PartialWriteError:
-    """A PartialWriteError from InfluxDB's 400 answer to a write of `total` points."""
-    match = _DROPPED.search(message)
-    unparsable = message.count("unable to parse '")
-    if match:
-        dropped: int | None = int(match.group(1)) + unparsable
-    elif unparsable:
-        dropped = unparsable
-    else:
-        dropped = None
-    kinds = [kind for kind in _PARTIAL_KINDS if kind in message] or ["refused by the server"]
-    reason = "; ".join(kinds)
-    count = "some" if dropped is None else str(dropped)
-    return PartialWriteError(
-        f"InfluxDB at {url} dropped {count} of {total} point(s) ({reason}): {_shorten(message)}",
-        dropped=dropped,
-        reason=reason,
-        status=400,
-        url=url,
-        detail=message,
-    )
-
-
-def merge_refusals(
-    refusals: Sequence[PartialWriteError],
-    *,
-    written: int,
-    not_sent: int,
-    database: str,
-    url: str | None,
-    stopped_by: BaseException | None = None,
-) -> PartialWriteError:
-    """One PartialWriteError for all the refusals of one write, with its exact counts.
-
-    `written` points are stored, the refused ones are counted from `refusals`, and
-    `not_sent` points were never sent because the write stopped (`stopped_by`).
-    """
-    dropped = sum(r.dropped or 0 for r in refusals)
-    kinds: list[str] = []
-    for refusal in refusals:
-        for kind in refusal.reason.split("; "):
-            if kind and kind not in kinds:
-                kinds.append(kind)
-    reason = "; ".join(kinds)
-    detail = "\n".join(dict.fromkeys(r.detail for r in refusals))
-    total = written + dropped + not_sent
-    if not_sent:
-        why = f": {type(stopped_by).__name__}: {_shorten(str(stopped_by), 200)}" if stopped_by else ""
-        rest = f"{written} stored, {not_sent} not sent because the write stopped{why}"
-    else:
-        rest = f"the other {written} are stored"
-    return PartialWriteError(
-        f"InfluxDB at {url} refused {dropped} of {total} point(s) written to database {database!r} "
-        f"({reason}); {rest}. First refusal: {_shorten(refusals[0].detail)}",
-        dropped=dropped,
-        reason=reason,
-        status=refusals[0].status,
-        url=url,
-        detail=detail,
-        lines=[line for refusal in refusals for line in refusal.lines][:100],
-        written=written,
-        not_sent=not_sent,
-    )
-
-
-def _name_point(text: str) -> str:
-    """A long point shown by its start (measurement, tags) and its end (the time)."""
-    return text if len(text) <= 160 else f"{text[:100]} ... {text[-40:]} ({len(text)} characters)"
+        if error is not None:
+            raise error
 
 
 def _describe(error: BaseException) -> str:
@@ -597,56 +292,17 @@ def _describe(error: BaseException) -> str:
     return type(error).__name__
 
 
-def _tls_hint(settings: Settings) -> str:
-    if settings.verify_ssl is True:
-        return (
-            "certificate verification is on: trust the server's CA with verify_ssl='/path/ca.pem' "
-            "(or INFLUX_VERIFY_SSL), or turn it off explicitly with verify_ssl=False"
-        )
-    if isinstance(settings.verify_ssl, str):
-        return f"the certificate does not verify against the CA bundle {settings.verify_ssl!r}"
-    return "is the server speaking HTTPS on this port (ssl=True)?"
-
-
-def _decode(response: requests.Response) -> Any:
-    if response.headers.get("Content-Type", "").startswith("application/x-msgpack"):
-        return msgpack.unpackb(response.content, raw=False, strict_map_key=False)
-    return response.json()
-
-
-def _documents(response: requests.Response, *, stream: bool) -> Iterator[Any]:
-    """Each msgpack or JSON document of a chunked answer, read as it arrives (`stream`) or from the
-    body already received."""
-    if response.headers.get("Content-Type", "").startswith("application/x-msgpack"):
-        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=1 << 30)
-        if stream:
-            blocks: Iterable[bytes | memoryview] = response.iter_content(chunk_size=1 << 16)
-        else:
-            content = memoryview(response.content)
-            blocks = (content[i : i + (1 << 20)] for i in range(0, len(content), 1 << 20))
-        for block in blocks:
-            unpacker.feed(block)
-            yield from unpacker
-        return
-    lines = response.iter_lines() if stream else response.content.splitlines()
-    for line in lines:
-        if line.strip():
-            yield json.loads(line)
-
-
-def _same_series(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    return a.get("name") == b.get("name") and (a.get("tags") or {}) == (b.get("tags") or {})
+def _blocks(response: requests.Response, *, stream: bool) -> Iterable[bytes | memoryview]:
+    """The answer's bytes as they arrive (`stream`), or from the body already received."""
+    if stream:
+        return response.iter_content(chunk_size=1 << 16)
+    content = memoryview(response.content)
+    return (content[i : i + (1 << 20)] for i in range(0, len(content), 1 << 20))
 
 
 def _error_text(response: requests.Response) -> str:
     try:
-        body = _decode(response)
-        if isinstance(body, dict) and "error" in body:
-            return str(body["error"])
-    except Exception:  # noqa: BLE001 - any undecodable body is reported as text
-        pass
-    try:
-        text = response.text.strip()
+        content = response.content
     except Exception:  # noqa: BLE001 - the body could not even be read
-        text = ""
-    return _shorten(text) or f"HTTP {response.status_code}"
+        content = b""
+    return protocol.error_text(content or b"", response.headers.get("Content-Type", ""), response.status_code)

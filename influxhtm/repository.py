@@ -112,11 +112,10 @@ class Repository(Generic[T]):
         """The line protocol of one object (a mapping is loaded and checked first)."""
         return self._encode(obj if type(obj) is self.cls else self._coerce(obj))
 
-    def _batches(self, objects: Iterable[Any], batch_size: int) -> Iterator[Batch]:
-        """One `Batch` per chunk of objects, validated and encoded."""
+    def _batches(self, objects: Iterable[Any], batch_size: int, offset: int = 0) -> Iterator[Batch]:
+        """One `Batch` per chunk of objects, validated and encoded (error indexes start at `offset`)."""
         encode = self._encode
         cls = self.cls
-        offset = 0
         for chunk in chunks(objects, batch_size):
             body = encode_in_c(encode, chunk)
             lines: Callable[[], list[str]] = partial(list, map(encode, chunk))  # if a string holds "\n"
@@ -177,7 +176,7 @@ class Repository(Generic[T]):
 
     def _data_bounds(self, query: Query) -> tuple[int, int] | None:
         """First and last time of the points the query's conditions match (over every field)."""
-        base = _filter_only(query).limit(1)
+        base = data_bounds_query(query)
         first = self.client.rows(base)
         if not first:
             return None
@@ -195,29 +194,17 @@ class Repository(Generic[T]):
         """Stream the results: instances for plain selects, typed rows for aggregates, groups or a
         selection of some columns."""
         query = self.statement(query)
-        if query.is_aggregate or query.group_tags or query.interval is not None or self._partial(query):
-            yield from self._typed_rows(query)
+        if self.gives_typed_rows(query):
+            yield from typed_rows(self.client.result_series(query))
             return
-        mappers: dict[tuple[Any, ...], Any] = {}
+        mapper = InstanceMapper(self.cls)
         for series in self.client.stream_series(query, chunk_size):
-            tags = series.get("tags") or {}
-            key = (tuple(series["columns"]), tuple(sorted(tags.items())))
-            mapper = mappers.get(key)
-            if mapper is None:
-                mapper = mappers[key] = row_mapper(self.cls, series["columns"], tags=tags or None)
-            for values in series["values"]:
-                yield mapper(values)
+            yield from mapper.rows(series)
 
-    def _typed_rows(self, query: Query) -> Iterator[Any]:
-        for series in self.client.result_series(query):
-            tags = series.get("tags") or {}
-            columns = series["columns"]
-            row_class = _row_class(tuple(columns), tuple(sorted(tags)))
-            for values in series["values"]:
-                data = dict(zip(columns, values))
-                data.update(tags)
-                data["time"] = from_ns(data["time"])
-                yield row_class(**{_attr_name(k): v for k, v in data.items()})
+    def gives_typed_rows(self, query: Query) -> bool:
+        """True when the query's rows are typed rows (aggregates, groups, some columns), not instances."""
+        grouped = query.is_aggregate or query.group_tags or query.interval is not None
+        return bool(grouped or self._partial(query))
 
     def all(self, query: Query[U]) -> list[U]:
         return list(self.iter_query(query))
@@ -230,28 +217,14 @@ class Repository(Generic[T]):
 
     def count(self, query: Query) -> int:
         """How many points match the query's conditions and bounds."""
-        base = _filter_only(query).select(count_of("*"))
-        rows = self.client.result_series(base)
-        if not rows:
-            return 0
-        series = rows[0]
-        return int(max(v for v in series["values"][0][1:] if v is not None))
+        return count_from(self.client.result_series(count_query(query)))
 
     def exists(self, query: Query) -> bool:
         return self.first(query) is not None
 
     def to_dataframe(self, query: Query) -> pandas.DataFrame:
         """The results as a DataFrame with a UTC `time` index."""
-        import pandas
-
-        records = []
-        for item in self.iter_query(query):
-            records.append(attrs.asdict(item, recurse=False))
-        frame = pandas.DataFrame.from_records(records)
-        if frame.empty:
-            return frame
-        frame["time"] = pandas.to_datetime(frame["time"], utc=True)
-        return frame.set_index("time")
+        return frame_of(self.iter_query(query))
 
     # -- deleting ------------------------------------------------------------
     def delete(
@@ -273,6 +246,64 @@ class Repository(Generic[T]):
     def drop(self) -> None:
         """Drop the whole measurement (with every tag, not only the fixed ones)."""
         self.client.execute(admin.drop_measurement(self.measurement))
+
+
+class InstanceMapper:
+    """Instances of a declared class from the series of an answer (a row mapper per column layout)."""
+
+    def __init__(self, cls: type):
+        self.cls = cls
+        self._mappers: dict[tuple[Any, ...], Any] = {}
+
+    def rows(self, series: Mapping[str, Any]) -> Iterator[Any]:
+        tags = series.get("tags") or {}
+        key = (tuple(series["columns"]), tuple(sorted(tags.items())))
+        mapper = self._mappers.get(key)
+        if mapper is None:
+            mapper = self._mappers[key] = row_mapper(self.cls, series["columns"], tags=tags or None)
+        return map(mapper, series["values"])
+
+
+def typed_rows(series_list: Iterable[Mapping[str, Any]]) -> Iterator[Any]:
+    """Typed rows (time, group tags, columns as attributes) of every series of an answer."""
+    for series in series_list:
+        tags = series.get("tags") or {}
+        columns = series["columns"]
+        row_class = _row_class(tuple(columns), tuple(sorted(tags)))
+        for values in series["values"]:
+            data = dict(zip(columns, values))
+            data.update(tags)
+            data["time"] = from_ns(data["time"])
+            yield row_class(**{_attr_name(k): v for k, v in data.items()})
+
+
+def count_query(query: Query) -> Query:
+    """The statement that counts the points a query's conditions and bounds match."""
+    return _filter_only(query).select(count_of("*"))
+
+
+def count_from(series_list: Sequence[Mapping[str, Any]]) -> int:
+    """The count in the answer of `count_query`."""
+    if not series_list:
+        return 0
+    return int(max(v for v in series_list[0]["values"][0][1:] if v is not None))
+
+
+def data_bounds_query(query: Query) -> Query:
+    """The first point the query's conditions match (over every field); `.order_by("time", "desc")`
+    for the last."""
+    return _filter_only(query).limit(1)
+
+
+def frame_of(items: Iterable[Any]) -> pandas.DataFrame:
+    """Instances or typed rows as a DataFrame with a UTC `time` index."""
+    import pandas
+
+    frame = pandas.DataFrame.from_records([attrs.asdict(item, recurse=False) for item in items])
+    if frame.empty:
+        return frame
+    frame["time"] = pandas.to_datetime(frame["time"], utc=True)
+    return frame.set_index("time")
 
 
 def _filter_only(query: Query) -> Query:

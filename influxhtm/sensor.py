@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from itertools import islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -128,9 +129,7 @@ class Sensor:
             yield from batches
             offset += len(batch)
 
-    def _validated_batches(
-        self, points: Sequence[Any], batch_size: int, offset: int
-    ) -> Iterator[Batch]:
+    def _validated_batches(self, points: Sequence[Any], batch_size: int, offset: int) -> Iterator[Batch]:
         """Validate every point now (raising with all problems); the bodies are made lazily.
 
         The common case, plain dicts of just `time` and a numeric `value`, is
@@ -157,9 +156,7 @@ class Sensor:
             for i in range(0, len(times), batch_size)
         )
 
-    def _c_batches(
-        self, points: Sequence[Any], batch_size: int, offset: int
-    ) -> Iterator[Batch] | None:
+    def _c_batches(self, points: Sequence[Any], batch_size: int, offset: int) -> Iterator[Batch] | None:
         """Bodies made by the C encoder, when it is built and every point is a plain dict of a valid
         `time` (int ns or aware datetime) and finite `value` (it checks them all first); else None."""
         from .writing import C_SLICE, join_slices
@@ -426,23 +423,37 @@ def sensor_values(
 ) -> list[tuple[int, Any]]:
     """(time ns, value) pairs of the sensor, ascending: the one query behind `Sensor.get_data` and
     the combined data. `limit` keeps the latest N; with `aggregation`, one pair per non-empty bucket."""
-    query: Query[Any] = sensor.query(since, until)
+    bound = partial(sensor.client.bounded, bounds=sensor.time_bounds_ns)
+    query = values_query(sensor.query(since, until), limit, aggregation, agg, bound)
+    return values_from(sensor.client.rows(query, columns=("time", "value")), limit)
+
+
+def values_query(
+    query: Query[Any],
+    limit: int | None,
+    aggregation: str | None,
+    agg: str,
+    bound: Callable[[Query[Any]], Query[Any]],
+) -> Query[Any]:
+    """The statement of `sensor_values` from the sensor's query (`bound(q)`: a time-grouped query with
+    its open ends set to the data, `InfluxHtmClient.bounded`)."""
     if aggregation is not None:
         parse_duration(aggregation, name="aggregation")  # text such as "10m", as everywhere else
         grouped = query.select(_aggregate(agg, "value")).group_by_time(aggregation)
-        query = sensor.client.bounded(grouped, sensor.time_bounds_ns).fill("none")
+        query = bound(grouped).fill("none")
     else:
         query = query.select("value")
     if limit is not None:
         query = query.order_by("time", "desc").limit(_check_limit(limit))
-    rows = [
-        (row[0], row[1])
-        for row in sensor.client.rows(query, columns=("time", "value"))
-        if row[1] is not None
-    ]
+    return query
+
+
+def values_from(rows: Iterable[Sequence[Any]], limit: int | None) -> list[tuple[int, Any]]:
+    """The (time ns, value) pairs of `values_query`'s rows, ascending."""
+    pairs = [(row[0], row[1]) for row in rows if row[1] is not None]
     if limit is not None:
-        rows.reverse()
-    return rows
+        pairs.reverse()
+    return pairs
 
 
 def _aggregate(name: str, column: str) -> Any:

@@ -33,9 +33,9 @@ def test_quick_run_measures_every_case_and_writes_json(tmp_path: Path) -> None:
     results = json.loads(output.read_text())
     rows = results["rows"]
     titles = " | ".join(row["case"] for row in rows)
-    for word in ("encode", "write", "read", "combined", "runner", "memory"):
+    for word in ("encode", "write", "read", "combined", "runner", "memory", "async"):
         assert word in titles
-    assert len(rows) == 10
+    assert len(rows) == 12
     for row in rows:
         assert row["ours_figure"] > 0 and row["baseline_figure"] > 0, row
         assert row["ratio"] > 0
@@ -47,7 +47,7 @@ def test_quick_run_measures_every_case_and_writes_json(tmp_path: Path) -> None:
     assert results["machine"]["influxdb_server"].startswith("InfluxDB v1.")
     # The printed table is the one stored.
     assert results["table"] in run.stdout
-    assert CASES == ("encode", "write", "read", "combined", "runner", "memory")
+    assert CASES == ("encode", "write", "read", "combined", "runner", "memory", "asyncio")
 
 
 @pytest.mark.parametrize(

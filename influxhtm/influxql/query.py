@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import zoneinfo
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, AsyncIterator, Generic, Iterable, Iterator, Protocol, TypeVar, cast
 
 import attrs
 
@@ -310,9 +310,7 @@ class Query(Generic[T]):
             query = query.before(to_ns(hi_ns, name="hi_ns"))
         return query
 
-    def group_by_time(
-        self, interval: str | timedelta, offset: str | timedelta | None = None
-    ) -> "Query[Row]":
+    def group_by_time(self, interval: str | timedelta, offset: str | timedelta | None = None) -> "Query[Row]":
         """GROUP BY time(interval[, offset]); the offset may be negative (`"-15m"`)."""
         ns = _duration(interval, what="interval")
         off = None if offset is None else _duration(offset, what="offset", signed=True)
@@ -500,6 +498,14 @@ class Query(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         return iter(self._executor().iter_query(self))
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        """`async for row in q`: a query bound to an async repository (`AsyncInfluxHtmClient`)."""
+        aiter_query = getattr(self._executor(), "aiter_query", None)
+        if aiter_query is None:
+            raise InfluxHtmError("query is bound to a sync repository: iterate it with a plain `for`")
+        result: AsyncIterator[T] = aiter_query(self)
+        return result
 
     def all(self) -> list[T]:
         return self._executor().all(self)
