@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import msgpack
 
+from .decoding import MSGPACK, decode
 from .errors import (
     AuthenticationError,
     InfluxConnectionError,
@@ -354,7 +355,7 @@ class Connection:
         form = self._query_params(text, params, database, epoch)
         form["chunked"] = "true"
         form["chunk_size"] = str(QUERY_CHUNK_SIZE)
-        response = self.request("POST", "query", data=form, headers={"Accept": "application/x-msgpack"})
+        response = self.request("POST", "query", data=form, headers=self._query_headers())
         self._raise_for_status(response, query=text)
         return self._whole(self._results(response, text, stream=False), text)
 
@@ -378,7 +379,7 @@ class Connection:
         request_params["chunked"] = "true"
         request_params["chunk_size"] = str(chunk_size)
         response = self.request(
-            "POST", "query", data=request_params, headers={"Accept": "application/x-msgpack"}, stream=True
+            "POST", "query", data=request_params, headers=self._query_headers(), stream=True
         )
         with response:
             self._raise_for_status(response, query=text)
@@ -446,6 +447,12 @@ class Connection:
                         url=self.settings.url,
                     )
         return whole
+
+    def _query_headers(self) -> dict[str, str]:
+        """Answers in msgpack (smaller than JSON and decoded faster), compressed only with the
+        `gzip` setting: on a fast link compressing costs the server and the client more time than
+        it saves (a typed read of 200,000 points takes about a third longer)."""
+        return {"Accept": MSGPACK, "Accept-Encoding": "gzip" if self.settings.gzip else "identity"}
 
     @staticmethod
     def _query_params(
@@ -609,29 +616,21 @@ def _tls_hint(settings: Settings) -> str:
 
 
 def _decode(response: requests.Response) -> Any:
-    if response.headers.get("Content-Type", "").startswith("application/x-msgpack"):
+    if response.headers.get("Content-Type", "").startswith(MSGPACK):
         return msgpack.unpackb(response.content, raw=False, strict_map_key=False)
     return response.json()
 
 
 def _documents(response: requests.Response, *, stream: bool) -> Iterator[Any]:
     """Each msgpack or JSON document of a chunked answer, read as it arrives (`stream`) or from the
-    body already received."""
-    if response.headers.get("Content-Type", "").startswith("application/x-msgpack"):
-        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=1 << 30)
-        if stream:
-            blocks: Iterable[bytes | memoryview] = response.iter_content(chunk_size=1 << 16)
-        else:
-            content = memoryview(response.content)
-            blocks = (content[i : i + (1 << 20)] for i in range(0, len(content), 1 << 20))
-        for block in blocks:
-            unpacker.feed(block)
-            yield from unpacker
-        return
-    lines = response.iter_lines() if stream else response.content.splitlines()
-    for line in lines:
-        if line.strip():
-            yield json.loads(line)
+    body already received (see `decoding.decode`)."""
+    blocks: Iterable[bytes | memoryview]
+    if stream:
+        blocks = response.iter_content(chunk_size=1 << 16)
+    else:
+        content = memoryview(response.content)
+        blocks = (content[i : i + (1 << 20)] for i in range(0, len(content), 1 << 20))
+    return decode(blocks, response.headers.get("Content-Type", ""))
 
 
 def _same_series(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .connection import QUERY_CHUNK_SIZE
 from .declarations import declaration
 from .errors import ValidationError, check_positive_int
 from .influxql import Query, admin, col
 from .influxql import count as count_of
 from .line_protocol import Batch, encoder_for
-from .rows import row_mapper
+from .rows import objects_of
 from .times import from_ns
 from .writing import UnmadeBatch, chunks, encode_in_c, encode_in_slices, post_pipelined
 
@@ -182,22 +183,26 @@ class Repository:
         needed = {c.key for c in (*self.declaration.tags, *self.declaration.fields) if not c.optional}
         return not needed <= set(query.output_names)
 
+    def _typed(self, query: Query) -> bool:
+        """True when the answer is typed rows, not instances (aggregates, groups, some columns)."""
+        return bool(
+            query.is_aggregate or query.group_tags or query.interval is not None or self._partial(query)
+        )
+
     def iter_query(self, query: Query, chunk_size: int = 10_000) -> Iterator[Any]:
         """Stream the results: instances for plain selects, typed rows for aggregates, groups or a
         selection of some columns."""
         query = self.statement(query)
-        if query.is_aggregate or query.group_tags or query.interval is not None or self._partial(query):
+        if self._typed(query):
             yield from self._typed_rows(query)
             return
-        mappers: dict[tuple[Any, ...], Any] = {}
+        for objects in self._object_chunks(query, chunk_size):
+            yield from objects
+
+    def _object_chunks(self, query: Query, chunk_size: int) -> Iterator[list[Any]]:
+        """Instances of a plain select, one list per chunk of the answer as it arrives."""
         for series in self.client.stream_series(query, chunk_size):
-            tags = series.get("tags") or {}
-            key = (tuple(series["columns"]), tuple(sorted(tags.items())))
-            mapper = mappers.get(key)
-            if mapper is None:
-                mapper = mappers[key] = row_mapper(self.cls, series["columns"], tags=tags or None)
-            for values in series["values"]:
-                yield mapper(values)
+            yield objects_of(self.cls, series["columns"], series.get("tags") or None, series["values"])
 
     def _typed_rows(self, query: Query) -> Iterator[Any]:
         for series in self.client.result_series(query):
@@ -211,7 +216,13 @@ class Repository:
                 yield row_class(**{_attr_name(k): v for k, v in data.items()})
 
     def all(self, query: Query) -> list[Any]:
-        return list(self.iter_query(query))
+        """Every result in a list, filled chunk by chunk as the answer streams in."""
+        if self._typed(query):  # (a time-grouped query is typed, so `statement` leaves the rest alone)
+            return list(self.iter_query(query))
+        out: list[Any] = []
+        for objects in self._object_chunks(query, QUERY_CHUNK_SIZE):
+            out += objects
+        return out
 
     def first(self, query: Query) -> Any:
         """The first result, or None."""
