@@ -170,10 +170,10 @@ class Repository:
     def _data_bounds(self, query: Query) -> tuple[int, int] | None:
         """First and last time of the points the query's conditions match (over every field)."""
         base = _filter_only(query).limit(1)
-        first = self.client.rows(base)
+        first = list(self.iter_rows(base))
         if not first:
             return None
-        last = self.client.rows(base.order_by("time", "desc"))
+        last = list(self.iter_rows(base.order_by("time", "desc")))
         return first[0][0], last[0][0]
 
     def _partial(self, query: Query) -> bool:
@@ -198,6 +198,24 @@ class Repository:
             return
         for objects in self._object_chunks(query, chunk_size):
             yield from objects
+
+    def iter_rows(
+        self, query: Query, columns: tuple[str, ...] = (), chunk_size: int = 10_000
+    ) -> Iterator[tuple[Any, ...]]:
+        """Tuples `(time ns, *columns)` of the answer, streamed (see `Query.rows`); a column that
+        is a series tag of a grouped answer takes the tag's value."""
+        wanted = ("time", *columns)
+        for series in self.client.stream_series(self.statement(query), chunk_size):
+            names = series["columns"]
+            if tuple(names) == wanted:
+                yield from map(tuple, series["values"])
+                continue
+            tags = series.get("tags") or {}
+            position = {name: i for i, name in enumerate(names)}
+            picks = [position.get(name) for name in wanted]
+            constants = [tags.get(name) for name in wanted]
+            for values in series["values"]:
+                yield tuple(values[i] if i is not None else c for i, c in zip(picks, constants))
 
     def _object_chunks(self, query: Query, chunk_size: int) -> Iterator[list[Any]]:
         """Instances of a plain select, one list per chunk of the answer as it arrives."""

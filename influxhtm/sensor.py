@@ -290,9 +290,11 @@ class Sensor:
         aggregate of the bucket (empty buckets are left out).
         """
         lo, hi = inclusive_range(since, until, before)
+        component = self.component
+        # Built as the answer streams in: the list of readings is all that stays (no whole answer).
         return [
-            SensorReading(time=from_ns(ns), value=float(value), component=self.component)
-            for ns, value in sensor_values(self, lo, hi, limit, aggregation, agg)
+            SensorReading(time=from_ns(ns), value=float(value), component=component)
+            for ns, value in iter_sensor_values(self, lo, hi, limit, aggregation, agg)
         ]
 
     getData = get_data
@@ -303,16 +305,16 @@ class Sensor:
         """Stream readings in ascending time, in constant memory (bounds as `get_data`)."""
         check_positive_int(chunk_size, "chunk_size")
         query = self.query(since, until, before=before).select("value")
-        for ns, value in self.client.stream_rows(query, chunk_size=chunk_size):
+        for ns, value in query.rows("value", chunk_size=chunk_size):
             if value is not None:
                 yield SensorReading(time=from_ns(ns), value=float(value), component=self.component)
 
     def time_bounds_ns(self) -> tuple[int, int] | None:
         """First and last time in nanoseconds, or None for an empty sensor."""
-        first = self.client.rows(self.query().select(_aggregate("first", "value")))
+        first = list(self.query().select(_aggregate("first", "value")).rows())
         if not first:
             return None
-        last = self.client.rows(self.query().select(_aggregate("last", "value")))
+        last = list(self.query().select(_aggregate("last", "value")).rows())
         return first[0][0], last[0][0]
 
     def time_bounds(self) -> tuple[datetime, datetime] | None:
@@ -426,6 +428,13 @@ def sensor_values(
 ) -> list[tuple[int, Any]]:
     """(time ns, value) pairs of the sensor, ascending: the one query behind `Sensor.get_data` and
     the combined data. `limit` keeps the latest N; with `aggregation`, one pair per non-empty bucket."""
+    return list(iter_sensor_values(sensor, since, until, limit, aggregation, agg))
+
+
+def iter_sensor_values(
+    sensor: Sensor, since: Any, until: Any, limit: int | None, aggregation: str | None, agg: str
+) -> Iterator[tuple[int, Any]]:
+    """`sensor_values`, streamed (with `limit`, the latest N are collected, then handed out ascending)."""
     query = sensor.query(since, until)
     if aggregation is not None:
         parse_duration(aggregation, name="aggregation")  # text such as "10m", as everywhere else
@@ -433,16 +442,13 @@ def sensor_values(
         query = sensor.client.bounded(grouped, sensor.time_bounds_ns).fill("none")
     else:
         query = query.select("value")
-    if limit is not None:
-        query = query.order_by("time", "desc").limit(_check_limit(limit))
-    rows = [
-        (row[0], row[1])
-        for row in sensor.client.rows(query, columns=("time", "value"))
-        if row[1] is not None
-    ]
-    if limit is not None:
-        rows.reverse()
-    return rows
+    if limit is None:
+        yield from ((ns, value) for ns, value in query.rows("value") if value is not None)
+        return
+    query = query.order_by("time", "desc").limit(_check_limit(limit))
+    latest = [(ns, value) for ns, value in query.rows("value") if value is not None]
+    latest.reverse()
+    yield from latest
 
 
 def _aggregate(name: str, column: str) -> Any:
