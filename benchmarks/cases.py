@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,13 +43,21 @@ class Sizes:
     repeats: int = 5
     memory_repeats: int = 2
     batch: int = 10_000
+    read_memory: int = 2_000_000
+    startup_repeats: int = 10
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(
             encode=5_000, write=5_000, read=5_000, combined_minutes=600, runner=2_000, memory=20_000,
-            repeats=2, memory_repeats=1, batch=1_000,
+            repeats=2, memory_repeats=1, batch=1_000, read_memory=20_000, startup_repeats=2,
         )
+
+
+#: The unit of a row whose "ratio" is a difference: seconds more than the baseline.
+SECONDS_MORE = "s more"
+#: The unit of a row of memory figures (MB) compared as a ratio.
+MB_RATIO = "MB ratio"
 
 
 @attrs.frozen
@@ -72,7 +83,17 @@ class Row:
     def floor_text(self) -> str:
         if self.unit == "MB":
             return f"< {self.floor:g} MB"
+        if self.unit == SECONDS_MORE:
+            return f"<= +{self.floor * 1000:.0f} ms"
         return f">= {self.floor:g}x" if self.higher_is_better else f"<= {self.floor:g}x"
+
+    @property
+    def ratio_text(self) -> str:
+        if self.unit == "MB":
+            return f"{self.ratio:.2f}"
+        if self.unit == SECONDS_MORE:
+            return f"+{self.ratio * 1000:.0f} ms"
+        return f"{self.ratio:.2f}x"
 
     def as_dict(self) -> dict[str, Any]:
         out = attrs.asdict(self)
@@ -189,151 +210,115 @@ class Bench:
         repo.add_all(data.iter_objects(n))
         influxdb = self.influxdb_client(database)
         got: dict[str, int] = {}
+        text = 'SELECT * FROM "power"'
 
         def ours() -> None:
-            got["influxhtm"] = len(repo.query().all())
+            objects = repo.query().all()
+            got["influxhtm"] = len(objects)
+            assert objects[-1].time.tzinfo is not None, "typed objects hold aware datetimes"
+
+        def theirs_ns() -> None:
+            got["influxdb_ns"] = len(list(influxdb.query(text, epoch="ns").get_points()))
 
         def theirs() -> None:
-            got["influxdb"] = len(list(influxdb.query('SELECT * FROM "power"').get_points()))
+            got["influxdb"] = len(list(influxdb.query(text).get_points()))
 
-        timings = compare({"influxhtm": (ours, None), "influxdb": (theirs, None)}, self.sizes.repeats)
-        if got != {"influxhtm": n, "influxdb": n}:
+        timings = compare(
+            {"influxhtm": (ours, None), "influxdb_ns": (theirs_ns, None), "influxdb": (theirs, None)},
+            self.sizes.repeats,
+        )
+        if set(got.values()) != {n}:
             raise RuntimeError(f"read the wrong number of points: {got} (expected {n})")
         self.admin.drop_database(database)
-        return [_rate_row(f"read {n:,} points", "repo.query().all() (typed objects)",
-                          "InfluxDBClient.query().get_points()", n,
-                          timings["influxhtm"], timings["influxdb"], 1.0)]
+        title = f"typed read of {n:,} points"
+        label = "repo.query().all() (typed, aware datetimes)"
+        return [
+            _rate_row(title, label, 'InfluxDBClient.query(epoch="ns").get_points()', n,
+                      timings["influxhtm"], timings["influxdb_ns"], 1.5),
+            _rate_row(title, label, "InfluxDBClient.query().get_points() (default epoch)", n,
+                      timings["influxhtm"], timings["influxdb"], 3.0),
+        ]
 
-    # -- combined --------------------------------------------------------------
-    def combined(self) -> list[Row]:
-        minutes = self.sizes.combined_minutes
-        database = "bench_combined"
+    def read_memory(self) -> list[Row]:
+        """Peak RSS of `len(sensor.get_data())` against iterating `iter_data()` plus the list's own size."""
+        n = self.sizes.read_memory
+        database = "bench_read_memory"
         self.fresh_database(database)
-        client = self.influxhtm_client(database)
-        sensor = client.create_sensor("power", "machine-0")
-        minute = 60 * 10**9
-        start = data.START_NS
-        sensor.write([{"time": start + i * minute, "value": data.value(i)} for i in range(minutes)])
-        models = ["model-a", "model-b"]
-        for k, model_id in enumerate(models):
-            store = sensor.create_htm_model(model_id, params={"k": k})
-            store.write_results(
-                {"time": start + i * minute, "anomalyScore": (i * 7 + k) % 100 / 100.0,
-                 "anomalyLikelihood": (i * 3 + k) % 100 / 100.0}
-                for i in range(minutes)
-            )
-        since, until = start, start + (minutes - 1) * minute
-        influxdb = self.influxdb_client(database)
-        where = f"component = 'machine-0' AND time >= {since} AND time <= {until}"
-        ids = " OR ".join(f"id = '{m}'" for m in models)
-        result_fields = "anomalyScore, anomalyLikelihood, rawScore, prediction, predictionConfidence"
-        aggregates = ("max(anomalyScore) AS anomalyScore, max(anomalyLikelihood) AS anomalyLikelihood, "
-                      "max(rawScore) AS rawScore, mean(prediction) AS prediction, "
-                      "mean(predictionConfidence) AS predictionConfidence")
-        queries = {
-            None: [
-                f'SELECT value FROM "power" WHERE {where}',
-                f'SELECT {result_fields} FROM "power_model" WHERE {where} AND ({ids}) GROUP BY id',
-            ],
-            "10m": [
-                f'SELECT mean(value) AS value FROM "power" WHERE {where} GROUP BY time(10m) fill(none)',
-                f'SELECT {aggregates} FROM "power_model" WHERE {where} AND ({ids}) '
-                "GROUP BY time(10m), id fill(none)",
-            ],
-        }
-        rows = []
-        for aggregation, texts in queries.items():
-            got: dict[str, int] = {}
-
-            def ours(aggregation: str | None = aggregation, got: dict[str, int] = got) -> None:
-                combined = sensor.get_combined_sensor_data(
-                    since, until, aggregation=aggregation, models=models
-                )
-                got["influxhtm"] = len(combined)
-
-            def theirs(texts: list[str] = texts, got: dict[str, int] = got) -> None:
-                answers = [influxdb.query(text) for text in texts]
-                got["influxdb"] = len(list(answers[0].get_points()))
-                for _key, points in answers[1].items():
-                    list(points)
-
-            timings = compare({"influxhtm": (ours, None), "influxdb": (theirs, None)}, self.sizes.repeats)
-            if got["influxhtm"] != got["influxdb"] or not got["influxhtm"]:
-                raise RuntimeError(f"combined data has the wrong number of rows: {got}")
-            label = "raw" if aggregation is None else f"{aggregation}-aggregated"
-            rows.append(_time_row(
-                f"combined data, {minutes // 1440 or minutes} {'days' if minutes >= 1440 else 'minutes'} "
-                f"of 1-minute data, 2 models, {label}",
-                "get_combined_sensor_data", "the 2 InfluxQL queries via InfluxDBClient",
-                timings["influxhtm"], timings["influxdb"], 1.5,
-            ))
+        sensor = self.influxhtm_client(database).create_sensor("power", "machine-0")
+        sensor.write(data.sensor_points(n))
+        runs: dict[str, list[float]] = {"list_peak_mb": [], "iterate_peak_mb": [], "list_size_mb": []}
+        for _ in range(self.sizes.memory_repeats):
+            listed = self._read_memory_child(database, "list", n)
+            iterated = self._read_memory_child(database, "iterate", n)
+            runs["list_peak_mb"].append(listed["peak_kb"] / 1024)
+            runs["list_size_mb"].append(listed["list_kb"] / 1024)
+            runs["iterate_peak_mb"].append(iterated["peak_kb"] / 1024)
         self.admin.drop_database(database)
+        peak = max(runs["list_peak_mb"])
+        allowed = min(runs["iterate_peak_mb"]) + min(runs["list_size_mb"])
+        return [Row(f"list read memory, {n:,} points", "peak RSS of len(sensor.get_data())",
+                    "peak RSS of iterating sensor.iter_data() + the list's size", peak, allowed, MB_RATIO,
+                    peak / allowed, 1.2, False, runs)]
+
+    def _read_memory_child(self, database: str, mode: str, n: int) -> dict[str, Any]:
+        child = subprocess.run(
+            [sys.executable, "-m", "benchmarks.read_memory_child", self.host, str(self.port), database, mode],
+            capture_output=True, text=True, check=False,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        if child.returncode != 0:
+            raise RuntimeError(f"the read-memory child failed: {child.stderr[-2000:]}")
+        report: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+        if report["points"] != n:
+            raise RuntimeError(f"the read-memory child read {report['points']} of {n} points ({mode})")
+        return report
+
+    # -- start-up ----------------------------------------------------------------
+    def startup(self) -> list[Row]:
+        """Seconds `import influxhtm` and `influxhtm --help` take more than a bare interpreter.
+
+        Counted in CPU seconds of the child (user + system): on a shared machine the wall clock
+        of a short process mostly measures its wait for a core. Wall seconds are kept in the runs.
+        """
+        script = os.path.join(os.path.dirname(sys.executable), "influxhtm")
+        cli = [script] if os.path.exists(script) else [sys.executable, "-m", "influxhtm.cli"]
+        commands = {
+            "pass": [sys.executable, "-c", "pass"],
+            "import": [sys.executable, "-c", "import influxhtm"],
+            "cli": [*cli, "--help"],
+        }
+        # Byte code cached as an installed package has it (PYTHONDONTWRITEBYTECODE would time the
+        # compiler instead); the first runs write the caches.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        for command in commands.values():
+            subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=env)
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
+        wall: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(self.sizes.startup_repeats):
+            for name, command in commands.items():
+                seconds, cpu_seconds = _child_seconds(command, env)
+                wall[name].append(seconds)
+                cpu[name].append(cpu_seconds)
+        bare = statistics.median(cpu["pass"])
+        rows = []
+        for name, case, label, floor in (("import", "import", 'python -c "import influxhtm"', 0.25),
+                                         ("cli", "CLI start", "influxhtm --help", 0.4)):
+            mine = statistics.median(cpu[name])
+            runs = {"influxhtm_cpu_s": cpu[name], "baseline_cpu_s": cpu["pass"],
+                    "influxhtm_wall_s": wall[name], "baseline_wall_s": wall["pass"]}
+            rows.append(Row(case, f"{label} (CPU time)", 'python -c "pass"', mine, bare, SECONDS_MORE,
+                            mine - bare, floor, False, runs))
         return rows
 
-    # -- runner ----------------------------------------------------------------
-    def runner(self) -> list[Row]:
-        from influxhtm.running import Runner
 
-        n = self.sizes.runner
-        database = "bench_runner"
-        self.fresh_database(database)
-        client = self.influxhtm_client(database)
-        sensor = client.create_sensor("power", "machine-0")
-        sensor.write(data.sensor_points(n))
-        store = sensor.create_htm_model("noop")
-        runner = Runner(sensor, store, lambda point: {"anomalyScore": 0.0})
-        readings = client.repository(data.PowerReading)
-        results = client.repository(data.PowerResult)
-        got: dict[str, int] = {}
-
-        def ours() -> None:
-            report = runner.run_batch()
-            got["influxhtm"] = report.results
-
-        def theirs() -> None:
-            points = readings.query().where(component="machine-0")
-            got["repository"] = results.add_all(
-                data.PowerResult(time=p.time, component=p.component, model_id="baseline", anomaly_score=0.0)
-                for p in points
-            )
-
-        def drop_results() -> None:
-            client.connection.query('DROP MEASUREMENT "power_model"', database=database, method="POST")
-
-        timings = compare({"influxhtm": (ours, drop_results), "repository": (theirs, drop_results)},
-                          self.sizes.repeats)
-        if got != {"influxhtm": n, "repository": n}:
-            raise RuntimeError(f"the runner case moved the wrong number of points: {got} (expected {n})")
-        self.admin.drop_database(database)
-        return [_time_row(f"runner, no-op model, {n:,} points", "Runner.run_batch()",
-                          "read + write through the repository", timings["influxhtm"], timings["repository"],
-                          2.0)]
-
-    # -- memory ----------------------------------------------------------------
-    def memory(self) -> list[Row]:
-        n = self.sizes.memory
-        database = "bench_memory"
-        peaks, baselines = [], []
-        for _ in range(self.sizes.memory_repeats):
-            self.fresh_database(database)
-            child = subprocess.run(
-                [sys.executable, "-m", "benchmarks.memory_child",
-                 self.host, str(self.port), database, str(n)],
-                capture_output=True, text=True, check=False,
-                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-            )
-            if child.returncode != 0:
-                raise RuntimeError(f"the memory child failed: {child.stderr[-2000:]}")
-            report = json.loads(child.stdout.strip().splitlines()[-1])
-            if report["written"] != n:
-                raise RuntimeError(f"the memory child wrote {report['written']} of {n} points")
-            peaks.append(report["peak_kb"] / 1024)
-            baselines.append(report["imported_kb"] / 1024)
-        self.admin.drop_database(database)
-        peak = max(peaks)
-        return [Row(f"memory: add_all of a {n:,}-point generator", "peak RSS of the writing process",
-                    "RSS after import (context)", peak, max(baselines), "MB", peak, 200.0, False,
-                    {"peak_mb": peaks, "imported_mb": baselines})]
+def _child_seconds(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one run of `command`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=env)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _rate_row(case: str, ours: str, baseline: str, n: int, mine: Any, theirs: Any, floor: float) -> Row:
@@ -348,4 +333,4 @@ def _time_row(case: str, ours: str, baseline: str, mine: Any, theirs: Any, floor
                {"influxhtm_s": list(mine.seconds), "baseline_s": list(theirs.seconds)})
 
 
-CASES = ("encode", "write", "read", "combined", "runner", "memory")
+CASES = ("encode", "write", "read", "combined", "runner", "memory", "read_memory", "startup")
