@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from .memory_child import _status_kb
 
 
-def list_size_kb(readings: list) -> int:  # type: ignore[type-arg]
+def list_size_kb(readings: list[Any]) -> int:
     """Bytes held by the list of readings and what only they reference (the component is shared)."""
     size = sys.getsizeof(readings)
     getsizeof = sys.getsizeof

@@ -290,12 +290,19 @@ class Sensor:
         aggregate of the bucket (empty buckets are left out).
         """
         lo, hi = inclusive_range(since, until, before)
+        if limit is None and aggregation is None:
+            # The repository's objects, built as the answer streams in (the C decoder when built):
+            # the list of readings is all that stays, not the whole answer.
+            return [r for r in self._readings(lo, hi).all() if r.value is not None]
         component = self.component
-        # Built as the answer streams in: the list of readings is all that stays (no whole answer).
         return [
             SensorReading(time=from_ns(ns), value=float(value), component=component)
             for ns, value in iter_sensor_values(self, lo, hi, limit, aggregation, agg)
         ]
+
+    def _readings(self, since: Any, until: Any) -> Query:
+        """The bound query whose objects are the sensor's readings (a row without a value is empty)."""
+        return self.query(since, until).select("value", "component")
 
     getData = get_data
 
@@ -304,10 +311,10 @@ class Sensor:
     ) -> Iterator[SensorReading]:
         """Stream readings in ascending time, in constant memory (bounds as `get_data`)."""
         check_positive_int(chunk_size, "chunk_size")
-        query = self.query(since, until, before=before).select("value")
-        for ns, value in query.rows("value", chunk_size=chunk_size):
-            if value is not None:
-                yield SensorReading(time=from_ns(ns), value=float(value), component=self.component)
+        query = self._readings(*inclusive_range(since, until, before))
+        for reading in self.repository.iter_query(query, chunk_size):
+            if reading.value is not None:
+                yield reading
 
     def time_bounds_ns(self) -> tuple[int, int] | None:
         """First and last time in nanoseconds, or None for an empty sensor."""
