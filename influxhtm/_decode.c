@@ -134,6 +134,7 @@ static int parse_plan(PyTypeObject *cls, PyObject *plan, Py_ssize_t width, Colum
             PyErr_Clear();
             return 0;
         }
+        if (PyUnicode_GET_LENGTH(code) != 1) return 0;
         Column *c = &cols[i];
         c->offset = slot_offset(cls, attr);
         c->code = PyUnicode_READ_CHAR(code, 0);

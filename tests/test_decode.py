@@ -157,6 +157,7 @@ def test_the_c_function_refuses_bad_arguments_without_crashing():
     assert module.build_objects(Decoded, (("nope", "p", 0, None),), 1, [[1]], tz, None) is None  # no slot
     assert module.build_objects(Decoded, (("site", "p", 5, None),), 1, [[1]], tz, None) is None  # index
     assert module.build_objects(Decoded, (("kind", "e", 0, "no dict"),), 1, [[1]], tz, None) is None
+    assert module.build_objects(Decoded, (("site", "", 0, None),), 1, [[1]], tz, None) is None
     assert module.build_objects(Decoded, (), 0, ("not a list",), tz, None) is None
     with pytest.raises(TypeError):
         module.build_objects(Decoded)
