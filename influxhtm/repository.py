@@ -57,6 +57,9 @@ class Repository:
         self._encoder: Callable[[Any], str] | None = None
         #: Fixed tags that are declared tags, by attribute name: a mapping that leaves them out gets them.
         self._fixed_attrs = {c.attr: self.tags[c.key] for c in self.declaration.tags if c.key in self.tags}
+        #: Fixed tags that are declared tags, by key: read objects take them from here (one shared
+        #: string each, and a query need not select them).
+        self._fixed_keys = {c.key: self.tags[c.key] for c in self.declaration.tags if c.key in self.tags}
 
     def __repr__(self) -> str:
         own = self.measurement == self.declaration.measurement
@@ -181,7 +184,7 @@ class Repository:
         if not query.select_items:
             return False
         needed = {c.key for c in (*self.declaration.tags, *self.declaration.fields) if not c.optional}
-        return not needed <= set(query.output_names)
+        return not needed <= {*query.output_names, *self._fixed_keys}
 
     def _typed(self, query: Query) -> bool:
         """True when the answer is typed rows, not instances (aggregates, groups, some columns)."""
@@ -219,8 +222,10 @@ class Repository:
 
     def _object_chunks(self, query: Query, chunk_size: int) -> Iterator[list[Any]]:
         """Instances of a plain select, one list per chunk of the answer as it arrives."""
+        fixed = self._fixed_keys
         for series in self.client.stream_series(query, chunk_size):
-            yield objects_of(self.cls, series["columns"], series.get("tags") or None, series["values"])
+            tags = {**fixed, **series["tags"]} if series.get("tags") else fixed
+            yield objects_of(self.cls, series["columns"], tags or None, series["values"])
 
     def _typed_rows(self, query: Query) -> Iterator[Any]:
         for series in self.client.result_series(query):

@@ -302,7 +302,7 @@ class Sensor:
 
     def _readings(self, since: Any, until: Any) -> Query:
         """The bound query whose objects are the sensor's readings (a row without a value is empty)."""
-        return self.query(since, until).select("value", "component")
+        return self.query(since, until).select("value")  # the component is the repository's fixed tag
 
     getData = get_data
 
