@@ -310,6 +310,137 @@ class Bench:
                             mine - bare, floor, False, runs))
         return rows
 
+    # -- combined --------------------------------------------------------------
+    def combined(self) -> list[Row]:
+        minutes = self.sizes.combined_minutes
+        database = "bench_combined"
+        self.fresh_database(database)
+        client = self.influxhtm_client(database)
+        sensor = client.create_sensor("power", "machine-0")
+        minute = 60 * 10**9
+        start = data.START_NS
+        sensor.write([{"time": start + i * minute, "value": data.value(i)} for i in range(minutes)])
+        models = ["model-a", "model-b"]
+        for k, model_id in enumerate(models):
+            store = sensor.create_htm_model(model_id, params={"k": k})
+            store.write_results(
+                {"time": start + i * minute, "anomalyScore": (i * 7 + k) % 100 / 100.0,
+                 "anomalyLikelihood": (i * 3 + k) % 100 / 100.0}
+                for i in range(minutes)
+            )
+        since, until = start, start + (minutes - 1) * minute
+        influxdb = self.influxdb_client(database)
+        where = f"component = 'machine-0' AND time >= {since} AND time <= {until}"
+        ids = " OR ".join(f"id = '{m}'" for m in models)
+        result_fields = "anomalyScore, anomalyLikelihood, rawScore, prediction, predictionConfidence"
+        aggregates = ("max(anomalyScore) AS anomalyScore, max(anomalyLikelihood) AS anomalyLikelihood, "
+                      "max(rawScore) AS rawScore, mean(prediction) AS prediction, "
+                      "mean(predictionConfidence) AS predictionConfidence")
+        queries = {
+            None: [
+                f'SELECT value FROM "power" WHERE {where}',
+                f'SELECT {result_fields} FROM "power_model" WHERE {where} AND ({ids}) GROUP BY id',
+            ],
+            "10m": [
+                f'SELECT mean(value) AS value FROM "power" WHERE {where} GROUP BY time(10m) fill(none)',
+                f'SELECT {aggregates} FROM "power_model" WHERE {where} AND ({ids}) '
+                "GROUP BY time(10m), id fill(none)",
+            ],
+        }
+        rows = []
+        for aggregation, texts in queries.items():
+            got: dict[str, int] = {}
+
+            def ours(aggregation: str | None = aggregation, got: dict[str, int] = got) -> None:
+                combined = sensor.get_combined_sensor_data(
+                    since, until, aggregation=aggregation, models=models
+                )
+                got["influxhtm"] = len(combined)
+
+            def theirs(texts: list[str] = texts, got: dict[str, int] = got) -> None:
+                answers = [influxdb.query(text) for text in texts]
+                got["influxdb"] = len(list(answers[0].get_points()))
+                for _key, points in answers[1].items():
+                    list(points)
+
+            timings = compare({"influxhtm": (ours, None), "influxdb": (theirs, None)}, self.sizes.repeats)
+            if got["influxhtm"] != got["influxdb"] or not got["influxhtm"]:
+                raise RuntimeError(f"combined data has the wrong number of rows: {got}")
+            label = "raw" if aggregation is None else f"{aggregation}-aggregated"
+            rows.append(_time_row(
+                f"combined data, {minutes // 1440 or minutes} {'days' if minutes >= 1440 else 'minutes'} "
+                f"of 1-minute data, 2 models, {label}",
+                "get_combined_sensor_data", "the 2 InfluxQL queries via InfluxDBClient",
+                timings["influxhtm"], timings["influxdb"], 1.5,
+            ))
+        self.admin.drop_database(database)
+        return rows
+
+    # -- runner ----------------------------------------------------------------
+    def runner(self) -> list[Row]:
+        from influxhtm.running import Runner
+
+        n = self.sizes.runner
+        database = "bench_runner"
+        self.fresh_database(database)
+        client = self.influxhtm_client(database)
+        sensor = client.create_sensor("power", "machine-0")
+        sensor.write(data.sensor_points(n))
+        store = sensor.create_htm_model("noop")
+        runner = Runner(sensor, store, lambda point: {"anomalyScore": 0.0})
+        readings = client.repository(data.PowerReading)
+        results = client.repository(data.PowerResult)
+        got: dict[str, int] = {}
+
+        def ours() -> None:
+            report = runner.run_batch()
+            got["influxhtm"] = report.results
+
+        def theirs() -> None:
+            points = readings.query().where(component="machine-0")
+            got["repository"] = results.add_all(
+                data.PowerResult(time=p.time, component=p.component, model_id="baseline", anomaly_score=0.0)
+                for p in points
+            )
+
+        def drop_results() -> None:
+            client.connection.query('DROP MEASUREMENT "power_model"', database=database, method="POST")
+
+        timings = compare({"influxhtm": (ours, drop_results), "repository": (theirs, drop_results)},
+                          self.sizes.repeats)
+        if got != {"influxhtm": n, "repository": n}:
+            raise RuntimeError(f"the runner case moved the wrong number of points: {got} (expected {n})")
+        self.admin.drop_database(database)
+        return [_time_row(f"runner, no-op model, {n:,} points", "Runner.run_batch()",
+                          "read + write through the repository", timings["influxhtm"], timings["repository"],
+                          2.0)]
+
+    # -- memory ----------------------------------------------------------------
+    def memory(self) -> list[Row]:
+        n = self.sizes.memory
+        database = "bench_memory"
+        peaks, baselines = [], []
+        for _ in range(self.sizes.memory_repeats):
+            self.fresh_database(database)
+            child = subprocess.run(
+                [sys.executable, "-m", "benchmarks.memory_child",
+                 self.host, str(self.port), database, str(n)],
+                capture_output=True, text=True, check=False,
+                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            )
+            if child.returncode != 0:
+                raise RuntimeError(f"the memory child failed: {child.stderr[-2000:]}")
+            report = json.loads(child.stdout.strip().splitlines()[-1])
+            if report["written"] != n:
+                raise RuntimeError(f"the memory child wrote {report['written']} of {n} points")
+            peaks.append(report["peak_kb"] / 1024)
+            baselines.append(report["imported_kb"] / 1024)
+        self.admin.drop_database(database)
+        peak = max(peaks)
+        return [Row(f"memory: add_all of a {n:,}-point generator", "peak RSS of the writing process",
+                    "RSS after import (context)", peak, max(baselines), "MB", peak, 200.0, False,
+                    {"peak_mb": peaks, "imported_mb": baselines})]
+
 
 def _child_seconds(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system) of one run of `command`."""
