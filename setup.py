@@ -38,7 +38,11 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["influxhtm", "influxhtm.*"]),
     # Optional C encoders for line protocol: a failed build (no compiler) leaves the pure-Python ones.
-    ext_modules=[Extension("influxhtm._speedups", ["influxhtm/_speedups.c"], optional=True)],
+    ext_modules=[
+        Extension("influxhtm._speedups", ["influxhtm/_speedups.c"], optional=True),
+        # Optional C row decoder for typed reads (rows.objects_of); the Python mapper is the reference.
+        Extension("influxhtm._decode", ["influxhtm/_decode.c"], optional=True),
+    ],
     package_data={"influxhtm": ["py.typed", "data/nab/*.txt", "data/nab/*.md", "data/nab/**/*"]},
     include_package_data=True,
     install_requires=[

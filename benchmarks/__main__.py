@@ -55,6 +55,15 @@ def machine(influxd_binary: str) -> dict[str, Any]:
     }
 
 
+def loadavg() -> str:
+    """The machine's load (/proc/loadavg): the figures of a shared machine are read with it."""
+    try:
+        with open("/proc/loadavg") as load:
+            return " ".join(load.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def table(rows: list[Row]) -> str:
     """The rows as an aligned text table."""
     header = ("case", "influxhtm", "baseline", "ratio", "floor", "")
@@ -64,7 +73,7 @@ def table(rows: list[Row]) -> str:
             row.case,
             f"{row.ours}: {_figure(row.ours_figure, row.unit)}",
             f"{row.baseline}: {_figure(row.baseline_figure, row.unit)}",
-            f"{row.ratio:.2f}" + ("" if row.unit == "MB" else "x"),
+            row.ratio_text,
             row.floor_text,
             "PASS" if row.passed else "FAIL",
         ))
@@ -77,7 +86,7 @@ def table(rows: list[Row]) -> str:
 def _figure(value: float, unit: str) -> str:
     if unit == "points/s":
         return f"{value:,.0f} points/s"
-    if unit == "MB":
+    if unit in ("MB", "MB ratio"):
         return f"{value:.0f} MB"
     return f"{value * 1000:,.0f} ms"
 
@@ -99,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[Row] = []
     started = time.perf_counter()
+    load_before = loadavg()
     with LocalInfluxd() as server:
         bench = Bench(server.host, server.port, sizes, log)
         for name in cases:
@@ -110,11 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows)
     print(text)
     passed = all(row.passed for row in rows)
+    load_after = loadavg()
     print(f"\n{'every case met its floor' if passed else 'FLOOR MISSED'}"
-          f" ({time.perf_counter() - started:.0f} s, {about['nproc']} CPUs: {about['cpu']})")
+          f" ({time.perf_counter() - started:.0f} s, {about['nproc']} CPUs: {about['cpu']};"
+          f" load average {load_before} before, {load_after} after)")
     results = {
         "command": "python -m benchmarks" + (" --quick" if args.quick else ""),
         "machine": about,
+        "loadavg": {"before": load_before, "after": load_after},
         "sizes": attrs.asdict(sizes),
         "passed": passed,
         "rows": [row.as_dict() for row in rows],

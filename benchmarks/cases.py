@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -43,13 +46,21 @@ class Sizes:
     memory_repeats: int = 2
     batch: int = 10_000
     queries: int = 100
+    read_memory: int = 2_000_000
+    startup_repeats: int = 10
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(
             encode=5_000, write=5_000, read=5_000, combined_minutes=600, runner=2_000, memory=20_000,
-            repeats=2, memory_repeats=1, batch=1_000,
+            repeats=2, memory_repeats=1, batch=1_000, read_memory=20_000, startup_repeats=2,
         )
+
+
+#: The unit of a row whose "ratio" is a difference: seconds more than the baseline.
+SECONDS_MORE = "s more"
+#: The unit of a row of memory figures (MB) compared as a ratio.
+MB_RATIO = "MB ratio"
 
 
 @attrs.frozen
@@ -75,7 +86,17 @@ class Row:
     def floor_text(self) -> str:
         if self.unit == "MB":
             return f"< {self.floor:g} MB"
+        if self.unit == SECONDS_MORE:
+            return f"<= +{self.floor * 1000:.0f} ms"
         return f">= {self.floor:g}x" if self.higher_is_better else f"<= {self.floor:g}x"
+
+    @property
+    def ratio_text(self) -> str:
+        if self.unit == "MB":
+            return f"{self.ratio:.2f}"
+        if self.unit == SECONDS_MORE:
+            return f"+{self.ratio * 1000:.0f} ms"
+        return f"{self.ratio:.2f}x"
 
     def as_dict(self) -> dict[str, Any]:
         out = attrs.asdict(self)
@@ -192,20 +213,105 @@ class Bench:
         repo.add_all(data.iter_objects(n))
         influxdb = self.influxdb_client(database)
         got: dict[str, int] = {}
+        text = 'SELECT * FROM "power"'
 
         def ours() -> None:
-            got["influxhtm"] = len(repo.query().all())
+            objects = repo.query().all()
+            got["influxhtm"] = len(objects)
+            assert objects[-1].time.tzinfo is not None, "typed objects hold aware datetimes"
+
+        def theirs_ns() -> None:
+            got["influxdb_ns"] = len(list(influxdb.query(text, epoch="ns").get_points()))
 
         def theirs() -> None:
-            got["influxdb"] = len(list(influxdb.query('SELECT * FROM "power"').get_points()))
+            got["influxdb"] = len(list(influxdb.query(text).get_points()))
 
-        timings = compare({"influxhtm": (ours, None), "influxdb": (theirs, None)}, self.sizes.repeats)
-        if got != {"influxhtm": n, "influxdb": n}:
+        timings = compare(
+            {"influxhtm": (ours, None), "influxdb_ns": (theirs_ns, None), "influxdb": (theirs, None)},
+            self.sizes.repeats,
+        )
+        if set(got.values()) != {n}:
             raise RuntimeError(f"read the wrong number of points: {got} (expected {n})")
         self.admin.drop_database(database)
-        return [_rate_row(f"read {n:,} points", "repo.query().all() (typed objects)",
-                          "InfluxDBClient.query().get_points()", n,
-                          timings["influxhtm"], timings["influxdb"], 1.0)]
+        title = f"typed read of {n:,} points"
+        label = "repo.query().all() (typed, aware datetimes)"
+        return [
+            _rate_row(title, label, 'InfluxDBClient.query(epoch="ns").get_points()', n,
+                      timings["influxhtm"], timings["influxdb_ns"], 1.5),
+            _rate_row(title, label, "InfluxDBClient.query().get_points() (default epoch)", n,
+                      timings["influxhtm"], timings["influxdb"], 3.0),
+        ]
+
+    def read_memory(self) -> list[Row]:
+        """Peak RSS of `len(sensor.get_data())` against iterating `iter_data()` plus the list's own size."""
+        n = self.sizes.read_memory
+        database = "bench_read_memory"
+        self.fresh_database(database)
+        sensor = self.influxhtm_client(database).create_sensor("power", "machine-0")
+        sensor.write(data.sensor_points(n))
+        runs: dict[str, list[float]] = {"list_peak_mb": [], "iterate_peak_mb": [], "list_size_mb": []}
+        for _ in range(self.sizes.memory_repeats):
+            listed = self._read_memory_child(database, "list", n)
+            iterated = self._read_memory_child(database, "iterate", n)
+            runs["list_peak_mb"].append(listed["peak_kb"] / 1024)
+            runs["list_size_mb"].append(listed["list_kb"] / 1024)
+            runs["iterate_peak_mb"].append(iterated["peak_kb"] / 1024)
+        self.admin.drop_database(database)
+        peak = max(runs["list_peak_mb"])
+        allowed = min(runs["iterate_peak_mb"]) + min(runs["list_size_mb"])
+        return [Row(f"list read memory, {n:,} points", "peak RSS of len(sensor.get_data())",
+                    "peak RSS of iterating sensor.iter_data() + the list's size", peak, allowed, MB_RATIO,
+                    peak / allowed, 1.2, False, runs)]
+
+    def _read_memory_child(self, database: str, mode: str, n: int) -> dict[str, Any]:
+        child = subprocess.run(
+            [sys.executable, "-m", "benchmarks.read_memory_child", self.host, str(self.port), database, mode],
+            capture_output=True, text=True, check=False,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        if child.returncode != 0:
+            raise RuntimeError(f"the read-memory child failed: {child.stderr[-2000:]}")
+        report: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+        if report["points"] != n:
+            raise RuntimeError(f"the read-memory child read {report['points']} of {n} points ({mode})")
+        return report
+
+    # -- start-up ----------------------------------------------------------------
+    def startup(self) -> list[Row]:
+        """Seconds `import influxhtm` and `influxhtm --help` take more than a bare interpreter.
+
+        Counted in CPU seconds of the child (user + system): on a shared machine the wall clock
+        of a short process mostly measures its wait for a core. Wall seconds are kept in the runs.
+        """
+        script = os.path.join(os.path.dirname(sys.executable), "influxhtm")
+        cli = [script] if os.path.exists(script) else [sys.executable, "-m", "influxhtm.cli"]
+        commands = {
+            "pass": [sys.executable, "-c", "pass"],
+            "import": [sys.executable, "-c", "import influxhtm"],
+            "cli": [*cli, "--help"],
+        }
+        # Byte code cached as an installed package has it (PYTHONDONTWRITEBYTECODE would time the
+        # compiler instead); the first runs write the caches.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        for command in commands.values():
+            subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=env)
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
+        wall: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(self.sizes.startup_repeats):
+            for name, command in commands.items():
+                seconds, cpu_seconds = _child_seconds(command, env)
+                wall[name].append(seconds)
+                cpu[name].append(cpu_seconds)
+        bare = statistics.median(cpu["pass"])
+        rows = []
+        for name, case, label, floor in (("import", "import", 'python -c "import influxhtm"', 0.25),
+                                         ("cli", "CLI start", "influxhtm --help", 0.4)):
+            mine = statistics.median(cpu[name])
+            runs = {"influxhtm_cpu_s": cpu[name], "baseline_cpu_s": cpu["pass"],
+                    "influxhtm_wall_s": wall[name], "baseline_wall_s": wall["pass"]}
+            rows.append(Row(case, f"{label} (CPU time)", 'python -c "pass"', mine, bare, SECONDS_MORE,
+                            mine - bare, floor, False, runs))
+        return rows
 
     # -- combined --------------------------------------------------------------
     def combined(self) -> list[Row]:
@@ -401,6 +507,16 @@ def _small_query(repo: Any, i: int) -> Any:
     return repo.query().where(component=data.component(i)).within(start, start + timedelta(seconds=99))
 
 
+def _child_seconds(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one run of `command`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=env)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def _rate_row(case: str, ours: str, baseline: str, n: int, mine: Any, theirs: Any, floor: float) -> Row:
     ours_rate, their_rate = n / mine.median, n / theirs.median
     return Row(case, ours, baseline, ours_rate, their_rate, "points/s", ours_rate / their_rate, floor, True,
@@ -413,4 +529,4 @@ def _time_row(case: str, ours: str, baseline: str, mine: Any, theirs: Any, floor
                {"influxhtm_s": list(mine.seconds), "baseline_s": list(theirs.seconds)})
 
 
-CASES = ("encode", "write", "read", "combined", "runner", "memory", "asyncio")
+CASES = ("encode", "write", "read", "combined", "runner", "memory", "read_memory", "startup", "asyncio")

@@ -1,17 +1,19 @@
 """influxhtm: InfluxDB for Hierarchical Temporal Memory systems.
 
-Importing the package reads no environment variable and opens no connection.
+Importing the package reads no environment variable and opens no connection, and loads
+none of pandas, numpy, matplotlib or plotly: the plotting functions are imported when first
+used (module `__getattr__`), and the engines and frames import them inside the functions
+that need them.
 """
 
-from . import nab
+from typing import TYPE_CHECKING
+
 from ._version import __version__
 from .async_client import AsyncInfluxHtmClient
 from .client import InfluxHtmClient
 from .combined import CombinedData
-from .csv_import import ImportReport, import_csv
 from .declarations import declaration, field, measurement, tag, timestamp
 from .declared_base import Declared
-from .engines import create_model, register_engine
 from .errors import (
     AlreadyExists,
     AuthenticationError,
@@ -66,12 +68,9 @@ from .influxql import (
 )
 from .line_protocol import encode, to_line
 from .model_store import HtmModelStore
-from .plotting import plot, plot_html, plot_png
 from .records import HtmResult, ModelRecord, SensorReading
 from .repository import Repository
-from .running import Runner, RunReport, sweep
 from .sensor import Sensor
-from .server import LocalInfluxd
 from .settings import Settings
 from .times import get_naive_times, set_naive_times
 
@@ -158,3 +157,40 @@ __all__ = [
     "to_line",
     "top",
 ]
+
+
+#: Names imported on first use: the module that holds each (its imports are heavy).
+_LAZY = {
+    "nab": "", "plot": "plotting", "plot_html": "plotting", "plot_png": "plotting",
+    "ImportReport": "csv_import", "import_csv": "csv_import",
+    "create_model": "engines", "register_engine": "engines",
+    "Runner": "running", "RunReport": "running", "sweep": "running",
+    "LocalInfluxd": "server",
+}
+
+if TYPE_CHECKING:
+    from . import nab
+    from .csv_import import ImportReport, import_csv
+    from .engines import create_model, register_engine
+    from .plotting import plot, plot_html, plot_png
+    from .running import Runner, RunReport
+    from .server import LocalInfluxd
+
+
+def __getattr__(name: str) -> object:
+    """`influxhtm.plot` and friends: import their module (numpy, pandas) only when asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'influxhtm' has no attribute {name!r}")
+    import importlib
+
+    if not module:  # a submodule itself
+        value: object = importlib.import_module(f".{name}", __name__)
+    else:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

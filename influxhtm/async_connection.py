@@ -155,7 +155,9 @@ class AsyncConnection:
         from .async_http import Unreachable
 
         form = protocol.query_form(text, params, database, epoch=epoch, chunk_size=chunk_size)
-        response = await self.request("POST", "query", data=form, headers=protocol.QUERY_HEADERS, stream=True)
+        response = await self.request(
+            "POST", "query", data=form, headers=protocol.query_headers(), stream=True
+        )
         try:
             self._raise_for_status(response, query=text)
             reader = protocol.ResultReader(self.settings, text)

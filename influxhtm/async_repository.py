@@ -18,7 +18,6 @@ from .errors import InfluxHtmError, ValidationError, check_positive_int
 from .influxql import Query, admin
 from .line_protocol import Batch
 from .repository import (
-    InstanceMapper,
     Repository,
     count_from,
     count_query,
@@ -120,7 +119,7 @@ class AsyncRepository:
             for row in typed_rows(await self.client.result_series(query)):
                 yield row
             return
-        mapper = InstanceMapper(self.cls)
+        mapper = self.core.instance_mapper()
         series_stream = self.client.stream_series(query, chunk_size)
         try:
             async for series in series_stream:

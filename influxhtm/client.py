@@ -195,14 +195,10 @@ class InfluxHtmClient:
                 out.extend(_reorder(series["columns"], series["values"], columns))
         return out
 
-    def stream_rows(self, query: Query, chunk_size: int = 10_000) -> Iterator[list[Any]]:
-        """Rows of a large answer, streamed in chunks."""
-        for series in self.stream_series(query, chunk_size):
-            yield from series["values"]
-
     def stream_series(self, query: Query, chunk_size: int = 10_000) -> Iterator[dict[str, Any]]:
         """The series of a large answer as they arrive in chunks (a series may come in several
-        parts); a read of a database not yet written is empty."""
+        parts); a read of a database not yet written is empty. Bound queries read through it
+        (`Query.rows`, iteration, `.all()`)."""
         text, params = query.render()
         chunks = self.connection.query_chunks(
             text, params=params, database=self.database, chunk_size=chunk_size

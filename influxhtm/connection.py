@@ -209,7 +209,9 @@ class Connection:
         accepted for compatibility and changes nothing.
         """
         form = protocol.query_form(text, params, database, epoch=epoch)
-        response = self.request("POST", "query", data=form, headers=protocol.QUERY_HEADERS)
+        response = self.request(
+            "POST", "query", data=form, headers=self._query_headers()
+        )
         self._raise_for_status(response, query=text)
         return self._whole(self._results(response, text, stream=False), text)
 
@@ -230,7 +232,13 @@ class Connection:
         travel in the body of a POST, as in `query`.
         """
         form = protocol.query_form(text, params, database, epoch=epoch, chunk_size=chunk_size)
-        response = self.request("POST", "query", data=form, headers=protocol.QUERY_HEADERS, stream=True)
+        response = self.request(
+            "POST",
+            "query",
+            data=form,
+            headers=self._query_headers(),
+            stream=True,
+        )
         with response:
             self._raise_for_status(response, query=text)
             yield from self._results(response, text, stream=True)
@@ -254,6 +262,9 @@ class Connection:
         except (requests.RequestException, OSError, ValueError, protocol.UnpackError) as error:
             raise reader.broke_off(_describe(error)) from None
         reader.finish()
+
+    def _query_headers(self) -> dict[str, str]:
+        return protocol.query_headers(gzip=bool(self.settings.gzip))
 
     def _whole(self, results: Iterable[dict[str, Any]], text: str) -> list[dict[str, Any]]:
         """The chunks of an answer put back together (`protocol.whole`: a series still partial

@@ -144,7 +144,8 @@ class HtmModelStore:
         return None if ns is None else from_ns(ns)
 
     def last_result_ns(self) -> int | None:
-        rows = self.sensor.client.rows(self._query().select("*").order_by("time", "desc").limit(1))
+        """The exact time (ns) of the latest stored result, or None."""
+        rows = list(self._query().select("*").order_by("time", "desc").limit(1).rows())
         return rows[0][0] if rows else None
 
     def count(self) -> int:

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
+from .connection import QUERY_CHUNK_SIZE
 from .declarations import declaration
 from .errors import ValidationError, check_positive_int
 from .influxql import Query, admin, col
 from .influxql import count as count_of
 from .line_protocol import Batch, encoder_for
-from .rows import row_mapper
+from .rows import objects_of
 from .times import from_ns
 from .writing import UnmadeBatch, chunks, encode_in_c, encode_in_slices, post_pipelined
 
@@ -65,6 +66,9 @@ class Repository(Generic[T]):
         self._encoder: Callable[[Any], str] | None = None
         #: Fixed tags that are declared tags, by attribute name: a mapping that leaves them out gets them.
         self._fixed_attrs = {c.attr: self.tags[c.key] for c in self.declaration.tags if c.key in self.tags}
+        #: Fixed tags that are declared tags, by key: read objects take them from here (one shared
+        #: string each, and a query need not select them).
+        self._fixed_keys = {c.key: self.tags[c.key] for c in self.declaration.tags if c.key in self.tags}
 
     def __repr__(self) -> str:
         own = self.measurement == self.declaration.measurement
@@ -177,10 +181,10 @@ class Repository(Generic[T]):
     def _data_bounds(self, query: Query) -> tuple[int, int] | None:
         """First and last time of the points the query's conditions match (over every field)."""
         base = data_bounds_query(query)
-        first = self.client.rows(base)
+        first = list(self.iter_rows(base))
         if not first:
             return None
-        last = self.client.rows(base.order_by("time", "desc"))
+        last = list(self.iter_rows(base.order_by("time", "desc")))
         return first[0][0], last[0][0]
 
     def _partial(self, query: Query) -> bool:
@@ -188,7 +192,7 @@ class Repository(Generic[T]):
         if not query.select_items:
             return False
         needed = {c.key for c in (*self.declaration.tags, *self.declaration.fields) if not c.optional}
-        return not needed <= set(query.output_names)
+        return not needed <= {*query.output_names, *self._fixed_keys}
 
     def iter_query(self, query: Query, chunk_size: int = 10_000) -> Iterator[Any]:
         """Stream the results: instances for plain selects, typed rows for aggregates, groups or a
@@ -197,9 +201,36 @@ class Repository(Generic[T]):
         if self.gives_typed_rows(query):
             yield from typed_rows(self.client.result_series(query))
             return
-        mapper = InstanceMapper(self.cls)
+        for objects in self._object_chunks(query, chunk_size):
+            yield from objects
+
+    def iter_rows(
+        self, query: Query, columns: tuple[str, ...] = (), chunk_size: int = 10_000
+    ) -> Iterator[tuple[Any, ...]]:
+        """Tuples `(time ns, *columns)` of the answer, streamed (see `Query.rows`); a column that
+        is a series tag of a grouped answer takes the tag's value."""
+        wanted = ("time", *columns)
+        for series in self.client.stream_series(self.statement(query), chunk_size):
+            names = series["columns"]
+            if tuple(names) == wanted:
+                yield from map(tuple, series["values"])
+                continue
+            tags = series.get("tags") or {}
+            position = {name: i for i, name in enumerate(names)}
+            picks = [position.get(name) for name in wanted]
+            constants = [tags.get(name) for name in wanted]
+            for values in series["values"]:
+                yield tuple(values[i] if i is not None else c for i, c in zip(picks, constants))
+
+    def _object_chunks(self, query: Query, chunk_size: int) -> Iterator[list[Any]]:
+        """Instances of a plain select, one list per chunk of the answer as it arrives."""
+        mapper = self.instance_mapper()
         for series in self.client.stream_series(query, chunk_size):
-            yield from mapper.rows(series)
+            yield mapper.objects(series)
+
+    def instance_mapper(self) -> InstanceMapper:
+        """Instances of this repository's class from the series of an answer (fixed tags filled in)."""
+        return InstanceMapper(self.cls, self._fixed_keys)
 
     def gives_typed_rows(self, query: Query) -> bool:
         """True when the query's rows are typed rows (aggregates, groups, some columns), not instances."""
@@ -207,7 +238,13 @@ class Repository(Generic[T]):
         return bool(grouped or self._partial(query))
 
     def all(self, query: Query[U]) -> list[U]:
-        return list(self.iter_query(query))
+        """Every result in a list, filled chunk by chunk as the answer streams in."""
+        if self.gives_typed_rows(query):  # (time-grouped is typed, so `statement` leaves the rest alone)
+            return list(self.iter_query(query))
+        out: list[Any] = []
+        for objects in self._object_chunks(self.statement(query), QUERY_CHUNK_SIZE):
+            out += objects
+        return out
 
     def first(self, query: Query[U]) -> U | None:
         """The first result, or None."""
@@ -249,19 +286,19 @@ class Repository(Generic[T]):
 
 
 class InstanceMapper:
-    """Instances of a declared class from the series of an answer (a row mapper per column layout)."""
+    """Instances of a declared class from the series of an answer (`rows.objects_of`: the C
+    decoder when built), with a repository's fixed tags filled in."""
 
-    def __init__(self, cls: type):
+    def __init__(self, cls: type, fixed: Mapping[str, str] | None = None):
         self.cls = cls
-        self._mappers: dict[tuple[Any, ...], Any] = {}
+        self.fixed = dict(fixed or {})
+
+    def objects(self, series: Mapping[str, Any]) -> list[Any]:
+        tags = {**self.fixed, **series["tags"]} if series.get("tags") else self.fixed
+        return objects_of(self.cls, series["columns"], tags or None, series["values"])
 
     def rows(self, series: Mapping[str, Any]) -> Iterator[Any]:
-        tags = series.get("tags") or {}
-        key = (tuple(series["columns"]), tuple(sorted(tags.items())))
-        mapper = self._mappers.get(key)
-        if mapper is None:
-            mapper = self._mappers[key] = row_mapper(self.cls, series["columns"], tags=tags or None)
-        return map(mapper, series["values"])
+        return iter(self.objects(series))
 
 
 def typed_rows(series_list: Iterable[Mapping[str, Any]]) -> Iterator[Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 from datetime import timedelta
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -21,8 +22,7 @@ from .declarations import FIELD, TAG, Column, Declaration, convert_time, declara
 from .errors import ValidationError
 from .times import EPOCH
 
-__all__ = ["from_result", "from_results", "row_mapper"]
-
+__all__ = ["from_result", "from_results", "objects_of", "row_mapper"]
 
 
 def row_mapper(
@@ -43,6 +43,43 @@ def row_mapper(
     return factory(*constants)
 
 
+def objects_of(
+    cls: type, columns: Sequence[str], tags: Mapping[str, str] | None, values: list[list[Any]]
+) -> list[Any]:
+    """Instances of every row of one series (`values`, rows in the order of `columns`).
+
+    The optional C decoder (`influxhtm._decode`) builds them when it is built and not turned
+    off (`INFLUXHTM_NO_SPEEDUPS`); the generated mapper of `row_mapper` is the reference and
+    converts the rows C leaves to it (and raises the errors that name a bad value).
+    """
+    mapper: Any = row_mapper(cls, columns, tags)
+    module = _decoder()
+    if module is not None:
+        built = module.build_objects(cls, mapper.plan, len(columns), values, EPOCH.tzinfo, mapper)
+        if built is not None:
+            return built  # type: ignore[no-any-return]
+    with _no_gc():
+        return list(map(mapper, values))
+
+
+_UNSET: Any = object()
+_DECODER: Any = _UNSET
+
+
+def _decoder() -> Any:
+    """The C module `influxhtm._decode`, or None: not built, or `INFLUXHTM_NO_SPEEDUPS` set (not "0")."""
+    global _DECODER
+    if os.environ.get("INFLUXHTM_NO_SPEEDUPS", "0") not in ("", "0"):
+        return None
+    if _DECODER is _UNSET:
+        try:
+            from . import _decode as module  # type: ignore[attr-defined]
+        except ImportError:
+            module = None
+        _DECODER = module
+    return _DECODER
+
+
 def from_result(cls: type, result: Mapping[str, Any]) -> list[Any]:
     """Instances from one statement result `{"series": [{"name", "columns", "values", "tags"?}]}`."""
     decl = declaration(cls)
@@ -58,11 +95,9 @@ def from_result(cls: type, result: Mapping[str, Any]) -> list[Any]:
                     ]
                 }
             )
-        values = series.get("values") or ()
+        values = series.get("values") or []
         if values:
-            mapper = row_mapper(decl.cls, series["columns"], series.get("tags"))
-            with _no_gc():
-                objects.extend(map(mapper, values))
+            objects.extend(objects_of(decl.cls, series["columns"], series.get("tags"), values))
     return objects
 
 
@@ -106,15 +141,19 @@ def _generate(decl: Declaration, columns: list[str], tag_keys: list[str]) -> Cal
     params = [f"_tag{i}" for i in range(len(tag_keys))]
     prelude: list[str] = []
     body = ["    def row_to_object(row):", "        obj = _new(_cls)"]
+    plan: list[str] = []  # the same conversions for the C decoder: (attr, code, index or constant, lookup)
     missing = []
     for index, column in enumerate(decl.columns):
         setter = f"_set{index}"
         namespace[setter] = _slot_setter(cls, column.attr)
+        attr = repr(column.attr)
         if column.key in position:
             i = position[column.key]
             body.append(f"        v = row[{i}]")
             body.extend(_convert_lines(column, index, namespace))
             body.append(f"        {setter}(obj, v)")
+            lookup = f"_enum{index}" if column.is_enum else "None"
+            plan.append(f"({attr}, {_plan_code(column)!r}, {i}, {lookup})")
         elif column.kind == TAG and column.key in tag_keys:
             param = params[tag_keys.index(column.key)]
             prelude.append(f"    v = {param}")
@@ -122,8 +161,10 @@ def _generate(decl: Declaration, columns: list[str], tag_keys: list[str]) -> Cal
             prelude.extend(line[4:] for line in _convert_lines(column, index, namespace))
             prelude.append(f"    _const{index} = v")
             body.append(f"        {setter}(obj, _const{index})")
+            plan.append(f"({attr}, 'c', _const{index}, None)")
         elif column.optional:
             body.append(f"        {setter}(obj, None)")
+            plan.append(f"({attr}, 'c', None, None)")
         else:
             missing.append(column.key)
     if missing:
@@ -136,9 +177,9 @@ def _generate(decl: Declaration, columns: list[str], tag_keys: list[str]) -> Cal
             }
         )
     body.append("        return obj")
-    source = (
-        "\n".join([f"def factory({', '.join(params)}):", *prelude, *body, "    return row_to_object"]) + "\n"
-    )
+    plan_line = f"    row_to_object.plan = ({''.join(item + ', ' for item in plan)})"
+    lines = [f"def factory({', '.join(params)}):", *prelude, *body, plan_line, "    return row_to_object"]
+    source = "\n".join(lines) + "\n"
     return compile_function(source, f"row mapper for {cls.__qualname__}", namespace, "factory")  # type: ignore[no-any-return]
 
 
@@ -154,6 +195,17 @@ def _convert_lines(column: Column, index: int, namespace: dict[str, Any]) -> lis
     if column.kind == FIELD and column.type is float:
         return ["        if v.__class__ is not _float and v is not None: v = _float(v)"]
     return []
+
+
+def _plan_code(column: Column) -> str:
+    """The C decoder's conversion of a column read from a row (see `_convert_lines`)."""
+    if column.kind == "time":
+        return "t"
+    if column.is_enum:
+        return "e"
+    if column.kind == FIELD and column.type is float:
+        return "f"
+    return "p"
 
 
 def _slot_setter(cls: type, attr: str) -> Callable[[Any, Any], None]:

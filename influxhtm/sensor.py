@@ -287,10 +287,19 @@ class Sensor:
         aggregate of the bucket (empty buckets are left out).
         """
         lo, hi = inclusive_range(since, until, before)
+        if limit is None and aggregation is None:
+            # The repository's objects, built as the answer streams in (the C decoder when built):
+            # the list of readings is all that stays, not the whole answer.
+            return [r for r in self._readings(lo, hi).all() if r.value is not None]
+        component = self.component
         return [
-            SensorReading(time=from_ns(ns), value=float(value), component=self.component)
-            for ns, value in sensor_values(self, lo, hi, limit, aggregation, agg)
+            SensorReading(time=from_ns(ns), value=float(value), component=component)
+            for ns, value in iter_sensor_values(self, lo, hi, limit, aggregation, agg)
         ]
+
+    def _readings(self, since: Any, until: Any) -> Query:
+        """The bound query whose objects are the sensor's readings (a row without a value is empty)."""
+        return self.query(since, until).select("value")  # the component is the repository's fixed tag
 
     getData = get_data
 
@@ -299,17 +308,17 @@ class Sensor:
     ) -> Iterator[SensorReading]:
         """Stream readings in ascending time, in constant memory (bounds as `get_data`)."""
         check_positive_int(chunk_size, "chunk_size")
-        query = self.query(since, until, before=before).select("value")
-        for ns, value in self.client.stream_rows(query, chunk_size=chunk_size):
-            if value is not None:
-                yield SensorReading(time=from_ns(ns), value=float(value), component=self.component)
+        query = self._readings(*inclusive_range(since, until, before))
+        for reading in self.repository.iter_query(query, chunk_size):
+            if reading.value is not None:
+                yield reading
 
     def time_bounds_ns(self) -> tuple[int, int] | None:
         """First and last time in nanoseconds, or None for an empty sensor."""
-        first = self.client.rows(self.query().select(_aggregate("first", "value")))
+        first = list(self.query().select(_aggregate("first", "value")).rows())
         if not first:
             return None
-        last = self.client.rows(self.query().select(_aggregate("last", "value")))
+        last = list(self.query().select(_aggregate("last", "value")).rows())
         return first[0][0], last[0][0]
 
     def time_bounds(self) -> tuple[datetime, datetime] | None:
@@ -423,9 +432,20 @@ def sensor_values(
 ) -> list[tuple[int, Any]]:
     """(time ns, value) pairs of the sensor, ascending: the one query behind `Sensor.get_data` and
     the combined data. `limit` keeps the latest N; with `aggregation`, one pair per non-empty bucket."""
+    return list(iter_sensor_values(sensor, since, until, limit, aggregation, agg))
+
+
+def iter_sensor_values(
+    sensor: Sensor, since: Any, until: Any, limit: int | None, aggregation: str | None, agg: str
+) -> Iterator[tuple[int, Any]]:
+    """`sensor_values`, streamed (with `limit`, the latest N are collected, then handed out ascending)."""
     bound = partial(sensor.client.bounded, bounds=sensor.time_bounds_ns)
     query = values_query(sensor.query(since, until), limit, aggregation, agg, bound)
-    return values_from(sensor.client.rows(query, columns=("time", "value")), limit)
+    rows = query.rows("value")
+    if limit is None:
+        yield from ((ns, value) for ns, value in rows if value is not None)
+    else:
+        yield from values_from(rows, limit)
 
 
 def values_query(

@@ -209,6 +209,7 @@ class Settings:
     backoff: float = attrs.field(default=0.2, validator=_non_negative(float))
     #: Upper bound of one backoff delay, in seconds (before jitter).
     max_backoff: float = attrs.field(default=10.0, validator=_non_negative(float))
+    #: Compress write bodies and ask for compressed query answers (for slow links; off: faster on LAN).
     gzip: bool = False
 
     @classmethod

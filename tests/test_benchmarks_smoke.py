@@ -26,16 +26,17 @@ def test_quick_run_measures_every_case_and_writes_json(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUX_")}
     run = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
     )
     # 0 when every floor is met, 1 when one is missed; anything else is a crash of the harness.
     assert run.returncode in (0, 1), run.stderr[-3000:]
     results = json.loads(output.read_text())
     rows = results["rows"]
     titles = " | ".join(row["case"] for row in rows)
-    for word in ("encode", "write", "read", "combined", "runner", "memory", "async"):
+    for word in ("encode", "write", "typed read", "combined", "runner", "memory", "list read memory",
+                 "import", "CLI start", "async"):
         assert word in titles
-    assert len(rows) == 12
+    assert len(rows) == 16
     for row in rows:
         assert row["ours_figure"] > 0 and row["baseline_figure"] > 0, row
         assert row["ratio"] > 0
@@ -47,7 +48,10 @@ def test_quick_run_measures_every_case_and_writes_json(tmp_path: Path) -> None:
     assert results["machine"]["influxdb_server"].startswith("InfluxDB v1.")
     # The printed table is the one stored.
     assert results["table"] in run.stdout
-    assert CASES == ("encode", "write", "read", "combined", "runner", "memory", "asyncio")
+    assert CASES == (
+        "encode", "write", "read", "combined", "runner", "memory", "read_memory", "startup", "asyncio"
+    )
+    assert results["loadavg"]["before"] and results["loadavg"]["after"]
 
 
 @pytest.mark.parametrize(
@@ -85,3 +89,14 @@ def test_sensor_write_fast_path_makes_exactly_the_lines_of_the_checked_path() ->
     # Anything unusual takes the checked path, which names the bad point.
     for bad in ({"time": 1, "value": float("nan")}, {"time": True, "value": 1.0}, {"time": 1, "value": "1"}):
         assert sensor._plain_columns([{"time": 5, "value": 1.0}, bad]) is None
+
+
+def test_rows_of_seconds_more_and_of_memory_ratios_say_what_they_compare() -> None:
+    from benchmarks.cases import MB_RATIO, SECONDS_MORE
+
+    slow = Row("import", "ours", "bare", 0.5, 0.04, SECONDS_MORE, 0.46, 0.25, False)
+    fast = Row("import", "ours", "bare", 0.2, 0.04, SECONDS_MORE, 0.16, 0.25, False)
+    assert not slow.passed and fast.passed
+    assert "+460 ms" in table([slow]) and "<= +250 ms" in table([slow]) and "FAIL" in table([slow])
+    memory = Row("list read memory", "ours", "iterate + list", 300.0, 280.0, MB_RATIO, 300 / 280, 1.2, False)
+    assert memory.passed and "<= 1.2x" in table([memory]) and "300 MB" in table([memory])

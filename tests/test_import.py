@@ -38,3 +38,37 @@ def test_import_reads_no_environment_and_opens_no_socket():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "0"], out.stdout + out.stderr
+
+
+def test_import_loads_none_of_the_heavy_libraries():
+    """pandas, numpy, matplotlib, plotly and dask are imported only by the functions that need them."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import influxhtm, influxhtm.cli
+        heavy = ("pandas", "numpy", "matplotlib", "plotly", "dask")
+        print(" ".join(sorted({m.split(".")[0] for m in sys.modules} & set(heavy))) or "none")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["none"], out.stdout + out.stderr
+
+
+def test_every_exported_name_is_there_when_asked_for():
+    """The names imported on first use resolve to the same objects as their modules hold."""
+    import influxhtm
+    import influxhtm.plotting
+    import influxhtm.running
+
+    assert influxhtm.plot is influxhtm.plotting.plot
+    assert influxhtm.Runner is influxhtm.running.Runner
+    assert influxhtm.nab.__name__ == "influxhtm.nab"
+    for name in influxhtm.__all__:
+        assert getattr(influxhtm, name) is not None, name
+        assert name in dir(influxhtm)
+    try:
+        influxhtm.no_such_name  # noqa: B018
+    except AttributeError as error:
+        assert "no_such_name" in str(error)
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")

@@ -39,9 +39,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from ..errors import ValidationError
 
@@ -209,6 +210,8 @@ class AnomalyLikelihood:
         if len(self._history) <= skip:
             self._distribution = NULL_DISTRIBUTION
             return
+        import numpy as np  # here: importing influxhtm does not load numpy
+
         scores = np.fromiter((s for s, _ in self._history), dtype=float, count=len(self._history))
         averages = _moving_average(scores, p["averaging_window"])[skip:]
         mean = max(float(averages.mean()), MIN_MEAN)
@@ -267,6 +270,8 @@ class AnomalyLikelihood:
 
 def _moving_average(scores: np.ndarray, window: int) -> np.ndarray:
     """Trailing mean over up to `window` scores (fewer at the start), one per score."""
+    import numpy as np
+
     sums = np.cumsum(scores)
     out = np.empty_like(sums)
     head = min(window, len(scores))

@@ -63,6 +63,9 @@ class QueryExecutor(Protocol):
     def count(self, query: "Query") -> int: ...
     def exists(self, query: "Query") -> bool: ...
     def to_dataframe(self, query: "Query") -> Any: ...
+    def iter_rows(
+        self, query: "Query", columns: tuple[str, ...], chunk_size: int
+    ) -> Iterator[tuple[Any, ...]]: ...
 
 
 @attrs.frozen
@@ -521,6 +524,15 @@ class Query(Generic[T]):
 
     def to_dataframe(self) -> Any:
         return self._executor().to_dataframe(self)
+
+    def rows(self, *columns: str, chunk_size: int = 10_000) -> Iterator[tuple[Any, ...]]:
+        """The answer as plain tuples `(time, *columns)`, streamed in chunks of `chunk_size` rows.
+
+        The time is the exact integer nanoseconds the server holds (a typed row or object
+        holds a datetime, which keeps microseconds); a column the answer lacks is None. The
+        form for readers that need exact times or no objects: sensors, runners, polls.
+        """
+        return self._executor().iter_rows(self, columns, chunk_size)
 
 
 def _rows(query: Query[Any]) -> Query[Row]:

@@ -162,8 +162,7 @@ class LiveRun:
     def fetch(self, after: int | None, upto: int | None = None) -> list[tuple[int, float]]:
         """Up to `remaining()` points after `after` (and up to `upto`), ascending."""
         query = self._query(after, upto).select("value").limit(self.remaining())
-        rows = self.client.rows(query, columns=("time", "value"))
-        return [(row[0], float(row[1])) for row in rows if row[1] is not None]
+        return [(ns, float(value)) for ns, value in query.rows("value") if value is not None]
 
     # -- processing ------------------------------------------------------------------
     def process(self, items: list[tuple[int, float, float]]) -> None:

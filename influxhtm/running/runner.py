@@ -195,7 +195,7 @@ class Runner:
         """(ns, reading) of the raw points, ascending, streamed in chunks (as `Sensor.iter_data`)."""
         query = self.sensor.query(lo, hi).select("value")
         component = self.sensor.component
-        for ns, value in self.sensor.client.stream_rows(query, chunk_size=chunk_size):
+        for ns, value in query.rows("value", chunk_size=chunk_size):
             if value is not None:
                 yield ns, SensorReading(time=from_ns(ns), value=float(value), component=component)
 
