@@ -81,7 +81,23 @@ class Stalling(Scaled):
         return super().run(point)
 
 
-def engine(factor: float, crash: str | None = None, stall: str | None = None):
+class Doomed:
+    """Every attempt: leaves a file ``<pid> <worker pid>`` in `starts`, then waits for its worker's end."""
+
+    def __init__(self, starts: str):
+        self.starts = Path(starts)
+
+    def run(self, point):
+        partial = self.starts / f"{os.getpid()}.partial"
+        partial.write_text(f"{os.getpid()} {os.getppid()}")
+        partial.rename(partial.with_suffix(".start"))
+        time.sleep(60)
+        raise RuntimeError("the worker was not killed")
+
+
+def engine(factor: float, crash: str | None = None, stall: str | None = None, doomed: str | None = None):
+    if doomed:
+        return Doomed(doomed)
     if crash:
         return Crashing(crash)
     if stall:
@@ -239,6 +255,66 @@ def test_on_dask_a_worker_killed_during_a_run_loses_nothing(
         written=expected, read_back=read_back, lost=lost, duplicated=duplicated,
     )
     assert (expected, read_back, lost, duplicated) == (3 * POINTS, 3 * POINTS, 0, 0)
+
+
+def kill_every_start(starts: Path) -> tuple[list[int], threading.Event]:
+    """In a thread: for each new start file in `starts`, SIGKILL the worker named in it (until the event)."""
+    killed: list[int] = []
+    done = threading.Event()
+
+    def watch():
+        seen: set[Path] = set()
+        while not done.wait(0.02):
+            for start in sorted(set(starts.glob("*.start")) - seen, key=lambda f: f.stat().st_mtime):
+                seen.add(start)
+                worker = int(start.read_text().split()[1])
+                os.kill(worker, signal.SIGKILL)
+                killed.append(worker)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return killed, done
+
+
+@pytest.fixture(params=["user's LocalCluster", "local_dask_cluster"])
+def fresh_dask_client(request):
+    """A 2-process Dask cluster of its own (its workers get killed): the caller's, with the scheduler's
+    defaults (allowed-failures 3), or the one influxhtm starts for the CLI (allowed-failures 1)."""
+    distributed = pytest.importorskip("dask.distributed")
+    from influxhtm.running.sweep import local_dask_cluster
+
+    if request.param == "local_dask_cluster":
+        cluster = local_dask_cluster(2)
+    else:
+        cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                           dashboard_address=None)
+    with cluster, distributed.Client(cluster) as dask:
+        yield dask
+
+
+@pytest.mark.timeout(150)
+def test_on_dask_a_run_whose_worker_dies_twice_fails_after_one_retry(
+    client, fresh_dask_client, tmp_path, reliability_report
+):
+    sensor = make_sensor(client)
+    grid = [{"factor": 1.0}, {"factor": 2.0, "doomed": str(tmp_path)}, {"factor": 3.0}]
+    killed, done = kill_every_start(tmp_path)
+    try:
+        table = sweep(sensor, grid, engine, executor=fresh_dask_client)
+    finally:
+        done.set()
+    starts = sorted(tmp_path.glob("*.start"), key=lambda f: f.stat().st_mtime)
+    workers = [int(f.read_text().split()[1]) for f in starts]
+    assert len(starts) == 2 and killed == workers  # the model ran twice: the first run and one retry
+    causes = "; ".join(f"worker process {pid} killed by signal SIGKILL" for pid in workers)
+    assert table["error"].tolist()[1] == f"WorkerLost: the Dask worker running it died (run twice: {causes})"
+    assert table["error"].isna().sum() == 2
+    expected, read_back, lost, duplicated = stored_results(sensor, table)
+    reliability_report(
+        scenario="sweep on Dask, a run's worker dies twice",
+        faults="SIGKILL to each Dask worker that starts one run: run twice, then its row fails (WorkerLost)",
+        written=expected, read_back=read_back, lost=lost, duplicated=duplicated,
+    )
+    assert (expected, read_back, lost, duplicated) == (2 * POINTS, 2 * POINTS, 0, 0)
 
 
 # -- items 3 and 4: the owner of a managed influxd and its signals -----------------
