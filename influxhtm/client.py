@@ -31,7 +31,7 @@ from .records import REGISTRY_MEASUREMENT, RESULT_SUFFIX
 from .rows import from_results
 from .sensor import Sensor, check_name
 from .settings import Settings
-from .times import from_ns, inclusive_range
+from .times import TimeLike, from_ns, inclusive_range
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -254,7 +254,13 @@ class InfluxHtmClient:
         return query
 
     def delete(
-        self, measurement: str, /, since: Any = None, until: Any = None, before: Any = None, **tags: str
+        self,
+        measurement: str,
+        /,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        before: TimeLike | None = None,
+        **tags: str,
     ) -> None:
         """Delete points of a measurement matching tag equality and time bounds.
 

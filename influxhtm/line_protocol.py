@@ -295,7 +295,7 @@ def encoder_for(
     name = decl.measurement if measurement is None else measurement
     fixed = check_fixed_tags(name, tags)
     key = ("encoder", name, tuple(sorted(fixed.items())))
-    return decl.generated_once(key, lambda: _generate_encoder(decl, name, fixed))  # type: ignore[no-any-return]
+    return decl.generated_once(key, lambda: _generate_encoder(decl, name, fixed))
 
 
 def check_fixed_tags(measurement: str, tags: Mapping[str, str] | None) -> dict[str, str]:
@@ -476,7 +476,7 @@ def _generate_encoder(decl: "Declaration", measurement: str, fixed: dict[str, st
     overridden = any(c.key in fixed for c in decl.tags)
     encoder.__speedup_plan__ = None if overridden else _speedup_plan(decl, prefix)
     encoder.__fixed_prefix__ = prefix
-    return encoder  # type: ignore[no-any-return]
+    return encoder
 
 
 def _refuse_other(cls: type) -> Callable[[Any], str]:

@@ -139,7 +139,7 @@ def _generate(decl: Declaration, columns: list[str], tag_keys: list[str]) -> Cal
     source = (
         "\n".join([f"def factory({', '.join(params)}):", *prelude, *body, "    return row_to_object"]) + "\n"
     )
-    return compile_function(source, f"row mapper for {cls.__qualname__}", namespace, "factory")  # type: ignore[no-any-return]
+    return compile_function(source, f"row mapper for {cls.__qualname__}", namespace, "factory")
 
 
 def _convert_lines(column: Column, index: int, namespace: dict[str, Any]) -> list[str]:
@@ -161,7 +161,7 @@ def _slot_setter(cls: type, attr: str) -> Callable[[Any, Any], None]:
     for klass in cls.__mro__:
         descriptor = klass.__dict__.get(attr)
         if descriptor is not None and hasattr(descriptor, "__set__"):
-            return descriptor.__set__  # type: ignore[no-any-return]
+            return descriptor.__set__
 
     def set_attribute(obj: Any, value: Any) -> None:  # pragma: no cover - non-slotted classes
         object.__setattr__(obj, attr, value)
