@@ -88,3 +88,10 @@ def test_the_all_extra_has_no_lint_or_docs_tools_and_dev_has_them():
     assert {"dask", "matplotlib", "brainblocks", "pandas"} <= names["all"]
     assert {"ruff", "mypy", "sphinx", "pre-commit", "pytest", "pytest-timeout", "hypothesis"} <= names["dev"]
     assert "'.[all,dev]'" in (ROOT / "run").read_text()
+
+
+def test_the_changelog_has_an_unreleased_section_in_keep_a_changelog_form():
+    text = (ROOT / "CHANGELOG.md").read_text()
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections and sections[0] == "## Unreleased"
+    assert {"### Added", "### Changed", "### Fixed"} <= set(text.splitlines())
