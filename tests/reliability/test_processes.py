@@ -30,7 +30,6 @@ from pathlib import Path
 
 import pytest
 
-from influxhtm.client import InfluxHtmClient
 from influxhtm.errors import ServerStartError
 from influxhtm.running import sweep
 from influxhtm.server import LocalInfluxd, remove_stale_workdirs
@@ -106,21 +105,15 @@ def engine(factor: float, crash: str | None = None, stall: str | None = None, do
 
 
 # -- helpers --------------------------------------------------------------------
-@pytest.fixture
-def client(influx_settings, influx_database):
-    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
-
-
 def make_sensor(client, name="press"):
     sensor = client.create_sensor("power", name)
     sensor.write([{"time": T0 + timedelta(minutes=i), "value": float(i % 9)} for i in range(POINTS)])
     return sensor
 
 
-def stored_results(sensor, table):
-    """(expected, read back, lost, duplicated) over the rows that succeeded, each result checked."""
+def stored_results(sensor, table, reliability_report, *, scenario: str, faults: str):
+    """(expected, read back, lost, duplicated) over the rows that succeeded, each result checked; recorded
+    as the scenario's report row."""
     values = {p.time: p.value for p in sensor.get_data()}
     expected = read_back = lost = duplicated = 0
     for _, row in table[table["error"].isna()].iterrows():
@@ -131,6 +124,8 @@ def stored_results(sensor, table):
         duplicated += len(times) - len(set(times))
         good = {r.time for r in results if r.anomaly_score == values[r.time] * row["params"]["factor"]}
         lost += POINTS - len(good)
+    reliability_report(scenario=scenario, faults=faults, written=expected, read_back=read_back, lost=lost,
+                       duplicated=duplicated)  # fmt: skip
     return expected, read_back, lost, duplicated
 
 
@@ -181,11 +176,10 @@ def test_a_model_that_ends_its_process_fails_only_its_own_row(client, how, cause
     assert failed["error"].iloc[0] == (
         f"ProcessDied: worker process died: {cause} (run twice: it died both times)"
     )
-    expected, read_back, lost, duplicated = stored_results(sensor, table)
-    reliability_report(
+    expected, read_back, lost, duplicated = stored_results(
+        sensor, table, reliability_report,
         scenario=f"sweep, one model ends its process ({how})",
         faults=f"{cause} in 1 of 4 runs (default pool): that row fails with the cause",
-        written=expected, read_back=read_back, lost=lost, duplicated=duplicated,
     )
     assert (expected, read_back, lost, duplicated) == (3 * POINTS, 3 * POINTS, 0, 0)
 
@@ -199,11 +193,10 @@ def test_a_killed_process_pool_worker_is_replaced(client, tmp_path, reliability_
         table = sweep(sensor, grid, engine, executor=pool)
     assert len(killed) == 1 and is_gone(killed[0])
     assert table["error"].isna().all(), table["error"].tolist()
-    expected, read_back, lost, duplicated = stored_results(sensor, table)
-    reliability_report(
+    expected, read_back, lost, duplicated = stored_results(
+        sensor, table, reliability_report,
         scenario="sweep, process pool worker killed",
         faults="SIGKILL to a worker of the caller's ProcessPoolExecutor during a run: pool replaced",
-        written=expected, read_back=read_back, lost=lost, duplicated=duplicated,
     )
     assert (expected, read_back, lost, duplicated) == (4 * POINTS, 4 * POINTS, 0, 0)
 
@@ -228,11 +221,10 @@ def test_on_dask_a_segfaulting_model_fails_only_its_row_and_no_worker_dies(
     )
     assert table["error"].isna().sum() == 2
     assert set(dask_client.scheduler_info()["workers"]) == workers  # the same two workers, none restarted
-    expected, read_back, lost, duplicated = stored_results(sensor, table)
-    reliability_report(
+    expected, read_back, lost, duplicated = stored_results(
+        sensor, table, reliability_report,
         scenario="sweep on Dask, one model segfaults",
         faults="SIGSEGV in 1 of 3 runs on a 2-process LocalCluster: its row fails, no worker lost",
-        written=expected, read_back=read_back, lost=lost, duplicated=duplicated,
     )
     assert (expected, read_back, lost, duplicated) == (2 * POINTS, 2 * POINTS, 0, 0)
 
@@ -248,11 +240,10 @@ def test_on_dask_a_worker_killed_during_a_run_loses_nothing(
     table = sweep(sensor, grid, engine, executor=dask_client)
     assert len(killed) == 1 and killed[0] in workers and is_gone(killed[0])
     assert table["error"].isna().all(), table["error"].tolist()
-    expected, read_back, lost, duplicated = stored_results(sensor, table)
-    reliability_report(
+    expected, read_back, lost, duplicated = stored_results(
+        sensor, table, reliability_report,
         scenario="sweep on Dask, worker killed",
         faults="SIGKILL to the Dask worker process running a model: the run is done again",
-        written=expected, read_back=read_back, lost=lost, duplicated=duplicated,
     )
     assert (expected, read_back, lost, duplicated) == (3 * POINTS, 3 * POINTS, 0, 0)
 
@@ -308,11 +299,10 @@ def test_on_dask_a_run_whose_worker_dies_twice_fails_after_one_retry(
     causes = "; ".join(f"worker process {pid} killed by signal SIGKILL" for pid in workers)
     assert table["error"].tolist()[1] == f"WorkerLost: the Dask worker running it died (run twice: {causes})"
     assert table["error"].isna().sum() == 2
-    expected, read_back, lost, duplicated = stored_results(sensor, table)
-    reliability_report(
+    expected, read_back, lost, duplicated = stored_results(
+        sensor, table, reliability_report,
         scenario="sweep on Dask, a run's worker dies twice",
         faults="SIGKILL to each Dask worker that starts one run: run twice, then its row fails (WorkerLost)",
-        written=expected, read_back=read_back, lost=lost, duplicated=duplicated,
     )
     assert (expected, read_back, lost, duplicated) == (2 * POINTS, 2 * POINTS, 0, 0)
 
