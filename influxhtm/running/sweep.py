@@ -20,9 +20,9 @@ broken); if its process dies again, its row says so.
 On Dask, a worker that dies while it runs a run (killed, out of memory) takes
 the run's process with it. The run is run once more on another worker; if that
 worker dies too, the run's row fails with `WorkerLost` and the workers' exit
-causes, and the other runs go on. A cluster from `local_dask_cluster` lets its
-scheduler do this (``allowed-failures`` 1); on any other cluster each run counts
-its own starts (Dask events) and refuses a third one.
+causes, and the other runs go on: on any cluster, each run counts its own
+starts (Dask events) and refuses a third one (see `local_dask_cluster` for the
+cluster the CLI starts).
 """
 
 from __future__ import annotations
@@ -398,17 +398,24 @@ def _worker_cause(start: Mapping[str, Any], *, wait: bool) -> str:
     return f"worker process {pid} {cause}"
 
 
-def local_dask_cluster(workers: int | None = None) -> Any:
-    """A Dask `LocalCluster` of worker processes whose scheduler retries a lost worker's task once.
+#: The scheduler's ``allowed-failures`` on `local_dask_cluster`: it counts a lost worker against every
+#: task assigned to it, also those only queued there, so it is kept high and the runs' own count of
+#: their starts (`WorkerLost` at the third) decides.
+LOCAL_ALLOWED_FAILURES = 10
 
-    ``distributed.scheduler.allowed-failures`` is 1 for it: a task whose worker
-    dies is run once more; if that worker dies too, the task fails (the sweep's row
-    says `WorkerLost` with the causes).
+
+def local_dask_cluster(workers: int | None = None) -> Any:
+    """A Dask `LocalCluster` of worker processes (one thread each) for a sweep, as the CLI starts it.
+
+    A run whose worker dies is run once more and fails (`WorkerLost`) if that
+    worker dies too, by the runs' count of their starts. The scheduler's
+    ``allowed-failures`` is `LOCAL_ALLOWED_FAILURES`, so a run that was only
+    queued on lost workers is never failed by the scheduler.
     """
     import dask
     from dask.distributed import LocalCluster
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES}):
         return LocalCluster(
             n_workers=workers or os.cpu_count() or 1,
             threads_per_worker=1,

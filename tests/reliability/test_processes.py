@@ -269,7 +269,7 @@ def kill_every_start(starts: Path) -> tuple[list[int], threading.Event]:
 @pytest.fixture(params=["user's LocalCluster", "local_dask_cluster"])
 def fresh_dask_client(request):
     """A 3-process Dask cluster of its own (its workers get killed): the caller's, with the scheduler's
-    defaults (allowed-failures 3), or the one influxhtm starts for the CLI (allowed-failures 1)."""
+    defaults (allowed-failures 3), or the one influxhtm starts for the CLI (allowed-failures 10)."""
     distributed = pytest.importorskip("dask.distributed")
     from influxhtm.running.sweep import local_dask_cluster
 
