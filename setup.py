@@ -23,10 +23,14 @@ extras = {
         "pandas>=2.0",
     ],
     "docs": ["sphinx>=7"],
-    "lint": ["ruff>=0.4", "mypy>=1.8", "types-requests", "pandas-stubs"],
+    "lint": ["ruff>=0.4", "mypy>=1.8", "types-requests", "pandas-stubs", "pre-commit>=3"],
     "bench": ["psutil>=5.9"],
 }
-extras["all"] = sorted({req for name, reqs in extras.items() for req in reqs})
+#: `all`: every optional feature of the library; `dev`: what working on it takes (tests, lint, docs, bench).
+FEATURES = ("plot", "dask", "brainblocks", "dataframe")
+TOOLS = ("test", "lint", "docs", "bench")
+extras["all"] = sorted({req for name in FEATURES for req in extras[name]})
+extras["dev"] = sorted({req for name in TOOLS for req in extras[name]})
 
 setup(
     name="influxhtm",

@@ -769,6 +769,7 @@ def sweep_command(
 ) -> None:
     """Run an engine with every parameter set of a grid over sensors, one model per (sensor, set)."""
     from .running import sweep
+    from .running.sweep import local_dask_cluster
 
     client = ctx.client()
     sensors_ = [client.get_sensor(m, c) for m, c in sensor_pairs]
@@ -779,19 +780,14 @@ def sweep_command(
     pool: Any
     if executor == "dask":
         try:
-            from dask.distributed import Client, LocalCluster
+            from dask.distributed import Client
         except ImportError as error:
             raise InfluxHtmError(
                 f"--executor dask needs dask[distributed] (pip install 'dask[distributed]'): {error}"
             ) from None
         cluster = None
         if scheduler is None:
-            cluster = LocalCluster(
-                n_workers=workers or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-            )
+            cluster = local_dask_cluster(workers)
         pool = Client(scheduler or cluster)
         try:
             frame = sweep(

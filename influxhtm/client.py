@@ -31,7 +31,7 @@ from .records import REGISTRY_MEASUREMENT, RESULT_SUFFIX
 from .rows import from_results
 from .sensor import Sensor, check_name
 from .settings import Settings
-from .times import from_ns, inclusive_range
+from .times import TimeLike, from_ns, inclusive_range
 
 log = logging.getLogger(__name__)
 if TYPE_CHECKING:
@@ -238,7 +238,13 @@ class InfluxHtmClient:
         return query
 
     def delete(
-        self, measurement: str, /, since: Any = None, until: Any = None, before: Any = None, **tags: str
+        self,
+        measurement: str,
+        /,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        before: TimeLike | None = None,
+        **tags: str,
     ) -> None:
         """Delete points of a measurement matching tag equality and time bounds.
 
@@ -302,15 +308,8 @@ class InfluxHtmClient:
         default: bool = False,
     ) -> None:
         """Create a retention policy (duration None keeps data forever)."""
-        statement = admin.create_retention_policy(
-            name,
-            database=self.database,
-            duration=duration,
-            replication=replication,
-            shard_duration=shard_duration,
-            default=default,
-        )
-        self._on_database(lambda: self.execute(statement))
+        options = {"replication": replication, "shard_duration": shard_duration, "default": default}
+        self._create_on_database(admin.create_retention_policy, name, duration=duration, **options)
 
     def alter_retention_policy(
         self,
@@ -343,13 +342,13 @@ class InfluxHtmClient:
         self, name: str, query: Query, resample_every: Any = None, resample_for: Any = None
     ) -> None:
         """Create a continuous query from a Query with `into(...)` and `group_by_time(...)`."""
-        statement = admin.create_continuous_query(
-            name,
-            database=self.database,
-            query=query,
-            resample_every=resample_every,
-            resample_for=resample_for,
-        )
+        resample = {"resample_every": resample_every, "resample_for": resample_for}
+        self._create_on_database(admin.create_continuous_query, name, query=query, **resample)
+
+    def _create_on_database(self, build: Callable[..., admin.Statement], name: str, **options: Any) -> None:
+        """Build the admin statement `build(name, database=<this database>, **options)` (checking its
+        arguments before anything is sent) and run it; a missing database: see `_on_database`."""
+        statement = build(name, database=self.database, **options)
         self._on_database(lambda: self.execute(statement))
 
     def drop_continuous_query(self, name: str) -> None:

@@ -18,7 +18,7 @@ import attrs
 from .errors import ModelNotFound, ValidationError
 from .records import RESULT_KEYS
 from .sensor import check_name, sensor_values
-from .times import format_rfc3339, from_ns, parse_duration, to_ns
+from .times import TimeLike, format_rfc3339, from_ns, parse_duration, to_ns
 
 if TYPE_CHECKING:
     import pandas
@@ -95,8 +95,8 @@ def _rfc3339(value: datetime) -> str:
 
 def combine(
     sensor: Sensor,
-    since: Any,
-    until: Any,
+    since: TimeLike | None,
+    until: TimeLike | None,
     aggregation: str | None,
     agg: str,
     models: Iterable[str] | None,
@@ -154,7 +154,12 @@ def choose_models(sensor: Any, known: list[str], models: Iterable[str] | str | N
     return chosen
 
 
-def _span(rows: list[tuple[int, Any]], since: Any, until: Any, aggregation: str | None) -> tuple[int, int]:
+def _span(
+    rows: list[tuple[int, Any]],
+    since: TimeLike | None,
+    until: TimeLike | None,
+    aggregation: str | None,
+) -> tuple[int, int]:
     """[first, end) of the results that belong to `rows`: their times, or their buckets, within the bounds."""
     if not rows:
         return 0, 0

@@ -31,6 +31,7 @@ turns it off (read at each use, never at import).
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import re
@@ -295,7 +296,7 @@ def encoder_for(
     name = decl.measurement if measurement is None else measurement
     fixed = check_fixed_tags(name, tags)
     key = ("encoder", name, tuple(sorted(fixed.items())))
-    return decl.generated_once(key, lambda: _generate_encoder(decl, name, fixed))  # type: ignore[no-any-return]
+    return decl.generated_once(key, lambda: _generate_encoder(decl, name, fixed))
 
 
 def check_fixed_tags(measurement: str, tags: Mapping[str, str] | None) -> dict[str, str]:
@@ -344,7 +345,7 @@ def speedups() -> Any:
         return None
     if _C_MODULE is _UNSET:
         try:
-            from . import _speedups as module  # type: ignore[attr-defined]
+            module: Any = importlib.import_module(f"{__package__}._speedups")  # optional C extension
         except ImportError:
             module = None
         _C_MODULE = module
@@ -476,7 +477,7 @@ def _generate_encoder(decl: "Declaration", measurement: str, fixed: dict[str, st
     overridden = any(c.key in fixed for c in decl.tags)
     encoder.__speedup_plan__ = None if overridden else _speedup_plan(decl, prefix)
     encoder.__fixed_prefix__ = prefix
-    return encoder  # type: ignore[no-any-return]
+    return encoder
 
 
 def _refuse_other(cls: type) -> Callable[[Any], str]:

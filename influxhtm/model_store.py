@@ -20,7 +20,7 @@ from .records import REGISTRY_MEASUREMENT, RESULT_KEYS, HtmResult, ModelRecord
 from .repository import Repository
 from .result_forms import to_htm_result
 from .sensor import _check_limit, check_name
-from .times import from_ns, inclusive_range
+from .times import TimeLike, from_ns, inclusive_range
 from .writing import UnmadeBatch
 
 if TYPE_CHECKING:
@@ -125,7 +125,12 @@ class HtmModelStore:
         return self.results.query()
 
     def get_results(
-        self, since: Any = None, until: Any = None, limit: int | None = None, *, before: Any = None
+        self,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        limit: int | None = None,
+        *,
+        before: TimeLike | None = None,
     ) -> list[HtmResult]:
         """Results in ascending time, `since`/`until` inclusive (`before` exclusive); `limit`: latest N."""
         query = self._query().select(*RESULT_KEYS.values()).within(*inclusive_range(since, until, before))
@@ -155,7 +160,13 @@ class HtmModelStore:
         row = self._query().select(count("anomalyScore")).first()
         return 0 if row is None else int(row.count)
 
-    def delete_results(self, since: Any = None, until: Any = None, *, before: Any = None) -> None:
+    def delete_results(
+        self,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        *,
+        before: TimeLike | None = None,
+    ) -> None:
         """Delete this model's results from `since` to `until` (inclusive) or `before`; all without bounds."""
         self.sensor.client.delete(
             self.measurement,

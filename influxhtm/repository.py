@@ -24,7 +24,7 @@ from .influxql import Query, admin, col
 from .influxql import count as count_of
 from .line_protocol import Batch, encoder_for
 from .rows import objects_of
-from .times import from_ns
+from .times import TimeLike, from_ns
 from .writing import UnmadeBatch, chunks, encode_in_c, encode_in_slices, post_pipelined
 
 if TYPE_CHECKING:
@@ -265,7 +265,12 @@ class Repository(Generic[T]):
 
     # -- deleting ------------------------------------------------------------
     def delete(
-        self, *conditions: Any, since: Any = None, until: Any = None, before: Any = None, **tags: Any
+        self,
+        *conditions: Any,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        before: TimeLike | None = None,
+        **tags: Any,
     ) -> None:
         """Delete points by tag conditions and time bounds (a field condition is refused).
 

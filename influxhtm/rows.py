@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import os
 from datetime import timedelta
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -57,7 +58,8 @@ def objects_of(
     if module is not None:
         built = module.build_objects(cls, mapper.plan, len(columns), values, EPOCH.tzinfo, mapper)
         if built is not None:
-            return built  # type: ignore[no-any-return]
+            result: list[Any] = built
+            return result
     with _no_gc():
         return list(map(mapper, values))
 
@@ -73,7 +75,7 @@ def _decoder() -> Any:
         return None
     if _DECODER is _UNSET:
         try:
-            from . import _decode as module  # type: ignore[attr-defined]
+            module: Any = importlib.import_module(f"{__package__}._decode")  # optional C extension
         except ImportError:
             module = None
         _DECODER = module
@@ -180,7 +182,7 @@ def _generate(decl: Declaration, columns: list[str], tag_keys: list[str]) -> Cal
     plan_line = f"    row_to_object.plan = ({''.join(item + ', ' for item in plan)})"
     lines = [f"def factory({', '.join(params)}):", *prelude, *body, plan_line, "    return row_to_object"]
     source = "\n".join(lines) + "\n"
-    return compile_function(source, f"row mapper for {cls.__qualname__}", namespace, "factory")  # type: ignore[no-any-return]
+    return compile_function(source, f"row mapper for {cls.__qualname__}", namespace, "factory")
 
 
 def _convert_lines(column: Column, index: int, namespace: dict[str, Any]) -> list[str]:
@@ -213,7 +215,7 @@ def _slot_setter(cls: type, attr: str) -> Callable[[Any, Any], None]:
     for klass in cls.__mro__:
         descriptor = klass.__dict__.get(attr)
         if descriptor is not None and hasattr(descriptor, "__set__"):
-            return descriptor.__set__  # type: ignore[no-any-return]
+            return descriptor.__set__
 
     def set_attribute(obj: Any, value: Any) -> None:  # pragma: no cover - non-slotted classes
         object.__setattr__(obj, attr, value)

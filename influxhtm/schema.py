@@ -150,7 +150,7 @@ class _DeclaredSchema(marshmallow.Schema):
 def schema_for(cls: type) -> marshmallow.Schema:
     """The marshmallow schema instance of a declared class (generated once, cached)."""
     decl = declaration(cls)
-    return decl.generated_once("schema", lambda: _generate_schema(decl))  # type: ignore[no-any-return]
+    return decl.generated_once("schema", lambda: _generate_schema(decl))
 
 
 def _generate_schema(decl: Declaration) -> marshmallow.Schema:

@@ -18,6 +18,7 @@ import attrs
 
 from . import nab
 from .errors import NotFound, ValidationError
+from .times import TimeLike
 
 #: Fields a NAB score can threshold: stored field name -> value of an `HtmResult`.
 SCORE_FIELDS: dict[str, Callable[[Any], float | None]] = {
@@ -56,7 +57,7 @@ class StoreScore:
 
 
 def score_series_of(
-    store: Any, field: str = "anomalyScore", since: Any = None, until: Any = None
+    store: Any, field: str = "anomalyScore", since: TimeLike | None = None, until: TimeLike | None = None
 ) -> tuple[list[Any], list[float | None]]:
     """Times and the chosen score of a model's stored results, in time order."""
     try:
@@ -79,8 +80,8 @@ def score_store(
     threshold: float | None = None,
     optimize: bool = False,
     field: str = "anomalyScore",
-    since: Any = None,
-    until: Any = None,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
     series: tuple[list[Any], list[float | None]] | None = None,
     tolerance: Any = None,
 ) -> StoreScore:

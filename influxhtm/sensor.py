@@ -24,7 +24,7 @@ from .line_protocol import (
 )
 from .records import RESULT_SUFFIX, SensorReading
 from .repository import Repository
-from .times import MAX_NS, MIN_NS, from_ns, inclusive_range, parse_duration, to_ns
+from .times import MAX_NS, MIN_NS, TimeLike, from_ns, inclusive_range, parse_duration, to_ns
 
 if TYPE_CHECKING:
     import pandas
@@ -79,7 +79,13 @@ class Sensor:
             self.__dict__["_repository"] = repository
         return repository
 
-    def query(self, since: Any = None, until: Any = None, *, before: Any = None) -> Query[SensorReading]:
+    def query(
+        self,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        *,
+        before: TimeLike | None = None,
+    ) -> Query[SensorReading]:
         """The sensor's points as a query bound to its repository, `since` and `until` inclusive
         (`before`: an exclusive end): iterate it for `SensorReading` objects, or select, aggregate,
         `.count()`, `.to_dataframe()` (see `Repository.query`)."""
@@ -271,13 +277,13 @@ class Sensor:
     # -- reading -------------------------------------------------------------
     def get_data(
         self,
-        since: Any = None,
-        until: Any = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
         limit: int | None = None,
         aggregation: str | None = None,
         agg: str = "mean",
         *,
-        before: Any = None,
+        before: TimeLike | None = None,
     ) -> list[SensorReading]:
         """Readings in ascending time, `since` and `until` inclusive (`before`: an exclusive end).
 
@@ -304,7 +310,12 @@ class Sensor:
     getData = get_data
 
     def iter_data(
-        self, since: Any = None, until: Any = None, chunk_size: int = 10_000, *, before: Any = None
+        self,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        chunk_size: int = 10_000,
+        *,
+        before: TimeLike | None = None,
     ) -> Iterator[SensorReading]:
         """Stream readings in ascending time, in constant memory (bounds as `get_data`)."""
         check_positive_int(chunk_size, "chunk_size")
@@ -344,7 +355,13 @@ class Sensor:
         row = self.query().select(count("value")).first()
         return 0 if row is None else int(row.count)
 
-    def delete_data(self, since: Any = None, until: Any = None, *, before: Any = None) -> None:
+    def delete_data(
+        self,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        *,
+        before: TimeLike | None = None,
+    ) -> None:
         """Delete the sensor's points from `since` to `until` (inclusive) or `before` (exclusive).
 
         All of them without bounds.
@@ -356,7 +373,12 @@ class Sensor:
     deleteData = delete_data
 
     def to_dataframe(
-        self, since: Any = None, until: Any = None, aggregation: str | None = None, *, before: Any = None
+        self,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        aggregation: str | None = None,
+        *,
+        before: TimeLike | None = None,
     ) -> pandas.DataFrame:
         """The sensor's values as a DataFrame with a UTC time index (bounds as `get_data`)."""
         data = self.get_combined_sensor_data(since, until, aggregation=aggregation, models=[], before=before)
@@ -406,14 +428,14 @@ class Sensor:
     # -- combined data -------------------------------------------------------
     def get_combined_sensor_data(
         self,
-        since: Any = None,
-        until: Any = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
         aggregation: str | None = None,
         agg: str = "mean",
         models: Iterable[str] | None = None,
         limit: int | None = None,
         *,
-        before: Any = None,
+        before: TimeLike | None = None,
     ) -> CombinedData:
         """The sensor's data with its models' results aligned by time (see `CombinedData`).
 
@@ -428,7 +450,12 @@ class Sensor:
 
 
 def sensor_values(
-    sensor: Sensor, since: Any, until: Any, limit: int | None, aggregation: str | None, agg: str
+    sensor: Sensor,
+    since: TimeLike | None,
+    until: TimeLike | None,
+    limit: int | None,
+    aggregation: str | None,
+    agg: str,
 ) -> list[tuple[int, Any]]:
     """(time ns, value) pairs of the sensor, ascending: the one query behind `Sensor.get_data` and
     the combined data. `limit` keeps the latest N; with `aggregation`, one pair per non-empty bucket."""

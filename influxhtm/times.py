@@ -137,7 +137,7 @@ def wall_time_ns(value: datetime, zone: tzinfo, *, ambiguous: str | None = None)
 
 
 def inclusive_range(
-    since: Any = None, until: Any = None, before: Any = None
+    since: TimeLike | None = None, until: TimeLike | None = None, before: TimeLike | None = None
 ) -> tuple[int | None, int | None]:
     """(first, last) nanoseconds, both inclusive, of `since`, and `until` (inclusive) or `before` (exclusive).
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pickle
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from counting_model import Counter
 
 from influxhtm.client import InfluxHtmClient
 from influxhtm.errors import CheckpointMismatch
@@ -24,13 +24,6 @@ from influxhtm.times import to_ns
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def client(influx_settings, influx_database):
-    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
-
-
 def minutes(n: int) -> datetime:
     return T0 + timedelta(minutes=n)
 
@@ -38,27 +31,6 @@ def minutes(n: int) -> datetime:
 def write_minutes(sensor, n: int) -> None:
     sensor.write([{"time": minutes(i), "value": float(i % 7)} for i in range(n)])
 
-
-class Counter:
-    """A stateful model: its score is how many points it has seen."""
-
-    def __init__(self, params=None, pause: float = 0.0):
-        self.seen = 0
-        self.pause = pause
-        if params is not None:
-            self.params = params
-
-    def run(self, point):
-        self.seen += 1
-        if self.pause:
-            time.sleep(self.pause)
-        return {"anomaly_score": float(self.seen)}
-
-    def get_state(self):
-        return {"seen": self.seen}
-
-    def set_state(self, state):
-        self.seen = state["seen"]
 
 
 class OtherModel(Counter):
@@ -95,7 +67,7 @@ def runner_of(client, *, database=None, component="oven", model_id="m", params=N
         ({"model_id": "m2"}, "model_id is 'm' in the checkpoint, 'm2' in this run"),
         ({"params": {"size": 12}}, "params differ in 'size' (checkpoint [10], this run [12])"),
         ({"engine": "other"}, "engine is 'counter' in the checkpoint, 'other' in this run"),
-        ({"model": OtherModel()}, "model_class is 'test_checkpoints.Counter' in the checkpoint"),
+        ({"model": OtherModel()}, "model_class is 'counting_model.Counter' in the checkpoint"),
         ({"model": Counter(params={"size": 11})}, "params differ in 'size'"),
     ],
 )

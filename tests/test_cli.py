@@ -16,7 +16,6 @@ from click.testing import CliRunner
 
 from influxhtm import nab
 from influxhtm.cli import cli
-from influxhtm.client import InfluxHtmClient
 
 NAB = nab.NAB_DATA_DIR
 MACHINE = "realKnownCause/machine_temperature_system_failure.csv"
@@ -35,11 +34,6 @@ def conn(influx_settings, influx_database):
         "--database",
         influx_database,
     ]
-
-
-@pytest.fixture
-def client(influx_settings, influx_database):
-    return InfluxHtmClient.from_settings(influx_database, influx_settings)
 
 
 def invoke(conn, *args, ok=True):

@@ -19,11 +19,6 @@ from influxhtm.influxql import admin
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def client(influx_settings, influx_database):
-    return InfluxHtmClient.from_settings(influx_database, influx_settings)
-
-
 def minutes(n):
     return T0 + timedelta(minutes=n)
 
@@ -446,3 +441,18 @@ def test_a_bad_list_of_results_is_refused_whole(client):
     assert store.count() == 0
     with pytest.raises(ValidationError, match="results"):
         store.write_results(5)
+
+
+@pytest.fixture
+def closed_sessions():
+    """Set up before `client`, so torn down after it: by then the client's session was closed once."""
+    closed: list[bool] = []
+    yield closed
+    assert closed == [True], "the shared client fixture did not close its connection"
+
+
+def test_the_shared_client_fixture_closes_its_connection(closed_sessions, client):
+    assert client.get_sensor  # a working client on the test's database
+    session = client.connection.session
+    original = session.close
+    session.close = lambda: (closed_sessions.append(True), original())

@@ -7,16 +7,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from influxhtm import nab
-from influxhtm.client import InfluxHtmClient
 from influxhtm.csv_import import count_rows, import_csv, nab_key, parse_timestamp
 from influxhtm.errors import ConfigurationError, ValidationError
 
 NAB_FILES = sorted((nab.NAB_DATA_DIR / "data").glob("*/*.csv"))
-
-
-@pytest.fixture
-def client(influx_settings, influx_database):
-    return InfluxHtmClient.from_settings(influx_database, influx_settings)
 
 
 def write(tmp_path: Path, text: str, name: str = "data.csv", newline: str = "\n") -> Path:

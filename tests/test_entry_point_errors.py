@@ -11,11 +11,6 @@ from influxhtm.influxql import admin
 
 
 @pytest.fixture
-def client(influx_settings, influx_database):
-    return ih.InfluxHtmClient.from_settings(influx_database, influx_settings)
-
-
-@pytest.fixture
 def sensor(client):
     sensor = client.create_sensor("power", "a")
     sensor.write({"time": datetime(2024, 1, 1, tzinfo=UTC), "value": 1.0})

@@ -26,13 +26,6 @@ from influxhtm.running.subscription import series_filter
 from influxhtm.times import now_ns
 
 
-@pytest.fixture
-def client(influx_settings, influx_database):
-    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
-
-
 # -- the parser ------------------------------------------------------------------------------
 def test_parse_line_reads_every_part():
     point = parse_line(

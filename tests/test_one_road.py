@@ -25,13 +25,6 @@ class Reading:
     note: Optional[str] = ih.field(default=None)
 
 
-@pytest.fixture
-def client(influx_settings, influx_database):
-    client = ih.InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
-
-
 def test_repository_with_measurement_and_fixed_tags_writes_and_reads_only_there(client):
     pump = client.repository(Reading, measurement="power", tags={"component": "pump"})
     fan = client.repository(Reading, measurement="power", tags={"component": "fan"})

@@ -35,12 +35,11 @@ class Site(enum.Enum):
 
 
 @pytest.fixture
-def client(influx_settings, influx_database):
-    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
+def client(client):
+    """The shared client (tests/conftest.py), its database holding 12 points of three sites."""
     sites = ["north", "south", 'it\'s "odd" ; DROP DATABASE x']
     client.repository(Climate).add_all(_climate(i, sites[i % 3]) for i in range(12))
-    yield client
-    client.close()
+    return client
 
 
 def test_plain_rows_are_dicts_with_aware_utc_times_and_tags(client):

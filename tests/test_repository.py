@@ -21,11 +21,6 @@ class PowerReading:
 
 
 @pytest.fixture
-def client(influx_settings, influx_database):
-    return ih.InfluxHtmClient.from_settings(influx_database, influx_settings)
-
-
-@pytest.fixture
 def repo(client):
     return client.repository(PowerReading)
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from counting_model import Counter
 
-from influxhtm.client import InfluxHtmClient
 from influxhtm.engines import create_model
 from influxhtm.errors import ValidationError
 from influxhtm.records import HtmResult
@@ -19,13 +19,6 @@ NAB = Path(__file__).resolve().parents[1] / "influxhtm" / "data" / "nab"
 SERIES = NAB / "data" / "artificialWithAnomaly" / "art_daily_jumpsup.csv"
 RECORDED = NAB / "results" / "numenta" / "artificialWithAnomaly" / "numenta_art_daily_jumpsup.csv"
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def client(influx_settings, influx_database):
-    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
 
 
 def utc(text: str) -> datetime:
@@ -41,25 +34,6 @@ def write_minutes(sensor, n: int, start: int = 0) -> list[float]:
     sensor.write([{"time": minutes(start + i), "value": v} for i, v in enumerate(values)])
     return values
 
-
-class Counter:
-    """A stateful model: its score is how many points it has seen (so a lost state shows)."""
-
-    def __init__(self, fail_after: int | None = None):
-        self.seen = 0
-        self.fail_after = fail_after
-
-    def run(self, point):
-        if self.fail_after is not None and self.seen >= self.fail_after:
-            raise RuntimeError(f"model failed after {self.seen} points")
-        self.seen += 1
-        return {"anomaly_score": float(self.seen)}
-
-    def get_state(self):
-        return {"seen": self.seen}
-
-    def set_state(self, state):
-        self.seen = state["seen"]
 
 
 def test_replay_of_nab_results_is_identical_row_for_row(client):

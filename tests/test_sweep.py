@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from influxhtm.client import InfluxHtmClient
 from influxhtm.errors import ModelNotFound, ValidationError
 from influxhtm.running import expand_grid, model_id_for, sweep
 
@@ -32,13 +31,6 @@ def scaled(factor: float, offset: float = 0.0, fail: bool = False) -> Scaled:
     if fail:
         raise ValueError(f"cannot build a model with factor {factor}")
     return Scaled(factor, offset)
-
-
-@pytest.fixture
-def client(influx_settings, influx_database):
-    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
 
 
 def make_sensors(client, names=("coffee-machine", "fridge")):

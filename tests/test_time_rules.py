@@ -17,7 +17,6 @@ from click.testing import CliRunner
 
 import influxhtm as ih
 from influxhtm.cli import cli
-from influxhtm.client import InfluxHtmClient
 from influxhtm.engines import ENGINES
 from influxhtm.errors import ValidationError
 from influxhtm.records import HtmResult, SensorReading
@@ -32,11 +31,6 @@ class Ranged:
     time: datetime = ih.timestamp()
     component: str = ih.tag()
     value: float = ih.field()
-
-
-@pytest.fixture
-def client(influx_settings, influx_database):
-    return InfluxHtmClient.from_settings(influx_database, influx_settings)
 
 
 @pytest.fixture

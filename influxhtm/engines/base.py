@@ -88,7 +88,7 @@ class FunctionModel:
 def as_model(obj: Any) -> Model:
     """`obj` itself if it has a ``run`` method, a FunctionModel if it is a plain callable."""
     if callable(getattr(obj, "run", None)):
-        return obj  # type: ignore[no-any-return]
+        return obj
     if callable(obj):
         return FunctionModel(obj)
     raise ValidationError({"model": [f"{obj!r} has no run(point) method and is not callable"]})

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .. import records
 from ..errors import ConfigurationError, NotFound, ValidationError
-from ..times import format_rfc3339, to_ns
+from ..times import TimeLike, format_rfc3339, to_ns
 
 MISSING_MODES = ("error", "skip")
 #: CSV column -> result key (other columns, such as NAB's label and S(t) ones, are ignored).
@@ -131,7 +131,7 @@ class ReplayModel:
     def __len__(self) -> int:
         return len(self._results)
 
-    def result_at(self, time: Any) -> dict[str, float | None] | None:
+    def result_at(self, time: TimeLike) -> dict[str, float | None] | None:
         """The recorded result for `time`, None if there is none."""
         return self._results.get(to_ns(time))
 

@@ -231,6 +231,10 @@ def _check_name(name: Any, what: str) -> str:
     return name
 
 
+def _check_column_name(name: Any) -> str:
+    return _check_name(name, "column")
+
+
 def _check_cast(cast: Any) -> str | None:
     if cast is not None and cast not in CASTS:
         raise ValidationError({"cast": [f"{cast!r} is not one of {sorted(CASTS)}"]})
@@ -325,7 +329,7 @@ class Col(Arithmetic):
     SELECT list it becomes a `Column` (`as_column()`, `as_(alias)`).
     """
 
-    name: str = attrs.field(converter=lambda n: _check_name(n, "column"))
+    name: str = attrs.field(converter=_check_column_name)
     cast: str | None = attrs.field(default=None, converter=_check_cast)
     checked: bool = True
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InfluxConnectionError, ServerError, ValidationError
 from ..line_protocol import Batch
 from ..records import SensorReading
-from ..times import from_ns, to_ns
+from ..times import TimeLike, from_ns, to_ns
 from ..writing import post_pipelined
 from .report import RunReport, StreamingStats
 from .subscription import PushedPoint, Subscription, SubscriptionReceiver, series_filter
@@ -85,7 +85,7 @@ class LiveRun:
         stop: threading.Event | None,
         max_points: int | None,
         mode: str,
-        since: Any,
+        since: TimeLike | None,
         chunk_size: int,
         retention_policy: str = "autogen",
     ):
@@ -328,7 +328,7 @@ def run_live(
     stop: threading.Event | None = None,
     max_points: int | None = None,
     mode: str = "poll",
-    since: Any = None,
+    since: TimeLike | None = None,
     chunk_size: int = 10_000,
     retention_policy: str = "autogen",
 ) -> RunReport:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ValidationError, check_positive_int
 from ..line_protocol import Batch
 from ..records import SensorReading
-from ..times import from_ns, inclusive_range, parse_duration, to_ns
+from ..times import TimeLike, from_ns, inclusive_range, parse_duration, to_ns
 from ..writing import WritePipeline
 from . import checkpoint as checkpoints
 from .encoding import ResultEncoder
@@ -145,15 +145,15 @@ class Runner:
     # -- batch -----------------------------------------------------------------------
     def run_batch(
         self,
-        since: Any = None,
-        until: Any = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
         aggregation: str | None = None,
         resume: bool = False,
         progress: bool = False,
         chunk_size: int = 10_000,
         batch_size: int = 5000,
         *,
-        before: Any = None,
+        before: TimeLike | None = None,
     ) -> RunReport:
         """Feed the points between `since` and `until` (both inclusive) in time order; store the results.
 
@@ -290,7 +290,7 @@ class Runner:
         max_points: int | None = None,
         mode: str = "poll",
         *,
-        since: Any = None,
+        since: TimeLike | None = None,
         chunk_size: int = 10_000,
         retention_policy: str = "autogen",
     ) -> RunReport:

@@ -16,6 +16,13 @@ Every run runs in a process of its own, forked by the worker that took it
 worker, the pool and the other runs go on. A run whose process died, or whose
 executor broke under it, is run once more (on a fresh pool if the executor is
 broken); if its process dies again, its row says so.
+
+On Dask, a worker that dies while it runs a run (killed, out of memory) takes
+the run's process with it. The run is run once more on another worker; if that
+worker dies too, the run's row fails with `WorkerLost` and the workers' exit
+causes, and the other runs go on: on any cluster, each run counts its own
+starts (Dask events) and refuses a third one (see `local_dask_cluster` for the
+cluster the CLI starts).
 """
 
 from __future__ import annotations
@@ -23,11 +30,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import pickle
+import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -35,7 +46,7 @@ import attrs
 from .._process import die_with_parent, exit_cause
 from ..errors import InfluxHtmError, ValidationError
 from ..settings import Settings
-from ..times import inclusive_range
+from ..times import TimeLike, inclusive_range
 
 if TYPE_CHECKING:
     import pandas
@@ -70,7 +81,8 @@ def expand_grid(param_grid: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> 
                 raise ValidationError({str(key): [f"{values!r} is not a list of values to try"]})
             choices.append(list(values))
         return [dict(zip(keys, combination, strict=True)) for combination in itertools.product(*choices)]
-    if isinstance(param_grid, (str, bytes)) or not isinstance(param_grid, Iterable):
+    grid: object = param_grid  # anything may come in, whatever the annotation says
+    if isinstance(grid, (str, bytes)) or not isinstance(grid, Iterable):
         raise ValidationError({"param_grid": [f"{param_grid!r} is not a list of dicts or a dict of lists"]})
     sets = []
     for index, params in enumerate(param_grid):
@@ -127,6 +139,8 @@ class SweepTask:
     create: bool = True
     #: 1, or 2 when the run is retried after its process died (also keeps Dask from reusing the first key).
     attempt: int = 1
+    #: Names this run among all sweeps: its starts on Dask workers are counted by it (`WorkerLost`).
+    run_id: str = ""
 
     def row(self, **values: Any) -> dict[str, Any]:
         row = {
@@ -179,12 +193,23 @@ class ProcessDied(InfluxHtmError):
     """The process running one sweep run died (a crash, `os._exit`, a signal); the message names the cause."""
 
 
+class WorkerLost(InfluxHtmError):
+    """The Dask workers that ran one sweep run died twice while running it; the message names the causes."""
+
+
+#: The Dask event topic where each run's starts on workers are logged.
+DASK_TOPIC = "influxhtm-sweep"
+
+
 def run_isolated(task: SweepTask) -> dict[str, Any]:
     """`run_task` in a child process forked from this one; its row, or `ProcessDied` with the exit cause.
 
     The child dies with this thread (``PR_SET_PDEATHSIG``), so a worker that is
     killed leaves no run going on. Without `os.fork` (Windows), the run is done here.
+    On a Dask worker, a run that two workers already died running raises `WorkerLost`.
     """
+    if _dask_starts_before(task) >= 2:
+        raise WorkerLost("the Dask worker running it died twice")
     if not hasattr(os, "fork"):
         return run_task(task)
     read_end, write_end = os.pipe()
@@ -227,6 +252,31 @@ def _child(task: SweepTask, fd: int, parent: int) -> None:
         os._exit(code)
 
 
+def _dask_starts_before(task: SweepTask) -> int:
+    """On a Dask worker: log this start of `task` (its worker's pid) and count its earlier starts; else 0.
+
+    A run only starts again after a start whose worker died (the scheduler
+    reschedules the tasks of a lost worker), so the count is the workers lost.
+    """
+    try:
+        from distributed import get_client, get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return 0
+    client = get_client()
+    earlier = [
+        msg for _, msg in client.get_events(DASK_TOPIC) if _same_run(msg, task.run_id, task.attempt)
+    ]
+    start = {"run": task.run_id, "attempt": task.attempt, "pid": os.getpid(), "worker": worker.address}
+    client.log_event(DASK_TOPIC, start)
+    return len(earlier)
+
+
+def _same_run(msg: Any, run_id: str, attempt: int) -> bool:
+    return isinstance(msg, dict) and msg.get("run") == run_id and msg.get("attempt") == attempt
+
+
 def _flush_stdio() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -250,6 +300,11 @@ def _outcomes(executor: Any, tasks: list[SweepTask]) -> list[Any]:
         except Exception as error:  # noqa: BLE001 - an unpicklable engine, a lost Dask worker
             outcomes.append(error)
     return outcomes
+
+
+def _is_worker_lost(outcome: Any) -> bool:
+    """A run whose Dask workers died: our own `WorkerLost`, or the scheduler's `KilledWorker`."""
+    return isinstance(outcome, WorkerLost) or type(outcome).__name__ == "KilledWorker"
 
 
 def _is_lost(outcome: Any) -> bool:
@@ -277,10 +332,96 @@ def _run_all(tasks: list[SweepTask], executor: Any) -> list[dict[str, Any]]:
             if isinstance(outcome, ProcessDied):
                 outcome = ProcessDied(f"{outcome} (run twice: it died both times)")
             outcomes[index] = outcome
+    _name_lost_workers(executor, tasks, outcomes)
     return [
         outcome if isinstance(outcome, dict) else task.row(error=describe_error(outcome))
         for task, outcome in zip(tasks, outcomes, strict=True)
     ]
+
+
+_DEATH = re.compile(r"Worker process (\d+) (?:exited with status (-?\d+)|was killed by signal (\d+))")
+
+
+class _NannyDeaths(logging.Handler):
+    """Collects the exit causes that Dask's nannies in this process log for their worker processes."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.causes: dict[int, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _DEATH.search(record.getMessage())
+        if match:
+            pid, status, signum = match.groups()
+            code = int(status) if status is not None else -int(signum)
+            self.causes[int(pid)] = exit_cause(code)
+
+
+_NANNY_DEATHS = _NannyDeaths()
+
+
+@contextmanager
+def _watching_nannies() -> Iterator[None]:
+    """While a sweep runs: collect the exit causes logged by the nannies of a local Dask cluster."""
+    logger = logging.getLogger("distributed.nanny")
+    logger.addHandler(_NANNY_DEATHS)
+    try:
+        yield
+    finally:
+        logger.removeHandler(_NANNY_DEATHS)
+
+
+def _name_lost_workers(executor: Any, tasks: list[SweepTask], outcomes: list[Any]) -> None:
+    """Replace each run's lost-worker outcome by a `WorkerLost` naming the dead workers and their causes."""
+    lost = [index for index, outcome in enumerate(outcomes) if _is_worker_lost(outcome)]
+    if not lost:
+        return
+    events = [msg for _, msg in executor.get_events(DASK_TOPIC)]
+    local = getattr(executor, "cluster", None) is not None  # its nannies log here
+    for index in lost:
+        task = tasks[index]
+        starts = [msg for msg in events if _same_run(msg, task.run_id, task.attempt)]
+        causes = [_worker_cause(msg, wait=local) for msg in starts[:2]]
+        runs = "run twice: " if len(starts) >= 2 else ""
+        outcomes[index] = WorkerLost(
+            f"the Dask worker running it died ({runs}{'; '.join(causes) or 'no start recorded'})"
+        )
+
+
+def _worker_cause(start: Mapping[str, Any], *, wait: bool) -> str:
+    """'worker process 123 killed by signal SIGKILL', or the worker's address when its nanny is elsewhere."""
+    pid = int(start["pid"])
+    deadline = time.monotonic() + (5.0 if wait else 0.0)
+    while pid not in _NANNY_DEATHS.causes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cause = _NANNY_DEATHS.causes.get(pid, f"cause in the log of {start['worker']}'s nanny")
+    return f"worker process {pid} {cause}"
+
+
+#: The scheduler's ``allowed-failures`` on `local_dask_cluster`: it counts a lost worker against every
+#: task assigned to it, also those only queued there, so it is kept high and the runs' own count of
+#: their starts (`WorkerLost` at the third) decides.
+LOCAL_ALLOWED_FAILURES = 10
+
+
+def local_dask_cluster(workers: int | None = None) -> Any:
+    """A Dask `LocalCluster` of worker processes (one thread each) for a sweep, as the CLI starts it.
+
+    A run whose worker dies is run once more and fails (`WorkerLost`) if that
+    worker dies too, by the runs' count of their starts. The scheduler's
+    ``allowed-failures`` is `LOCAL_ALLOWED_FAILURES`, so a run that was only
+    queued on lost workers is never failed by the scheduler.
+    """
+    import dask
+    from dask.distributed import LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES}):
+        return LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
 
 
 def _default_pool(tasks: int) -> Any:
@@ -296,11 +437,11 @@ def sweep(
     param_grid: Mapping[str, Any] | Iterable[Mapping[str, Any]],
     engine: str | Callable[..., Any],
     *,
-    since: Any = None,
-    until: Any = None,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
     aggregation: str | None = None,
     executor: Any = None,
-    before: Any = None,
+    before: TimeLike | None = None,
 ) -> pandas.DataFrame:
     """Run `engine` with every parameter set of `param_grid` over every sensor; one row per run.
 
@@ -332,7 +473,39 @@ def sweep(
     parameter_sets: dict[str, dict[str, Any]] = {}
     for params in expand_grid(param_grid):
         parameter_sets.setdefault(model_id_for(engine, params), params)
+    sweep_id = uuid.uuid4().hex
     tasks = [
+        attrs.evolve(task, run_id=f"{sweep_id}-{index}")
+        for index, task in enumerate(_tasks_for(sensors, engine, name, parameter_sets, lo, hi, aggregation))
+    ]
+    if not tasks:
+        return pandas.DataFrame(columns=list(COLUMNS))
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise ValidationError({"executor": [f"{executor!r} is not an Executor or a dask Client (no submit)"]})
+    if executor is None:
+        with _default_pool(len(tasks)) as pool:
+            rows = _run_all(tasks, pool)
+    else:
+        with _watching_nannies():
+            rows = _run_all(tasks, executor)
+    frame = pandas.DataFrame(rows, columns=list(COLUMNS))
+    frame["points"] = frame["points"].astype("Int64")
+    frame["results"] = frame["results"].astype("Int64")
+    frame["elapsed"] = frame["elapsed"].astype(float)
+    return frame
+
+
+def _tasks_for(
+    sensors: list[Sensor],
+    engine: str | Callable[..., Any],
+    name: str,
+    parameter_sets: dict[str, dict[str, Any]],
+    lo: int | None,
+    hi: int | None,
+    aggregation: str | None,
+) -> list[SweepTask]:
+    """One task per (sensor, parameter set)."""
+    return [
         SweepTask(
             sensor.client.database,
             sensor.client.settings,
@@ -350,20 +523,6 @@ def sweep(
         for sensor in sensors
         for model_id, params in parameter_sets.items()
     ]
-    if not tasks:
-        return pandas.DataFrame(columns=list(COLUMNS))
-    if executor is not None and not callable(getattr(executor, "submit", None)):
-        raise ValidationError({"executor": [f"{executor!r} is not an Executor or a dask Client (no submit)"]})
-    if executor is None:
-        with _default_pool(len(tasks)) as pool:
-            rows = _run_all(tasks, pool)
-    else:
-        rows = _run_all(tasks, executor)
-    frame = pandas.DataFrame(rows, columns=list(COLUMNS))
-    frame["points"] = frame["points"].astype("Int64")
-    frame["results"] = frame["results"].astype("Int64")
-    frame["elapsed"] = frame["elapsed"].astype(float)
-    return frame
 
 
 class _Failed:

@@ -19,6 +19,7 @@ import struct
 import subprocess
 import threading
 import time
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -268,7 +269,30 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return TlsFiles(certificate, key)
 
 
+# -- servers with authentication ------------------------------------------------
+@contextmanager
+def auth_server(admin_password: str, **http: Any) -> Iterator[Any]:
+    """A managed influxd with ``auth-enabled`` (and the other `http` settings given) and a user
+    ``admin`` with all privileges and `admin_password`: with auth on and no user yet, InfluxDB lets
+    anyone create the first admin."""
+    from influxhtm.connection import Connection
+    from influxhtm.server import LocalInfluxd
+    from influxhtm.settings import Settings
+
+    with LocalInfluxd(config={"http": {"auth-enabled": True, **http}}) as server:
+        with Connection(Settings(host=server.host, port=server.port)) as anonymous:
+            anonymous.query("CREATE USER admin WITH PASSWORD $pw WITH ALL PRIVILEGES",
+                            params={"pw": admin_password})
+        yield server
+
+
 # -- the helpers above, as fixtures (tests import nothing from conftest) -------
+@pytest.fixture(scope="session")
+def auth_server_with_admin() -> Callable[..., AbstractContextManager[Any]]:
+    """`auth_server`: ``with auth_server_with_admin(PASSWORD, **http) as server:`` (module fixtures)."""
+    return auth_server
+
+
 @pytest.fixture
 def flaky_proxy() -> Iterator[Callable[..., FlakyProxy]]:
     """Start a `FlakyProxy` in front of a server: `flaky_proxy(host, port, script=[503, 503])`."""
@@ -288,6 +312,31 @@ def flaky_proxy() -> Iterator[Callable[..., FlakyProxy]]:
 def compare() -> Callable[[dict[Key, Any], Iterable[tuple[Key, Any]]], tuple[int, int, int]]:
     """`tally`: (read back, lost, duplicated) of the stored rows against the expected ones."""
     return tally
+
+
+@pytest.fixture
+def report_read_back(reliability_report: Callable[..., ReportRow]) -> Callable[..., tuple[int, int, int]]:
+    """Tally the stored rows against the expected ones (`tally`), record the scenario's report row, and
+    return (read back, lost, duplicated) for the test to assert on. `written` defaults to the expected
+    count; `refused`, to 0."""
+
+    def record(
+        *,
+        scenario: str,
+        faults: str,
+        expected: dict[Key, Any],
+        stored: Iterable[tuple[Key, Any]],
+        written: int | None = None,
+        refused: int = 0,
+    ) -> tuple[int, int, int]:
+        read_back, lost, duplicated = tally(expected, stored)
+        reliability_report(
+            scenario=scenario, faults=faults, written=len(expected) if written is None else written,
+            read_back=read_back, refused=refused, lost=lost, duplicated=duplicated,
+        )
+        return read_back, lost, duplicated
+
+    return record
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 import uuid
 import warnings
 
 import pytest
+from user_visible import all_text
 
 from influxhtm.connection import Connection
 from influxhtm.errors import AuthenticationError, InfluxConnectionError, QueryError, TLSError
@@ -29,28 +29,14 @@ READER_PASSWORD = "R3ader-pa55-Jt8w"
 
 
 @pytest.fixture(scope="module")
-def auth_server():
-    with LocalInfluxd(config={"http": {"auth-enabled": True}}) as server:
-        # with auth on and no user yet, InfluxDB lets anyone create the first admin
-        with Connection(Settings(host=server.host, port=server.port)) as anonymous:
-            statement = f"CREATE USER admin WITH PASSWORD '{PASSWORD}' WITH ALL PRIVILEGES"
-            anonymous.query(statement, method="POST")
+def auth_server(auth_server_with_admin):
+    with auth_server_with_admin(PASSWORD) as server:
         yield server
 
 
 def settings_for(server, username=None, password=None, **options) -> Settings:
     return Settings(host=server.host, port=server.port, username=username, password=password,
                     ssl=server.ssl, **{"backoff": 0.5, "retries": 5, **options})
-
-
-def all_text(*objects) -> str:
-    """Everything a user could see of these objects: str, repr and formatted traceback."""
-    parts = []
-    for obj in objects:
-        parts += [str(obj), repr(obj)]
-        if isinstance(obj, BaseException):
-            parts.append("".join(traceback.format_exception(obj)))
-    return "\n".join(parts)
 
 
 def test_right_credentials_work(auth_server):

@@ -8,6 +8,7 @@ and one of them could crash on the rename.
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -16,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from counting_model import Counter
 
-from influxhtm.client import InfluxHtmClient
 from influxhtm.errors import CheckpointInUse
 from influxhtm.running import Runner
 from influxhtm.times import to_ns
@@ -27,27 +28,8 @@ T0 = datetime(2024, 3, 1, tzinfo=UTC)
 POINTS = 400
 
 
-class Counter:
-    """A stateful model: its score is how many points it has seen; `pause` makes it slow."""
 
-    def __init__(self, pause: float = 0.0):
-        self.seen = 0
-        self.pause = pause
-
-    def run(self, point):
-        self.seen += 1
-        if self.pause:
-            time.sleep(self.pause)
-        return {"anomaly_score": float(self.seen)}
-
-    def get_state(self):
-        return {"seen": self.seen}
-
-    def set_state(self, state):
-        self.seen = state["seen"]
-
-
-# The first run: the same Counter class (imported under the module name pytest gave this file), slowed down.
+# The first run: the same Counter class (imported under the module name this process knows), slowed down.
 FIRST_RUN = """
 import importlib, sys
 from influxhtm.client import InfluxHtmClient
@@ -64,16 +46,9 @@ print(runner.run_batch(resume=True).points)
 """
 
 
-@pytest.fixture
-def client(influx_settings, influx_database):
-    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
-
-
 def start_first_run(client, settings, path: Path, script: Path) -> subprocess.Popen:
     module = Counter.__module__
-    root = Path(__file__).resolve().parents[module.count(".")]  # where `module` is importable from
+    root = Path(inspect.getfile(Counter)).resolve().parents[module.count(".")]  # where `module` is found
     script.write_text(FIRST_RUN)
     return subprocess.Popen(
         [sys.executable, str(script), client.database, settings.host, str(settings.port), str(path),

@@ -17,20 +17,14 @@ import pytest
 from click.testing import CliRunner
 
 from influxhtm.cli import cli
-from influxhtm.connection import Connection
-from influxhtm.server import LocalInfluxd
-from influxhtm.settings import Settings
 
 PASSWORD = "Cl1-pa55-Wq9z"
 WARNING = "visible to other users"
 
 
 @pytest.fixture(scope="module")
-def auth_server():
-    with LocalInfluxd(config={"http": {"auth-enabled": True}}) as server:
-        with Connection(Settings(host=server.host, port=server.port)) as anonymous:
-            statement = f"CREATE USER admin WITH PASSWORD '{PASSWORD}' WITH ALL PRIVILEGES"
-            anonymous.query(statement, method="POST")
+def auth_server(auth_server_with_admin):
+    with auth_server_with_admin(PASSWORD) as server:
         yield server
 
 

@@ -16,7 +16,6 @@ import pytest
 from click.testing import CliRunner
 
 from influxhtm.cli import cli
-from influxhtm.client import InfluxHtmClient
 from influxhtm.csv_import import import_csv
 from influxhtm.errors import ValidationError
 
@@ -30,11 +29,6 @@ ROWS = [
     ("2024-10-27 03:30:00", 7.0),  # line 8: after the fold
 ]
 AMBIGUOUS_LINES = [3, 6, 7]
-
-
-@pytest.fixture
-def client(influx_settings, influx_database):
-    return InfluxHtmClient.from_settings(influx_database, influx_settings)
 
 
 @pytest.fixture

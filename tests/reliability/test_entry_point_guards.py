@@ -21,13 +21,6 @@ POINTS = [{"time": 1_700_000_000_000_000_000 + i, "value": float(i)} for i in ra
 
 
 @pytest.fixture
-def client(influx_settings, influx_database):
-    client = ih.InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def local_naive_times():
     set_naive_times("local")
     yield

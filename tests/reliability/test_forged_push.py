@@ -15,22 +15,13 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-import pytest
 import requests
 
-from influxhtm.client import InfluxHtmClient
 from influxhtm.influxql import admin
 from influxhtm.running import Runner
 from influxhtm.times import now_ns, to_ns
 
 MS = 1_000_000
-
-
-@pytest.fixture
-def client(influx_settings, influx_database):
-    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
 
 
 def destination(client) -> str:

@@ -15,17 +15,9 @@ import tracemalloc
 
 import pytest
 
-from influxhtm.client import InfluxHtmClient
 from influxhtm.running import Runner
 from influxhtm.running.report import LatencyStats, StreamingStats, format_seconds
 from influxhtm.times import now_ns
-
-
-@pytest.fixture
-def client(influx_settings, influx_database):
-    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
 
 
 def exact(samples: list[float], p: float) -> float:

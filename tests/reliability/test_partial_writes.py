@@ -55,9 +55,7 @@ def stored(connection, database, text):
     return found
 
 
-def test_field_type_conflict_is_reported_with_count_and_reason(
-    connection, database, compare, reliability_report
-):
+def test_field_type_conflict_is_reported_with_count_and_reason(connection, database, report_read_back):
     connection.write("power,component=a value=1i 1000", database=database)  # `value` is now an integer
     tags = (("component", "a"),)
     lines, expected = [], {(tags, 1000): 1}
@@ -80,22 +78,18 @@ def test_field_type_conflict_is_reported_with_count_and_reason(
     assert connection.settings.url in str(error) and error.url == connection.settings.url
     assert isinstance(error, InfluxHtmError) and error.status == 400
     rows = stored(connection, database, "SELECT value FROM power GROUP BY component")
-    read_back, lost, duplicated = compare(expected, rows.items())
-    assert (read_back, lost, duplicated) == (len(expected), 0, 0)
-    reliability_report(
+    read_back, lost, duplicated = report_read_back(
         scenario="partial write: field type conflict",
         faults="float written to an integer field (real server)",
+        expected=expected,
+        stored=rows.items(),
         written=len(lines) + 1,
-        read_back=read_back,
         refused=error.dropped,
-        lost=lost,
-        duplicated=duplicated,
     )
+    assert (read_back, lost, duplicated) == (len(expected), 0, 0)
 
 
-def test_max_values_per_tag_is_reported_with_count_and_reason(
-    connection, database, compare, reliability_report
-):
+def test_max_values_per_tag_is_reported_with_count_and_reason(connection, database, report_read_back):
     first = [f"tagged,host=h{i} v={i}.0 {i}" for i in range(MAX_VALUES_PER_TAG)]
     connection.write("\n".join(first), database=database)
     expected = {((("host", f"h{i}"),), i): float(i) for i in range(MAX_VALUES_PER_TAG)}
@@ -113,23 +107,19 @@ def test_max_values_per_tag_is_reported_with_count_and_reason(
     assert error.reason == "max-values-per-tag limit exceeded"
     assert "max-values-per-tag" in str(error) and "refused 3 of 5" in str(error)
     rows = stored(connection, database, "SELECT v FROM tagged GROUP BY host")
-    read_back, lost, duplicated = compare(expected, rows.items())
-    assert (read_back, lost, duplicated) == (len(expected), 0, 0)
-    reliability_report(
+    read_back, lost, duplicated = report_read_back(
         scenario="partial write: max-values-per-tag",
         faults=f"max-values-per-tag = {MAX_VALUES_PER_TAG} (real server)",
+        expected=expected,
+        stored=rows.items(),
         written=len(first) + len(second),
-        read_back=read_back,
         refused=error.dropped,
-        lost=lost,
-        duplicated=duplicated,
     )
+    assert (read_back, lost, duplicated) == (len(expected), 0, 0)
 
 
 @pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
-def test_oversize_batch_is_split_and_everything_lands(
-    limited_server, database, gzip, compare, reliability_report
-):
+def test_oversize_batch_is_split_and_everything_lands(limited_server, database, gzip, report_read_back):
     settings = Settings(host=limited_server.host, port=limited_server.port, gzip=gzip)
     with Connection(settings) as connection:
         n = 5_000
@@ -143,16 +133,14 @@ def test_oversize_batch_is_split_and_everything_lands(
             assert connection.body_limit <= MAX_BODY
         expected = {((("sensor", f"s{i % 3}"),), 1_000_000 + i): i + 0.125 for i in range(n)}
         rows = stored(connection, database, "SELECT value FROM big GROUP BY sensor")
-    read_back, lost, duplicated = compare(expected, rows.items())
-    assert (read_back, lost, duplicated) == (n, 0, 0)
-    reliability_report(
+    read_back, lost, duplicated = report_read_back(
         scenario=f"oversize batch ({'gzip' if gzip else 'plain'})",
         faults=f"max-body-size = {MAX_BODY} B, body {len(body)} B -> 413 (real server)",
+        expected=expected,
+        stored=rows.items(),
         written=n,
-        read_back=read_back,
-        lost=lost,
-        duplicated=duplicated,
     )
+    assert (read_back, lost, duplicated) == (n, 0, 0)
 
 
 def test_split_batch_reports_all_refusals_of_all_pieces(connection, database, compare):

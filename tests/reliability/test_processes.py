@@ -30,7 +30,6 @@ from pathlib import Path
 
 import pytest
 
-from influxhtm.client import InfluxHtmClient
 from influxhtm.errors import ServerStartError
 from influxhtm.running import sweep
 from influxhtm.server import LocalInfluxd, remove_stale_workdirs
@@ -81,7 +80,23 @@ class Stalling(Scaled):
         return super().run(point)
 
 
-def engine(factor: float, crash: str | None = None, stall: str | None = None):
+class Doomed:
+    """Every attempt: leaves a file ``<pid> <worker pid>`` in `starts`, then waits for its worker's end."""
+
+    def __init__(self, starts: str):
+        self.starts = Path(starts)
+
+    def run(self, point):
+        partial = self.starts / f"{os.getpid()}.partial"
+        partial.write_text(f"{os.getpid()} {os.getppid()}")
+        partial.rename(partial.with_suffix(".start"))
+        time.sleep(60)
+        raise RuntimeError("the worker was not killed")
+
+
+def engine(factor: float, crash: str | None = None, stall: str | None = None, doomed: str | None = None):
+    if doomed:
+        return Doomed(doomed)
     if crash:
         return Crashing(crash)
     if stall:
@@ -90,21 +105,15 @@ def engine(factor: float, crash: str | None = None, stall: str | None = None):
 
 
 # -- helpers --------------------------------------------------------------------
-@pytest.fixture
-def client(influx_settings, influx_database):
-    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
-
-
 def make_sensor(client, name="press"):
     sensor = client.create_sensor("power", name)
     sensor.write([{"time": T0 + timedelta(minutes=i), "value": float(i % 9)} for i in range(POINTS)])
     return sensor
 
 
-def stored_results(sensor, table):
-    """(expected, read back, lost, duplicated) over the rows that succeeded, each result checked."""
+def stored_results(sensor, table, reliability_report, *, scenario: str, faults: str):
+    """(expected, read back, lost, duplicated) over the rows that succeeded, each result checked; recorded
+    as the scenario's report row."""
     values = {p.time: p.value for p in sensor.get_data()}
     expected = read_back = lost = duplicated = 0
     for _, row in table[table["error"].isna()].iterrows():
@@ -115,6 +124,8 @@ def stored_results(sensor, table):
         duplicated += len(times) - len(set(times))
         good = {r.time for r in results if r.anomaly_score == values[r.time] * row["params"]["factor"]}
         lost += POINTS - len(good)
+    reliability_report(scenario=scenario, faults=faults, written=expected, read_back=read_back, lost=lost,
+                       duplicated=duplicated)  # fmt: skip
     return expected, read_back, lost, duplicated
 
 
@@ -165,11 +176,10 @@ def test_a_model_that_ends_its_process_fails_only_its_own_row(client, how, cause
     assert failed["error"].iloc[0] == (
         f"ProcessDied: worker process died: {cause} (run twice: it died both times)"
     )
-    expected, read_back, lost, duplicated = stored_results(sensor, table)
-    reliability_report(
+    expected, read_back, lost, duplicated = stored_results(
+        sensor, table, reliability_report,
         scenario=f"sweep, one model ends its process ({how})",
         faults=f"{cause} in 1 of 4 runs (default pool): that row fails with the cause",
-        written=expected, read_back=read_back, lost=lost, duplicated=duplicated,
     )
     assert (expected, read_back, lost, duplicated) == (3 * POINTS, 3 * POINTS, 0, 0)
 
@@ -183,11 +193,10 @@ def test_a_killed_process_pool_worker_is_replaced(client, tmp_path, reliability_
         table = sweep(sensor, grid, engine, executor=pool)
     assert len(killed) == 1 and is_gone(killed[0])
     assert table["error"].isna().all(), table["error"].tolist()
-    expected, read_back, lost, duplicated = stored_results(sensor, table)
-    reliability_report(
+    expected, read_back, lost, duplicated = stored_results(
+        sensor, table, reliability_report,
         scenario="sweep, process pool worker killed",
         faults="SIGKILL to a worker of the caller's ProcessPoolExecutor during a run: pool replaced",
-        written=expected, read_back=read_back, lost=lost, duplicated=duplicated,
     )
     assert (expected, read_back, lost, duplicated) == (4 * POINTS, 4 * POINTS, 0, 0)
 
@@ -212,11 +221,10 @@ def test_on_dask_a_segfaulting_model_fails_only_its_row_and_no_worker_dies(
     )
     assert table["error"].isna().sum() == 2
     assert set(dask_client.scheduler_info()["workers"]) == workers  # the same two workers, none restarted
-    expected, read_back, lost, duplicated = stored_results(sensor, table)
-    reliability_report(
+    expected, read_back, lost, duplicated = stored_results(
+        sensor, table, reliability_report,
         scenario="sweep on Dask, one model segfaults",
         faults="SIGSEGV in 1 of 3 runs on a 2-process LocalCluster: its row fails, no worker lost",
-        written=expected, read_back=read_back, lost=lost, duplicated=duplicated,
     )
     assert (expected, read_back, lost, duplicated) == (2 * POINTS, 2 * POINTS, 0, 0)
 
@@ -232,13 +240,73 @@ def test_on_dask_a_worker_killed_during_a_run_loses_nothing(
     table = sweep(sensor, grid, engine, executor=dask_client)
     assert len(killed) == 1 and killed[0] in workers and is_gone(killed[0])
     assert table["error"].isna().all(), table["error"].tolist()
-    expected, read_back, lost, duplicated = stored_results(sensor, table)
-    reliability_report(
+    expected, read_back, lost, duplicated = stored_results(
+        sensor, table, reliability_report,
         scenario="sweep on Dask, worker killed",
         faults="SIGKILL to the Dask worker process running a model: the run is done again",
-        written=expected, read_back=read_back, lost=lost, duplicated=duplicated,
     )
     assert (expected, read_back, lost, duplicated) == (3 * POINTS, 3 * POINTS, 0, 0)
+
+
+def kill_every_start(starts: Path) -> tuple[list[int], threading.Event]:
+    """In a thread: for each new start file in `starts`, SIGKILL the worker named in it (until the event)."""
+    killed: list[int] = []
+    done = threading.Event()
+
+    def watch():
+        seen: set[Path] = set()
+        while not done.wait(0.02):
+            for start in sorted(set(starts.glob("*.start")) - seen, key=lambda f: f.stat().st_mtime):
+                seen.add(start)
+                worker = int(start.read_text().split()[1])
+                os.kill(worker, signal.SIGKILL)
+                killed.append(worker)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return killed, done
+
+
+@pytest.fixture(params=["user's LocalCluster", "local_dask_cluster"])
+def fresh_dask_client(request):
+    """A 3-process Dask cluster of its own (its workers get killed): the caller's, with the scheduler's
+    defaults (allowed-failures 3), or the one influxhtm starts for the CLI (allowed-failures 10)."""
+    distributed = pytest.importorskip("dask.distributed")
+    from influxhtm.running.sweep import local_dask_cluster
+
+    # three workers: after two are killed, one is still there for the rest (their restarts may be slow)
+    if request.param == "local_dask_cluster":
+        cluster = local_dask_cluster(3)
+    else:
+        cluster = distributed.LocalCluster(n_workers=3, processes=True, threads_per_worker=1,
+                                           dashboard_address=None)
+    with cluster, distributed.Client(cluster) as dask:
+        yield dask
+
+
+# A cluster start and two killed workers: ~25 s on an idle 2-core machine, 46 s under a load average of 18.
+@pytest.mark.timeout(300)
+def test_on_dask_a_run_whose_worker_dies_twice_fails_after_one_retry(
+    client, fresh_dask_client, tmp_path, reliability_report
+):
+    sensor = make_sensor(client)
+    grid = [{"factor": 1.0}, {"factor": 2.0, "doomed": str(tmp_path)}, {"factor": 3.0}]
+    killed, done = kill_every_start(tmp_path)
+    try:
+        table = sweep(sensor, grid, engine, executor=fresh_dask_client)
+    finally:
+        done.set()
+    starts = sorted(tmp_path.glob("*.start"), key=lambda f: f.stat().st_mtime)
+    workers = [int(f.read_text().split()[1]) for f in starts]
+    assert len(starts) == 2 and killed == workers  # the model ran twice: the first run and one retry
+    causes = "; ".join(f"worker process {pid} killed by signal SIGKILL" for pid in workers)
+    assert table["error"].tolist()[1] == f"WorkerLost: the Dask worker running it died (run twice: {causes})"
+    assert table["error"].isna().sum() == 2
+    expected, read_back, lost, duplicated = stored_results(
+        sensor, table, reliability_report,
+        scenario="sweep on Dask, a run's worker dies twice",
+        faults="SIGKILL to each Dask worker that starts one run: run twice, then its row fails (WorkerLost)",
+    )
+    assert (expected, read_back, lost, duplicated) == (2 * POINTS, 2 * POINTS, 0, 0)
 
 
 # -- items 3 and 4: the owner of a managed influxd and its signals -----------------

@@ -22,13 +22,6 @@ from influxhtm.influxql.expressions import MAX_IN_VALUES
 N = MAX_IN_VALUES
 
 
-@pytest.fixture
-def client(influx_settings, influx_database):
-    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
-
-
 @pytest.mark.parametrize("make", [
     lambda values: Query().from_("m").where(k=values),
     lambda values: Query().from_("m").where(k=set(values)),

@@ -89,11 +89,10 @@ def expected_points() -> dict[tuple, float]:
     return {(None, to_ns(T0 + timedelta(minutes=i))): expected_values(i) for i in range(N)}
 
 
-def check(reliability_report, compare, scenario: str, expected: dict, stored) -> None:
+def check(report_read_back, scenario: str, expected: dict, stored) -> None:
     """Tally the points read back against the points written, and record the report row."""
-    read_back, lost, duplicated = compare(expected, stored)
-    reliability_report(scenario=scenario, faults=FAULT, written=len(expected), read_back=read_back,
-                       lost=lost, duplicated=duplicated)  # fmt: skip
+    read_back, lost, duplicated = report_read_back(scenario=scenario, faults=FAULT, expected=expected,
+                                                   stored=stored)  # fmt: skip
     assert (read_back, lost, duplicated) == (len(expected), 0, 0), scenario
 
 
@@ -105,9 +104,9 @@ def test_the_server_really_cuts_a_plain_answer(limited, client, sensor):
     assert len(series["values"]) == LIMIT and series["partial"] is True
 
 
-def test_get_data_and_iter_data_return_every_point(sensor, reliability_report, compare):
+def test_get_data_and_iter_data_return_every_point(sensor, report_read_back):
     readings = sensor.get_data()
-    check(reliability_report, compare, "Sensor.get_data under max-row-limit", expected_points(),
+    check(report_read_back, "Sensor.get_data under max-row-limit", expected_points(),
           (((None, to_ns(r.time)), r.value) for r in readings))  # fmt: skip
     assert len(list(sensor.iter_data())) == N
     latest = sensor.get_data(limit=N - 1)
@@ -116,16 +115,16 @@ def test_get_data_and_iter_data_return_every_point(sensor, reliability_report, c
     assert len(buckets) == N // 2 and all(b.value == 2 for b in buckets)
 
 
-def test_get_results_return_every_result(sensor, reliability_report, compare):
+def test_get_results_return_every_result(sensor, report_read_back):
     results = sensor.get_htm_model("m1").get_results()
     expected = {(None, to_ns(T0 + timedelta(minutes=i))): i / N for i in range(N)}
-    check(reliability_report, compare, "HtmModelStore.get_results under max-row-limit", expected,
+    check(report_read_back, "HtmModelStore.get_results under max-row-limit", expected,
           (((None, to_ns(r.time)), r.anomaly_score) for r in results))  # fmt: skip
 
 
-def test_combined_data_and_its_frame_hold_every_row(sensor, reliability_report, compare):
+def test_combined_data_and_its_frame_hold_every_row(sensor, report_read_back):
     data = sensor.get_combined_sensor_data()
-    check(reliability_report, compare, "get_combined_sensor_data under max-row-limit", expected_points(),
+    check(report_read_back, "get_combined_sensor_data under max-row-limit", expected_points(),
           (((None, to_ns(row["time"])), row["value"]) for row in data))  # fmt: skip
     assert data.column("anomalyScore") == [i / N for i in range(N)]  # every result aligned too
     frame = data.to_dataframe()  # what plots are drawn from
@@ -134,21 +133,21 @@ def test_combined_data_and_its_frame_hold_every_row(sensor, reliability_report, 
     assert len(aggregated) == N // 2 and None not in aggregated.column("anomalyScore")
 
 
-def test_repository_reads_return_every_point(repo, reliability_report, compare):
+def test_repository_reads_return_every_point(repo, report_read_back):
     expected = {(f"c{i % 2}", to_ns(T0 + timedelta(minutes=i))): expected_values(i) for i in range(N)}
-    check(reliability_report, compare, "Repository.all under max-row-limit", expected,
+    check(report_read_back, "Repository.all under max-row-limit", expected,
           (((p.component, to_ns(p.time)), p.value) for p in repo.query().all()))  # fmt: skip
     selected = repo.query().select("value").group_by("component").all()  # typed rows
-    check(reliability_report, compare, "Repository selection (typed rows) under max-row-limit", expected,
+    check(report_read_back, "Repository selection (typed rows) under max-row-limit", expected,
           (((r.component, to_ns(r.time)), r.value) for r in selected))  # fmt: skip
     assert repo.query().count() == N and len(repo.query().to_dataframe()) == N
     assert repo.query().order_by("time", "desc").first().time == T0 + timedelta(minutes=N - 1)
 
 
-def test_hand_written_queries_return_every_row(sensor, client, reliability_report, compare):
+def test_hand_written_queries_return_every_row(sensor, client, report_read_back):
     """`client.query` (the escape hatch, issue 14) reads as every read does: nothing is cut."""
     rows = client.query("SELECT value FROM machine WHERE component = $c", {"c": "pump"})
-    check(reliability_report, compare, "client.query under max-row-limit", expected_points(),
+    check(report_read_back, "client.query under max-row-limit", expected_points(),
           (((None, to_ns(r["time"])), r["value"]) for r in rows))  # fmt: skip
     assert len(client.query("SELECT value FROM machine", as_="dataframe")) == N
 
@@ -163,13 +162,13 @@ def test_aggregates_with_more_groups_than_the_limit_are_complete(repo):
     )
 
 
-def test_show_statements_return_every_row(client, reliability_report, compare):
+def test_show_statements_return_every_row(client, report_read_back):
     many = 3 * LIMIT // 2
     client.write_lines([f"many,component=s{i:03d} value=1 {to_ns(T0)}" for i in range(many)])
     assert client.tag_values("many", "component") == [f"s{i:03d}" for i in range(many)]
     assert len(client.series("many")) == many
     sensors = [s.component for s in client.list_sensors() if s.measurement == "many"]
-    check(reliability_report, compare, "SHOW TAG VALUES / list_sensors under max-row-limit",
+    check(report_read_back, "SHOW TAG VALUES / list_sensors under max-row-limit",
           {(None, f"s{i:03d}"): 1 for i in range(many)}, (((None, c), 1) for c in sensors))  # fmt: skip
 
 

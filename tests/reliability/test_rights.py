@@ -27,7 +27,6 @@ from influxhtm.connection import Connection
 from influxhtm.csv_import import import_csv
 from influxhtm.errors import AuthenticationError, DatabaseNotFound
 from influxhtm.running import Runner, sweep
-from influxhtm.server import LocalInfluxd
 from influxhtm.settings import Settings
 
 ADMIN_PASSWORD = "Adm1n-R1ghts-Qx7v"
@@ -39,10 +38,8 @@ LOG_LINE = re.compile(r'^\[httpd\] \S+ - (\S+) \[[^\]]*\] "(\w+) (\S+) HTTP/[\d.
 
 
 @pytest.fixture(scope="module")
-def rights_server():
-    with LocalInfluxd(config={"http": {"auth-enabled": True, "log-enabled": True}}) as server:
-        with Connection(Settings(host=server.host, port=server.port)) as anonymous:
-            anonymous.query(f"CREATE USER admin WITH PASSWORD '{ADMIN_PASSWORD}' WITH ALL PRIVILEGES")
+def rights_server(auth_server_with_admin):
+    with auth_server_with_admin(ADMIN_PASSWORD, **{"log-enabled": True}) as server:
         yield server
 
 

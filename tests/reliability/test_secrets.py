@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 import uuid
 
 import pytest
 from click.testing import CliRunner
+from user_visible import all_text
 
 from influxhtm.cli import cli
 from influxhtm.client import InfluxHtmClient
 from influxhtm.connection import Connection
 from influxhtm.errors import AuthenticationError, ConfigurationError, InfluxConnectionError
 from influxhtm.influxql import Query, admin
-from influxhtm.server import LocalInfluxd, free_port
+from influxhtm.server import free_port
 from influxhtm.settings import Settings
 
 ADMIN_PASSWORD = "Adm1n-S3cret-Hw4k"
@@ -34,11 +34,8 @@ TAG_SECRET = "t4g-S3cret-Ru8n"
 
 
 @pytest.fixture(scope="module")
-def secrets_server():
-    with LocalInfluxd(config={"http": {"auth-enabled": True, "log-enabled": True}}) as server:
-        with Connection(Settings(host=server.host, port=server.port)) as anonymous:
-            anonymous.query("CREATE USER admin WITH PASSWORD $pw WITH ALL PRIVILEGES",
-                            params={"pw": ADMIN_PASSWORD})
+def secrets_server(auth_server_with_admin):
+    with auth_server_with_admin(ADMIN_PASSWORD, **{"log-enabled": True}) as server:
         yield server
 
 
@@ -55,16 +52,6 @@ def request_lines(server, wanted: str = "", timeout: float = 5.0) -> str:
         if wanted in text or time.monotonic() > deadline:
             return "\n".join(line for line in text.splitlines() if line.startswith("[httpd]"))
         time.sleep(0.05)
-
-
-def all_text(*objects) -> str:
-    """Everything a user could see of these objects: str, repr and formatted traceback."""
-    parts = []
-    for obj in objects:
-        parts += [str(obj), repr(obj)]
-        if isinstance(obj, BaseException):
-            parts.append("".join(traceback.format_exception(obj)))
-    return "\n".join(parts)
 
 
 # -- statements travel in the body -----------------------------------------------------------------

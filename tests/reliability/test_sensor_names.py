@@ -12,17 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from influxhtm.client import InfluxHtmClient
 from influxhtm.errors import SensorNotFound
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def client(influx_settings, influx_database):
-    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
-    yield client
-    client.close()
 
 
 def keys(client) -> list[tuple[str, str]]:

@@ -109,7 +109,7 @@ def expected_of(objs, measurement: str, fields: tuple[str, ...]) -> dict[tuple, 
 
 
 # -- item 1: a string field cannot inject points ------------------------------------------
-def test_string_fields_with_newlines_survive_a_413_resplit(small_client, compare, reliability_report):
+def test_string_fields_with_newlines_survive_a_413_resplit(small_client, report_read_back):
     notes = [
         Note(time=T0 + timedelta(seconds=i), component="a", text=f"note {i}{INJECTION}end {i}")
         for i in range(200)
@@ -122,25 +122,23 @@ def test_string_fields_with_newlines_survive_a_413_resplit(small_client, compare
     error = info.value
     assert "evil" not in small_client.measurements()
     assert small_client.repository(Note).query().all() == notes  # verbatim, newlines and all
-    read_back, lost, duplicated = compare(expected_of(notes, "notes", ("text",)), everything(small_client))
+    read_back, lost, duplicated = report_read_back(
+        scenario="string fields with newlines, 413 re-split",
+        faults=f"max-body-size = {MAX_BODY} B, line protocol inside 200 notes, 1 note over the limit",
+        expected=expected_of(notes, "notes", ("text",)),
+        stored=everything(small_client),
+        written=len(batch),
+        refused=error.dropped,
+    )
     assert (read_back, lost, duplicated) == (200, 0, 0)
     assert (error.written, error.dropped, error.not_sent) == (200, 1, 0)
     assert error.status == 413 and error.reason == "point larger than max-body-size"
     assert "notes,component=huge" in str(error) and "refused 1 of 201" in str(error)
     assert error.lines == [to_line(huge)[:200] + f"... ({len(to_line(huge))} characters)"]
     assert small_client.connection.body_limit is not None and small_client.connection.body_limit <= MAX_BODY
-    reliability_report(
-        scenario="string fields with newlines, 413 re-split",
-        faults=f"max-body-size = {MAX_BODY} B, line protocol inside 200 notes, 1 note over the limit",
-        written=len(batch),
-        read_back=read_back,
-        refused=error.dropped,
-        lost=lost,
-        duplicated=duplicated,
-    )
 
 
-def test_string_fields_with_newlines_survive_partial_write_halving(client, compare, reliability_report):
+def test_string_fields_with_newlines_survive_partial_write_halving(client, report_read_back):
     # `extra` is an integer in this shard already, so the one note with a float `extra` is refused
     client.write_lines([f"notes,component=old extra=1i {int(T0.timestamp()) * NS}"])
     notes = [
@@ -155,20 +153,18 @@ def test_string_fields_with_newlines_survive_partial_write_halving(client, compa
     kept = [n for n in notes if n.extra is None]
     expected = expected_of(kept, "notes", ("text",))
     expected[("notes", (("component", "old"),), int(T0.timestamp()) * NS)] = {"extra": 1}
-    read_back, lost, duplicated = compare(expected, everything(client))
+    read_back, lost, duplicated = report_read_back(
+        scenario="string fields with newlines, partial write halved",
+        faults="line protocol inside 40 notes, 1 field type conflict (real server)",
+        expected=expected,
+        stored=everything(client),
+        written=len(notes) + 1,
+        refused=error.dropped,
+    )
     assert (read_back, lost, duplicated) == (40, 0, 0)
     assert (error.written, error.dropped, error.not_sent) == (39, 1, 0)
     assert error.reason == "field type conflict" and error.lines == [to_line(notes[16])]
     assert "refused 1 of 40" in str(error) and "the other 39 are stored" in str(error)
-    reliability_report(
-        scenario="string fields with newlines, partial write halved",
-        faults="line protocol inside 40 notes, 1 field type conflict (real server)",
-        written=len(notes) + 1,
-        read_back=read_back,
-        refused=error.dropped,
-        lost=lost,
-        duplicated=duplicated,
-    )
 
 
 def test_raw_text_is_cut_where_influxdb_cuts_it():
@@ -209,7 +205,7 @@ def three_weeks(step: timedelta) -> list[Reading]:
     return [Reading(time=T0 + i * step, component="a", value=float(i % 97)) for i in range(count)]
 
 
-def test_a_refused_point_in_week_two_does_not_stop_week_three(client, compare, reliability_report):
+def test_a_refused_point_in_week_two_does_not_stop_week_three(client, report_read_back):
     week_two = T0 + 8 * DAY
     client.write_lines([f"power3w,component=old note=1i {int(week_two.timestamp()) * NS}"])  # note: integer
     readings = three_weeks(timedelta(minutes=1))
@@ -222,23 +218,21 @@ def test_a_refused_point_in_week_two_does_not_stop_week_three(client, compare, r
     kept = [r for r in readings if r.note is None]
     expected = expected_of(kept, "power3w", ("value",))
     expected[("power3w", (("component", "old"),), int(week_two.timestamp()) * NS)] = {"note": 1}
-    read_back, lost, duplicated = compare(expected, everything(client))
+    read_back, lost, duplicated = report_read_back(
+        scenario="3-week write, one refused point in week 2",
+        faults="field type conflict in batch 11 of 21 (real server)",
+        expected=expected,
+        stored=everything(client),
+        written=total + 1,
+        refused=error.dropped,
+    )
     assert (read_back, lost, duplicated) == (total, 0, 0)
     assert (error.written, error.dropped, error.not_sent) == (total - 1, 1, 0)
     assert error.lines == [to_line(readings[10 * 1440])]
     assert f"refused 1 of {total}" in str(error) and f"the other {total - 1} are stored" in str(error)
-    reliability_report(
-        scenario="3-week write, one refused point in week 2",
-        faults="field type conflict in batch 11 of 21 (real server)",
-        written=total + 1,
-        read_back=read_back,
-        refused=error.dropped,
-        lost=lost,
-        duplicated=duplicated,
-    )
 
 
-def test_a_type_conflict_inside_one_batch_is_a_partial_write(client, compare, reliability_report):
+def test_a_type_conflict_inside_one_batch_is_a_partial_write(client, report_read_back):
     # InfluxDB answers `400 field type conflict` (no "partial write") and stores none of the batch
     hours = int(21 * DAY / timedelta(hours=1))
     conflict = 10 * 24 + 5  # week 2
@@ -251,17 +245,15 @@ def test_a_type_conflict_inside_one_batch_is_a_partial_write(client, compare, re
     assert error.reason == "field type conflict" and error.lines == [lines[conflict]]
     series = ("power1b", (("component", "a"),))
     expected = {(*series, i * 3600 * NS): {"value": float(i)} for i in range(hours) if i != conflict}
-    read_back, lost, duplicated = compare(expected, everything(client))
-    assert (read_back, lost, duplicated) == (hours - 1, 0, 0)
-    reliability_report(
+    read_back, lost, duplicated = report_read_back(
         scenario="type conflict inside one batch",
         faults="400 field type conflict without 'partial write' (real server)",
+        expected=expected,
+        stored=everything(client),
         written=hours,
-        read_back=read_back,
         refused=error.dropped,
-        lost=lost,
-        duplicated=duplicated,
     )
+    assert (read_back, lost, duplicated) == (hours - 1, 0, 0)
 
 
 def test_a_write_stopped_by_bad_input_counts_what_it_did_not_send(client, compare):
@@ -297,9 +289,7 @@ def test_a_write_stopped_by_bad_input_counts_what_it_did_not_send(client, compar
 
 
 # -- item 3: the declared retention policy -------------------------------------------------
-def test_declared_retention_policy_is_written_read_and_used_by_continuous_queries(
-    client, compare, reliability_report
-):
+def test_declared_retention_policy_is_written_read_and_used_by_continuous_queries(client, report_read_back):
     client.create_retention_policy("short", duration="1000w")  # not the default policy
     repo = client.repository(ShortReading)
     readings = [
@@ -309,7 +299,13 @@ def test_declared_retention_policy_is_written_read_and_used_by_continuous_querie
     assert repo.query().all() == readings
     assert everything(client, "autogen") == []
     expected = expected_of(readings, "rp_power", ("value",))
-    read_back, lost, duplicated = compare(expected, everything(client, "short"))
+    read_back, lost, duplicated = report_read_back(
+        scenario="declared retention policy",
+        faults='class declares retention_policy="short" (not the default)',
+        expected=expected,
+        stored=everything(client, "short"),
+        written=len(readings),
+    )
     assert (read_back, lost, duplicated) == (144, 0, 0)
 
     hourly = ih.Query().from_(ShortReading).select(ih.mean("value")).into("rp_power_1h").group_by_time("1h")
@@ -325,11 +321,3 @@ def test_declared_retention_policy_is_written_read_and_used_by_continuous_querie
     means = [row for row in everything(client, "short") if row[0][0] == "rp_power_1h"]
     assert [fields["mean"] for _, fields in means] == [6 * h + 2.5 for h in range(24)]
     assert everything(client, "autogen") == []
-    reliability_report(
-        scenario="declared retention policy",
-        faults='class declares retention_policy="short" (not the default)',
-        written=len(readings),
-        read_back=read_back,
-        lost=lost,
-        duplicated=duplicated,
-    )
