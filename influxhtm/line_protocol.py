@@ -82,6 +82,16 @@ def quote_string_field(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def float_value(value: Any) -> float:
+    """`float(value)`; a numpy float narrower than 64 bits (float32, float16) is read from the
+    shortest decimal text that reads back to it (numpy's own `str`), so `numpy.float32(0.1)` is
+    written `0.1`, not `0.10000000149011612`, and still reads back as the same float32."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and getattr(dtype, "kind", "") == "f" and dtype.itemsize < 8:
+        return float(str(value))
+    return float(value)
+
+
 def format_float(value: float) -> str:
     """The shortest text InfluxDB parses back to exactly this float (Python's repr)."""
     return repr(float(value))
@@ -268,7 +278,7 @@ def _field_value(key: str, value: Any, ints_as_floats: bool) -> str:
     if kind.startswith("bool"):  # numpy.bool_
         return "true" if value else "false"
     if hasattr(value, "__float__") and not hasattr(value, "__index__"):  # numpy floats
-        return _field_value(key, float(value), ints_as_floats)
+        return _field_value(key, float_value(value), ints_as_floats)
     if hasattr(value, "__index__"):  # numpy ints
         return _field_value(key, int(value.__index__()), ints_as_floats)
     raise _fail(key, value, "is not a float, int, bool or str")
