@@ -605,14 +605,6 @@ def run(
 # --------------------------------------------------------------------------- plot and score
 
 
-def named_model_columns(data: Any) -> Any:
-    """The DataFrame of combined data, a lone model's columns prefixed with its id (so plots name it)."""
-    frame = data.to_dataframe()
-    if len(data.models) == 1:
-        frame = frame.rename(columns={c: f"{data.models[0]}.{c}" for c in frame.columns if c != "value"})
-    return frame
-
-
 @cli.command()
 @click.argument("measurement")
 @click.argument("component")
@@ -627,7 +619,7 @@ def named_model_columns(data: Any) -> Any:
 )
 @click.option("--tz", default="UTC", show_default=True, help="zone of the label file's naive timestamps")
 @click.option("--threshold", type=float, default=None, help="mark detections (anomaly score >= X)")
-@click.option("--title", default=None, help="title of the plot")
+@click.option("--title", default=None, help="title of the plot (default: the sensor and its models)")
 @click.option(
     "--output",
     "-o",
@@ -668,12 +660,9 @@ def plot(
     )
     if data.empty:
         raise InfluxHtmError(f"sensor {sensor} has no data in the given time range")
-    from .plotting import plot as plot_frame
-
-    frame = named_model_columns(data)
     for output in outputs:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-        written = plot_frame(frame, output, title=title or f"{sensor}", windows=windows, threshold=threshold)
+        written = data.plot(output, title=title, windows=windows, threshold=threshold)
         click.echo(f"wrote {written} ({len(data):,} points, models: {', '.join(data.models) or 'none'})")
 
 
@@ -805,6 +794,9 @@ def score(
 @click.option("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
 @click.option("--scheduler", default=None, help="dask: address of a running scheduler (tcp://host:8786)")
 @click.option("--json", "as_json", is_flag=True, help="print the result rows as JSON")
+@click.option(
+    "--progress/--no-progress", default=None, help="show a progress bar (default: when stderr is a terminal)"
+)
 @pass_context
 @command_errors
 def sweep_command(
@@ -819,6 +811,7 @@ def sweep_command(
     workers: int | None,
     scheduler: str | None,
     as_json: bool,
+    progress: bool | None,
 ) -> None:
     """Run an engine with every parameter set of a grid over sensors, one model per (sensor, set)."""
     from .running import sweep
@@ -848,7 +841,8 @@ def sweep_command(
         pool = Client(scheduler or cluster)
         try:
             frame = sweep(
-                sensors_, param_grid, engine, since=lo, until=hi, aggregation=aggregation, executor=pool
+                sensors_, param_grid, engine, since=lo, until=hi, aggregation=aggregation, executor=pool,
+                progress=show_progress(progress),
             )
         finally:
             pool.close()
@@ -859,7 +853,8 @@ def sweep_command(
 
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
             frame = sweep(
-                sensors_, param_grid, engine, since=lo, until=hi, aggregation=aggregation, executor=pool
+                sensors_, param_grid, engine, since=lo, until=hi, aggregation=aggregation, executor=pool,
+                progress=show_progress(progress),
             )
     records = frame.astype(object).where(frame.notna(), None).to_dict("records")
     if as_json:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .connection import Connection
 from .declarations import is_declared
@@ -32,6 +32,9 @@ from .rows import from_results
 from .sensor import Sensor, check_name
 from .settings import Settings
 from .times import from_ns, inclusive_range
+
+if TYPE_CHECKING:
+    from .batching import BatchingWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -429,6 +432,14 @@ class InfluxHtmClient:
     listSensors = list_sensors
 
     # -- repositories ----------------------------------------------------------
+    def writer(self, *, batch_size: int = 5000, flush_interval: float | None = 1.0) -> BatchingWriter:
+        """A fire-and-forget batching writer of declared objects (a context manager that sends what
+        is left on exit): batches of `batch_size`, sent every `flush_interval` seconds too, all
+        through the one write pipeline (see `influxhtm.batching`)."""
+        from .batching import BatchingWriter
+
+        return BatchingWriter(self, batch_size=batch_size, flush_interval=flush_interval)
+
     def repository(
         self, cls: type, *, measurement: str | None = None, tags: Mapping[str, str] | None = None
     ) -> Any:

@@ -18,7 +18,8 @@ real InfluxDB 1.6 server:
   valid Unicode (lone surrogates); times outside InfluxDB's range;
 - a measurement name or field key starting with a tab or NUL (the server skips
   them: the point would be stored under another name, or dropped as a comment);
-  a measurement name with a carriage return or NUL (InfluxQL cannot name it);
+  a measurement name, tag key or field key with a carriage return or NUL
+  (the server stores it, but InfluxQL cannot name it: no query could read it);
   the names InfluxDB's query engine reserves (`SYSTEM_MEASUREMENTS`, `SYSTEM_KEYS`).
 
 Declared classes get an encoder generated once per class (`encoder_for`), the
@@ -149,6 +150,8 @@ def key_problem(key: object, *, kind: str = "tag") -> str | None:
         return "starts with a tab or NUL, which InfluxDB skips (the field would be stored under another key)"
     if kind == "field" and _BAD_BACKSLASH.search(key):
         return "has a backslash before a comma, space, '=' or '\"', which InfluxDB would drop"
+    if "\r" in key or "\x00" in key:
+        return "contains a carriage return or NUL, which InfluxQL cannot name (it could never be queried)"
     return _unicode_problem(key)
 
 
