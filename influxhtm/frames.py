@@ -16,6 +16,7 @@ column, like any other invalid value, and nothing of that batch is written.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ import attrs
 
 from .declarations import Declaration
 from .errors import ValidationError
+from .times import get_naive_times
 
 #: Rows converted at a time (the batch size of the write is separate).
 CHUNK = 10_000
@@ -40,8 +42,9 @@ class BadRow:
     error: ValidationError
 
 
-def frame_rows(decl: Declaration, frame: Any) -> Iterator[dict[str, Any] | BadRow]:
-    """One mapping (attribute name -> value) per row of `frame`, missing optional cells left out."""
+def frame_rows(decl: Declaration, frame: Any, fixed: dict[str, Any] | None = None) -> Iterator[Any]:
+    """One instance of the declared class per row of `frame` (missing optional cells left out,
+    `fixed` attributes added), or a `BadRow` carrying why the row cannot be one."""
     import pandas
 
     times, frame = _times(decl, frame)
@@ -50,14 +53,14 @@ def frame_rows(decl: Declaration, frame: Any) -> Iterator[dict[str, Any] | BadRo
     labels = frame.index
     for start in range(0, len(frame), CHUNK):
         part = frame.iloc[start : start + CHUNK]
-        missing = part.isna().to_numpy()
-        values = part.to_numpy(dtype=object)
+        missing = part.isna().to_numpy().tolist()
+        values = part.to_numpy(dtype=object).tolist()
         for offset, (cells, gaps) in enumerate(zip(values, missing, strict=True)):
             row = start + offset
             time = times[row]
-            record: dict[str, Any] = {decl.time.attr: time}
+            record: dict[str, Any] = {**(fixed or {}), decl.time.attr: time}
             problems: dict[str, list[str]] = {}
-            if time is None or (not isinstance(time, str) and pandas.isna(time)):
+            if time is None or time is pandas.NaT or (isinstance(time, float) and time != time):
                 problems[decl.time.attr] = [f"is missing (NaT) in row {row} (index {labels[row]})"]
             for attr, cell, gap in zip(columns, cells, gaps, strict=True):
                 if not gap:
@@ -67,7 +70,13 @@ def frame_rows(decl: Declaration, frame: Any) -> Iterator[dict[str, Any] | BadRo
                         f"is missing ({_missing(cell)}) in row {row} (index {labels[row]}), "
                         "and the column is required"
                     ]
-            yield BadRow(ValidationError(problems)) if problems else record
+            if problems:
+                yield BadRow(ValidationError(problems))
+                continue
+            try:
+                yield decl.cls(**record)  # the class's own conversion and checks, no schema on the way
+            except ValidationError as error:
+                yield BadRow(error)
 
 
 def _missing(cell: Any) -> str:
@@ -87,10 +96,10 @@ def _times(decl: Declaration, frame: Any) -> tuple[list[Any], Any]:
         raise ValidationError({"time": [f"the DataFrame has two time columns: {in_columns}"]})
     if in_columns:
         column = in_columns[0]
-        return list(_as_times(frame[column], column)), frame.drop(columns=[column])
+        return list(_as_times(frame[column], decl.naive_times)), frame.drop(columns=[column])
     index = frame.index
     if isinstance(index, pandas.DatetimeIndex) or index.name in names:
-        return list(_as_times(index.to_series(), "index")), frame
+        return list(_as_times(index.to_series(), decl.naive_times)), frame
     raise ValidationError(
         {
             "time": [
@@ -101,14 +110,24 @@ def _times(decl: Declaration, frame: Any) -> tuple[list[Any], Any]:
     )
 
 
-def _as_times(series: Any, where: str) -> Any:
-    """Timestamps of a time column: datetimes as they are (naive ones follow the class's rule),
-    integers as nanoseconds, text as ISO 8601 (converted per value by the class)."""
+def _as_times(series: Any, naive: str | None) -> Any:
+    """The times of a time column or index, for the class's converter: a datetime64 column as UTC
+    datetimes at once (naive ones by the class's rule: UTC unless it or `set_naive_times` says
+    otherwise, then value by value); integers (nanoseconds) and text (ISO 8601) as they are."""
     import pandas
 
-    if pandas.api.types.is_datetime64_any_dtype(series.dtype):
-        return list(series)  # pandas Timestamps, nanoseconds kept
-    return series.to_numpy(dtype=object)
+    if not pandas.api.types.is_datetime64_any_dtype(series.dtype):
+        return series.to_numpy(dtype=object)
+    values = pandas.DatetimeIndex(series)
+    if values.tz is None:
+        if (naive if naive is not None else get_naive_times()) != "utc":
+            return list(series)  # each one read (or refused) by the class's rule
+        values = values.tz_localize("UTC")
+    else:
+        values = values.tz_convert("UTC")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Discarding nonzero nanoseconds": the class keeps microseconds
+        return values.to_pydatetime()
 
 
 def _columns(decl: Declaration, frame: Any) -> list[str]:

@@ -111,7 +111,7 @@ class Repository:
         total = len(objects) if isinstance(objects, Sequence) else None
         if is_dataframe(objects):
             total = len(objects)  # type: ignore[arg-type]
-            objects = frame_rows(self.declaration, objects)
+            objects = frame_rows(self.declaration, objects, self._fixed_attrs)
         with progress_bar(progress, total=total, unit="pt", desc=f"writing {self.measurement}") as bar:
             return post_pipelined(
                 self.client,
