@@ -277,9 +277,24 @@ def wait_for_interrupt(local: Any, *lines: str) -> None:
 
 @cli.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--measurement", "-m", required=True, help="the sensor's measurement")
-@click.option("--component", "-c", required=True, help="the sensor's component tag")
-@click.option("--time-column", default="timestamp", show_default=True, help="column holding the time")
+@click.option(
+    "--measurement", "-m", default=None, help="the sensor's measurement (with --class: where to write)"
+)
+@click.option("--component", "-c", default=None, help="the sensor's component tag")
+@click.option(
+    "--class",
+    "class_name",
+    default=None,
+    metavar="MODULE:CLASS",
+    help="import rows of a declared class instead of a sensor (the module is found from the current "
+    "directory too)",
+)
+@click.option(
+    "--time-column",
+    default=None,
+    help="column holding the time (default: timestamp; with --class: the declared time's name, time or "
+    "timestamp)",
+)
 @click.option("--value-column", default="value", show_default=True, help="column holding the value")
 @click.option("--tz", default="UTC", show_default=True, help="zone of naive timestamps (IANA name)")
 @click.option(
@@ -299,9 +314,10 @@ def wait_for_interrupt(local: Any, *lines: str) -> None:
 def import_(
     ctx: Context,
     file: str,
-    measurement: str,
-    component: str,
-    time_column: str,
+    measurement: str | None,
+    component: str | None,
+    class_name: str | None,
+    time_column: str | None,
     value_column: str,
     tz: str,
     ambiguous: str | None,
@@ -309,7 +325,8 @@ def import_(
     create: bool,
     progress: bool | None,
 ) -> None:
-    """Import a CSV FILE (NAB's format as it is) into a sensor.
+    """Import a CSV FILE (NAB's format as it is) into a sensor (--measurement and --component), or
+    rows of a declared class (--class module:Class; the header names its time, tags and fields).
 
     Rows that cannot be read are reported with their line numbers and the rest
     is written; rows repeating a timestamp are merged (InfluxDB keeps one point
@@ -322,30 +339,66 @@ def import_(
 
     from .csv_import import count_rows, import_csv
 
+    if class_name is None and (measurement is None or component is None):
+        raise InfluxHtmError("give --measurement and --component (a sensor), or --class module:Class")
+    if class_name is not None and component is not None:
+        raise InfluxHtmError("--component is a sensor's: with --class, the file's columns give the tags")
     if not os.path.isfile(file):
         raise InfluxHtmError(f"file {file!r} does not exist")
-    client = ctx.client(create=create)
-    sensor = client.create_sensor(measurement, component)
-    with tqdm(
-        total=count_rows(file),
-        unit="row",
-        desc=f"importing {Path(file).name}",
-        disable=not show_progress(progress),
-        file=sys.stderr,
-    ) as bar:
-        report = import_csv(
-            sensor,
+    if class_name is not None:
+        cls = declared_class(class_name)
+        repository = ctx.client(create=create).repository(cls, measurement=measurement)
+        report = repository.import_csv(
             file,
             time_column=time_column,
-            value_column=value_column,
             tz=tz,
-            batch_size=batch_size,
-            progress=bar.update,
             ambiguous=ambiguous,
+            batch_size=batch_size,
+            progress=show_progress(progress),
         )
+    else:
+        assert measurement is not None and component is not None
+        client = ctx.client(create=create)
+        sensor = client.create_sensor(measurement, component)
+        with tqdm(
+            total=count_rows(file),
+            unit="row",
+            desc=f"importing {Path(file).name}",
+            disable=not show_progress(progress),
+            file=sys.stderr,
+        ) as bar:
+            report = import_csv(
+                sensor,
+                file,
+                time_column=time_column or "timestamp",
+                value_column=value_column,
+                tz=tz,
+                batch_size=batch_size,
+                progress=bar.update,
+                ambiguous=ambiguous,
+            )
     click.echo(report.summary())
     if report.rows and not report.written:
         raise InfluxHtmError(f"no row of {file!r} could be read (first problem: {report.errors[0]})")
+
+
+def declared_class(name: str) -> type:
+    """The declared class `module:Class` (the module is looked up from the current directory too)."""
+    import pkgutil
+
+    from .declarations import is_declared
+
+    if ":" not in name:
+        raise InfluxHtmError(f"--class {name!r}: give it as module:Class (e.g. myapp.models:Climate)")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found = pkgutil.resolve_name(name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise InfluxHtmError(f"--class {name!r}: cannot import it: {error}") from None
+    if not isinstance(found, type) or not is_declared(found):
+        raise InfluxHtmError(f"--class {name!r} is not a class declared with @measurement(...)")
+    return found
 
 
 # --------------------------------------------------------------------------- listing
@@ -552,14 +605,6 @@ def run(
 # --------------------------------------------------------------------------- plot and score
 
 
-def named_model_columns(data: Any) -> Any:
-    """The DataFrame of combined data, a lone model's columns prefixed with its id (so plots name it)."""
-    frame = data.to_dataframe()
-    if len(data.models) == 1:
-        frame = frame.rename(columns={c: f"{data.models[0]}.{c}" for c in frame.columns if c != "value"})
-    return frame
-
-
 @cli.command()
 @click.argument("measurement")
 @click.argument("component")
@@ -574,7 +619,7 @@ def named_model_columns(data: Any) -> Any:
 )
 @click.option("--tz", default="UTC", show_default=True, help="zone of the label file's naive timestamps")
 @click.option("--threshold", type=float, default=None, help="mark detections (anomaly score >= X)")
-@click.option("--title", default=None, help="title of the plot")
+@click.option("--title", default=None, help="title of the plot (default: the sensor and its models)")
 @click.option(
     "--output",
     "-o",
@@ -615,12 +660,9 @@ def plot(
     )
     if data.empty:
         raise InfluxHtmError(f"sensor {sensor} has no data in the given time range")
-    from .plotting import plot as plot_frame
-
-    frame = named_model_columns(data)
     for output in outputs:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-        written = plot_frame(frame, output, title=title or f"{sensor}", windows=windows, threshold=threshold)
+        written = data.plot(output, title=title, windows=windows, threshold=threshold)
         click.echo(f"wrote {written} ({len(data):,} points, models: {', '.join(data.models) or 'none'})")
 
 
@@ -752,6 +794,9 @@ def score(
 @click.option("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
 @click.option("--scheduler", default=None, help="dask: address of a running scheduler (tcp://host:8786)")
 @click.option("--json", "as_json", is_flag=True, help="print the result rows as JSON")
+@click.option(
+    "--progress/--no-progress", default=None, help="show a progress bar (default: when stderr is a terminal)"
+)
 @pass_context
 @command_errors
 def sweep_command(
@@ -766,6 +811,7 @@ def sweep_command(
     workers: int | None,
     scheduler: str | None,
     as_json: bool,
+    progress: bool | None,
 ) -> None:
     """Run an engine with every parameter set of a grid over sensors, one model per (sensor, set)."""
     from .running import sweep
@@ -791,7 +837,8 @@ def sweep_command(
         pool = Client(scheduler or cluster)
         try:
             frame = sweep(
-                sensors_, param_grid, engine, since=lo, until=hi, aggregation=aggregation, executor=pool
+                sensors_, param_grid, engine, since=lo, until=hi, aggregation=aggregation, executor=pool,
+                progress=show_progress(progress),
             )
         finally:
             pool.close()
@@ -802,7 +849,8 @@ def sweep_command(
 
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
             frame = sweep(
-                sensors_, param_grid, engine, since=lo, until=hi, aggregation=aggregation, executor=pool
+                sensors_, param_grid, engine, since=lo, until=hi, aggregation=aggregation, executor=pool,
+                progress=show_progress(progress),
             )
     records = frame.astype(object).where(frame.notna(), None).to_dict("records")
     if as_json:

@@ -33,6 +33,9 @@ from .sensor import Sensor, check_name
 from .settings import Settings
 from .times import TimeLike, from_ns, inclusive_range
 
+if TYPE_CHECKING:
+    from .batching import BatchingWriter
+
 log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from .repository import Repository
@@ -412,6 +415,14 @@ class InfluxHtmClient:
     listSensors = list_sensors
 
     # -- repositories ----------------------------------------------------------
+    def writer(self, *, batch_size: int = 5000, flush_interval: float | None = 1.0) -> BatchingWriter:
+        """A fire-and-forget batching writer of declared objects (a context manager that sends what
+        is left on exit): batches of `batch_size`, sent every `flush_interval` seconds too, all
+        through the one write pipeline (see `influxhtm.batching`)."""
+        from .batching import BatchingWriter
+
+        return BatchingWriter(self, batch_size=batch_size, flush_interval=flush_interval)
+
     def repository(
         self, cls: type[T], *, measurement: str | None = None, tags: Mapping[str, str] | None = None
     ) -> Repository[T]:

@@ -1,7 +1,11 @@
 """Raw data merged with model results, for plotting and scoring.
 
 Rows are the sensor's timestamps (or its time buckets when aggregated); each
-model's results are aligned to them by time. A missing result is null, never a
+model's results are aligned to them by time. The columns are `time`, `value`
+and, for each model `M`, `M.anomalyScore`, `M.anomalyLikelihood` (and
+`M.rawScore`, `M.prediction`, ... when a model has them): always prefixed with
+the model id, whatever the number of models, so that code reading a column
+keeps working when a second model is added. A missing result is null, never a
 carried-forward value. Aggregated, the anomaly columns take the bucket's `max`
 so that an anomaly inside a bucket is not averaged away.
 """
@@ -39,13 +43,24 @@ ALWAYS = ("anomalyScore", "anomalyLikelihood")
 
 @attrs.frozen
 class CombinedData:
-    """A table of `columns` and `values` (rows); the first column is `time` (UTC datetime)."""
+    """A table of `columns` and `values` (rows); the first column is `time` (UTC datetime), then
+    `value`, then `<model>.<field>` for each model (see the module docstring).
+
+    `sensor` names the sensor ("measurement/component"), as the plots' titles do."""
 
     name: str
     columns: tuple[str, ...]
     values: tuple[tuple[Any, ...], ...]
     models: tuple[str, ...] = ()
     aggregation: str | None = None
+    sensor: str = ""
+
+    @property
+    def title(self) -> str:
+        """What the data is: the sensor, its models and the aggregation (the plots' default title)."""
+        models = f"models {', '.join(self.models)}" if self.models else "no models"
+        buckets = f", {self.aggregation} buckets" if self.aggregation else ""
+        return f"{self.sensor or self.name}: {models}{buckets}"
 
     def __len__(self) -> int:
         return len(self.values)
@@ -81,9 +96,12 @@ class CombinedData:
         return frame.astype("float64")
 
     def plot(self, path: str | Path, **options: Any) -> Path:
-        """Draw the data and the anomaly panels to a `.png` or self-contained `.html` file."""
+        """Draw the data and the anomaly panels to a `.png` or self-contained `.html` file; the title
+        (unless `title=` is given) names the sensor and the models (`CombinedData.title`)."""
         from .plotting import plot
 
+        if options.get("title") is None:
+            options["title"] = self.title
         return plot(self.to_dataframe(), path, **options)
 
 
@@ -120,10 +138,9 @@ def assemble(
     """The CombinedData of the sensor's (time ns, value) rows and its models' results by time."""
     present = {field for per_model in results.values() for by_time in per_model.values() for field in by_time}
     fields = [f for f in RESULT_KEYS.values() if f in ALWAYS or f in present]
-    single = len(model_ids) == 1
     columns = ["time", "value"]
     for model_id in model_ids:
-        columns.extend(f if single else f"{model_id}.{f}" for f in fields)
+        columns.extend(f"{model_id}.{f}" for f in fields)
     values = []
     for ns, value in rows:
         row: list[Any] = [from_ns(ns), value]
@@ -131,7 +148,9 @@ def assemble(
             at = results.get(model_id, {}).get(ns, {})
             row.extend(at.get(f) for f in fields)
         values.append(tuple(row))
-    return CombinedData(sensor.measurement, tuple(columns), tuple(values), tuple(model_ids), aggregation)
+    return CombinedData(
+        sensor.measurement, tuple(columns), tuple(values), tuple(model_ids), aggregation, str(sensor)
+    )
 
 
 def _model_ids(sensor: Sensor, models: Iterable[str] | str | None) -> list[str]:

@@ -13,6 +13,13 @@ reading to take ("earlier" or "later" instant).
 
 A row that cannot be read (bad timestamp, value that is not a finite number,
 missing cell) is reported with its line number, and every other row is written.
+
+`Repository.import_csv` (`import_declared`) imports a CSV into a declared class
+with the same contract: its header names the time and declared tags and fields
+(a header that does not fit the class refuses the file before anything is
+written), each row is loaded from text (`Cls.load(row, coerce=True)`), and a
+row that cannot be an object is reported by line. Both go through the one write
+pipeline; a row is written whole or reported, never in part.
 InfluxDB keeps one point per series and timestamp, so rows that repeat an
 earlier row's timestamp are stored as one point (the later value wins); they are
 counted as *merged* so that no row is lost without a word.
@@ -23,22 +30,25 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
 from .errors import AmbiguousTimeError, ConfigurationError, ValidationError, check_positive_int
 from .line_protocol import Batch
+from .progress import progress_bar
 from .records import SensorReading
 from .rows import row_mapper
 from .times import AMBIGUOUS_POLICIES, from_ns, to_ns, wall_time_ns
 from .writing import WritePipeline
 
 if TYPE_CHECKING:
+    from .client import InfluxHtmClient
+    from .repository import Repository
     from .sensor import Sensor
 
 #: How many row problems `ImportReport.summary` lists before it says "and N more".
@@ -88,8 +98,9 @@ class ImportReport:
 
     def summary(self, shown: int = SHOWN_ERRORS) -> str:
         """A few lines for people: counts, time span, merged duplicates and the unreadable rows."""
+        into = f"{self.measurement}/{self.component}" if self.component else self.measurement
         lines = [
-            f"imported {self.path} into {self.measurement}/{self.component}: "
+            f"imported {self.path} into {into}: "
             f"{self.rows:,} rows read, {self.stored:,} points stored"
         ]
         if self.first is not None and self.last is not None:
@@ -168,6 +179,22 @@ def count_rows(path: str | os.PathLike[str]) -> int:
     return max(0, lines - 1)
 
 
+#: What a header gives the import: the time column's index and the function that makes one
+#: row's point: `point(row, zone, ambiguous)` -> (line protocol, series-and-time key, time ns),
+#: raising ValueError or ValidationError for a row that cannot be read.
+PointMaker = Callable[[list[str], tzinfo, "str | None"], tuple[str, Hashable, int]]
+
+
+@attrs.frozen
+class _Outcome:
+    rows: int
+    written: int
+    merged: int
+    errors: tuple[RowError, ...]
+    first: int | None
+    last: int | None
+
+
 def import_csv(
     sensor: Sensor,
     path: str | os.PathLike[str],
@@ -187,6 +214,151 @@ def import_csv(
     such line is raised before anything is written, unless `ambiguous` is
     "earlier" or "later" (which of the two instants to take).
     """
+    # The sensor repository's encoder formats each point, stamped with its exact ns; a reading is
+    # made by the declaration's row mapper (its value was checked by parse_value).
+    encode = sensor.repository.encoder
+    reading = row_mapper(SensorReading, ("time", "value"), tags={"component": sensor.component})
+
+    def plan(columns: list[str]) -> tuple[int, PointMaker]:
+        missing = [c for c in (time_column, value_column) if c not in columns]
+        if missing:
+            raise ValidationError(
+                {
+                    ("time_column" if time_column in missing else "value_column"): [
+                        f"{os.fspath(path)!r} has no column {', '.join(map(repr, missing))}; "
+                        f"its columns are {', '.join(map(repr, columns))}"
+                    ]
+                }
+            )
+        t_index, v_index = columns.index(time_column), columns.index(value_column)
+        width = max(t_index, v_index) + 1
+
+        def point(row: list[str], zone: tzinfo, ambiguous: str | None) -> tuple[str, Hashable, int]:
+            if len(row) < width:
+                raise ValueError(f"{len(row)} cell(s), expected at least {width}")
+            ns = parse_timestamp(row[t_index], zone, ambiguous)
+            value = parse_value(row[v_index])
+            return encode(reading((ns, value)), ns), ns, ns
+
+        return t_index, point
+
+    outcome = _import_rows(sensor.client, path, plan, tz, ambiguous, batch_size, progress, None)
+    return _report(outcome, path, sensor.measurement, sensor.component)
+
+
+def import_declared(
+    repository: Repository,
+    path: str | os.PathLike[str],
+    *,
+    time_column: str | None = None,
+    tz: str | tzinfo = "UTC",
+    ambiguous: str | None = None,
+    batch_size: int = 5000,
+    progress: bool | None = None,
+) -> ImportReport:
+    """Write the rows of the CSV at `path` as objects of the repository's declared class (see
+    `Repository.import_csv`); return an `ImportReport`.
+
+    The same contract as the sensor import: a header that does not fit the class (an unknown
+    column, a required one missing) refuses the file before anything is written; a row
+    that cannot be read is reported by line and every other row is written.
+    """
+    decl = repository.declaration
+    encode = repository.encoder
+    time_names = [time_column] if time_column is not None else [decl.time.attr, decl.time.key, "timestamp"]
+
+    def plan(columns: list[str]) -> tuple[int, PointMaker]:
+        where = os.fspath(path)
+        names = list(dict.fromkeys(time_names))
+        found = [name for name in names if name in columns]
+        if not found:
+            raise ValidationError(
+                {
+                    "time_column": [
+                        f"{where!r} has no time column ({' or '.join(map(repr, names))}); "
+                        f"its columns are {', '.join(map(repr, columns))}"
+                    ]
+                }
+            )
+        t_index = columns.index(found[0])
+        cells: list[tuple[int, str]] = []
+        for index, name in enumerate(columns):
+            if index == t_index:
+                continue
+            try:
+                cells.append((index, decl.column(name).attr))
+            except ValidationError as error:
+                raise ValidationError(f"{where!r}: header: {error}", error.errors) from None
+        given = {attr for _, attr in cells} | set(repository._fixed_attrs)
+        attributes = {a.name: a for a in attrs.fields(decl.cls)}
+        absent = [
+            c.attr
+            for c in (*decl.tags, *decl.fields)
+            if c.attr not in given and not c.optional and attributes[c.attr].default is attrs.NOTHING
+        ]
+        if absent:
+            raise ValidationError(
+                {a: [f"{where!r} has no column {a!r}, which {decl.cls.__name__} requires"] for a in absent}
+            )
+        width = max(t_index, *(index for index, _ in cells)) + 1
+        tag_attrs = [c.attr for c in decl.tags]
+
+        def point(row: list[str], zone: tzinfo, ambiguous: str | None) -> tuple[str, Hashable, int]:
+            if len(row) < width:
+                raise ValueError(f"{len(row)} cell(s), expected {width}")
+            ns = _time_cell(row[t_index], zone, ambiguous)
+            data: dict[str, Any] = {attr: row[index] for index, attr in cells}
+            data[decl.time.attr] = ns
+            obj = repository._coerce(data, text=True)
+            return encode(obj, ns), (ns, *(getattr(obj, a) for a in tag_attrs)), ns
+
+        return t_index, point
+
+    with progress_bar(progress, total=count_rows(path) if os.path.isfile(path) else None, unit="row",
+                      desc=f"importing {Path(path).name}") as bar:
+        outcome = _import_rows(
+            repository.client, path, plan, tz, ambiguous, batch_size, bar.update,
+            decl.retention_policy,
+        )
+    return _report(outcome, path, repository.measurement, "")
+
+
+def _time_cell(text: str, zone: tzinfo, ambiguous: str | None) -> int:
+    """A CSV time cell: integer nanoseconds, or ISO 8601 (naive: in `zone`)."""
+    stripped = text.strip()
+    if stripped.lstrip("+-").isdigit():
+        return to_ns(int(stripped))
+    return parse_timestamp(stripped, zone, ambiguous)
+
+
+def _report(
+    outcome: _Outcome, path: str | os.PathLike[str], measurement: str, component: str
+) -> ImportReport:
+    return ImportReport(
+        path=os.fspath(path),
+        measurement=measurement,
+        component=component,
+        rows=outcome.rows,
+        written=outcome.written,
+        merged=outcome.merged,
+        errors=outcome.errors,
+        first=from_ns(outcome.first) if outcome.first is not None else None,
+        last=from_ns(outcome.last) if outcome.last is not None else None,
+    )
+
+
+def _import_rows(
+    client: InfluxHtmClient,
+    path: str | os.PathLike[str],
+    plan: Callable[[list[str]], tuple[int, PointMaker]],
+    tz: str | tzinfo,
+    ambiguous: str | None,
+    batch_size: int,
+    progress: Callable[[int], object] | None,
+    retention_policy: str | None,
+) -> _Outcome:
+    """The one CSV import: read the header (`plan` checks it), then every row through the one
+    write pipeline; unreadable rows are kept by line, repeated series-and-times counted."""
     zone = zone_of(tz)
     if ambiguous is not None and ambiguous not in AMBIGUOUS_POLICIES:
         raise ValidationError({"ambiguous": [f"{ambiguous!r} is not one of {', '.join(AMBIGUOUS_POLICIES)}"]})
@@ -195,17 +367,14 @@ def import_csv(
         handle = open(path, newline="", encoding="utf-8-sig")
     except OSError as error:
         raise ConfigurationError(f"cannot read CSV file {os.fspath(path)!r}: {error.strerror}") from None
-    # The sensor repository's encoder formats each point, stamped with its exact ns; a reading is
-    # made by the declaration's row mapper (its value was checked by parse_value).
-    encode = sensor.repository.encoder
-    reading = row_mapper(SensorReading, ("time", "value"), tags={"component": sensor.component})
-    seen: set[int] = set()
+    seen: set[Hashable] = set()
     errors: list[RowError] = []
     rows = merged = 0
     first = last = None
     batch: list[str] = []
     reported = 0
-    pipeline = WritePipeline(sensor.client)  # the one write pipeline: refusals counted, nothing lost
+    # the one write pipeline: refusals counted, nothing lost
+    pipeline = WritePipeline(client, retention_policy=retention_policy)
     try:
         with handle:
             reader = csv.reader(handle)
@@ -217,19 +386,7 @@ def import_csv(
                 ) from None
             except (csv.Error, UnicodeDecodeError) as error:
                 raise ValidationError({"path": [f"{os.fspath(path)!r} line 1: {error}"]}) from None
-            columns = [name.strip() for name in header]
-            missing = [c for c in (time_column, value_column) if c not in columns]
-            if missing:
-                raise ValidationError(
-                    {
-                        ("time_column" if time_column in missing else "value_column"): [
-                            f"{os.fspath(path)!r} has no column {', '.join(map(repr, missing))}; "
-                            f"its columns are {', '.join(map(repr, columns))}"
-                        ]
-                    }
-                )
-            t_index, v_index = columns.index(time_column), columns.index(value_column)
-            width = max(t_index, v_index) + 1
+            t_index, point = plan([name.strip() for name in header])
             if ambiguous is None and not _fixed_offset(zone):
                 refuse_wall_time_problems(path, t_index, zone)
             line = 1
@@ -248,18 +405,18 @@ def import_csv(
                     continue  # blank line
                 rows += 1
                 try:
-                    if len(row) < width:
-                        raise ValueError(f"{len(row)} cell(s), expected at least {width}")
-                    ns = parse_timestamp(row[t_index], zone, ambiguous)
-                    value = parse_value(row[v_index])
-                    batch.append(encode(reading((ns, value)), ns))
-                except (ValueError, ValidationError) as error:
+                    text, key, ns = point(row, zone, ambiguous)
+                except ValidationError as error:
+                    errors.append(RowError(line, _problems(error)))
+                    continue
+                except ValueError as error:
                     errors.append(RowError(line, str(error)))
                     continue
-                if ns in seen:
+                batch.append(text)
+                if key in seen:
                     merged += 1
                 else:
-                    seen.add(ns)
+                    seen.add(key)
                 first = ns if first is None or ns < first else first
                 last = ns if last is None or ns > last else last
                 if len(batch) >= batch_size:
@@ -276,16 +433,16 @@ def import_csv(
     written = pipeline.close()
     if progress is not None and rows > reported:
         progress(rows - reported)
-    return ImportReport(
-        path=os.fspath(path),
-        measurement=sensor.measurement,
-        component=sensor.component,
-        rows=rows,
-        written=written,
-        merged=merged,
-        errors=tuple(errors),
-        first=from_ns(first) if first is not None else None,
-        last=from_ns(last) if last is not None else None,
+    return _Outcome(rows, written, merged, tuple(errors), first, last)
+
+
+def _problems(error: ValidationError) -> str:
+    """A row's ValidationError as one line: `field: message; ...`."""
+    if not error.errors:
+        return str(error)
+    return "; ".join(
+        f"{field}: {' '.join(map(str, messages)) if isinstance(messages, list) else messages}"
+        for field, messages in error.errors.items()
     )
 
 

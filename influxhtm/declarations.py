@@ -431,17 +431,18 @@ def _add_post_init(cls: type, fields: tuple[Column, ...]) -> None:
 def _add_methods(cls: type) -> None:
     """`Cls.load`, `Cls.load_many`, `obj.dump`: the marshmallow schema, one call away."""
 
-    def load(klass: type, data: Any, *, unknown: str = "raise") -> Any:
-        """An instance from a mapping (keys: attribute names or InfluxDB keys), validated."""
+    def load(klass: type, data: Any, *, unknown: str = "raise", coerce: bool = False) -> Any:
+        """An instance from a mapping (keys: attribute names or InfluxDB keys), validated;
+        `coerce=True` reads text values (CSV cells) as their column's type (see `influxhtm.schema`)."""
         from .schema import load as _load
 
-        return _load(klass, data, unknown=unknown)
+        return _load(klass, data, unknown=unknown, coerce=coerce)
 
-    def load_many(klass: type, items: Any, *, unknown: str = "raise") -> list[Any]:
+    def load_many(klass: type, items: Any, *, unknown: str = "raise", coerce: bool = False) -> list[Any]:
         """Instances from many mappings; every problem is reported at once, keyed by index."""
         from .schema import load_many as _load_many
 
-        return _load_many(klass, items, unknown=unknown)
+        return _load_many(klass, items, unknown=unknown, coerce=coerce)
 
     def dump(self: Any) -> dict[str, Any]:
         """A JSON-ready dict keyed by attribute name (time as ISO 8601 UTC text)."""
@@ -574,7 +575,7 @@ def _slow_float(name: str, value: Any) -> float:
     if value is None or isinstance(value, (bool, str, bytes)) or type(value).__name__ == "bool_":
         raise _fail(name, value, "is not a float")
     try:
-        result = float(operator.index(value)) if hasattr(value, "__index__") else float(value)
+        result = float(operator.index(value)) if hasattr(value, "__index__") else lp.float_value(value)
     except OverflowError:
         raise _fail(name, value, "is too large for a float") from None
     except (TypeError, ValueError):

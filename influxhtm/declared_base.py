@@ -32,18 +32,21 @@ class Declared:
     __slots__ = ()
 
     @classmethod
-    def load(cls, data: Mapping[str, Any], *, unknown: str = "raise") -> Self:
-        """An instance from a mapping (keys: attribute names or InfluxDB keys), validated."""
+    def load(cls, data: Mapping[str, Any], *, unknown: str = "raise", coerce: bool = False) -> Self:
+        """An instance from a mapping (keys: attribute names or InfluxDB keys), validated;
+        `coerce=True` reads text values (CSV cells) as their column's type."""
         from .schema import load
 
-        return cast(Self, load(cls, data, unknown=unknown))
+        return cast(Self, load(cls, data, unknown=unknown, coerce=coerce))
 
     @classmethod
-    def load_many(cls, items: Iterable[Mapping[str, Any]], *, unknown: str = "raise") -> list[Self]:
+    def load_many(
+        cls, items: Iterable[Mapping[str, Any]], *, unknown: str = "raise", coerce: bool = False
+    ) -> list[Self]:
         """Instances from many mappings; every problem is reported at once, keyed by index."""
         from .schema import load_many
 
-        return load_many(cls, items, unknown=unknown)
+        return load_many(cls, items, unknown=unknown, coerce=coerce)
 
     def dump(self) -> dict[str, Any]:
         """A JSON-ready dict keyed by attribute name (time as ISO 8601 UTC text)."""

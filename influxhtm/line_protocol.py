@@ -18,7 +18,8 @@ real InfluxDB 1.6 server:
   valid Unicode (lone surrogates); times outside InfluxDB's range;
 - a measurement name or field key starting with a tab or NUL (the server skips
   them: the point would be stored under another name, or dropped as a comment);
-  a measurement name with a carriage return or NUL (InfluxQL cannot name it);
+  a measurement name, tag key or field key with a carriage return or NUL
+  (the server stores it, but InfluxQL cannot name it: no query could read it);
   the names InfluxDB's query engine reserves (`SYSTEM_MEASUREMENTS`, `SYSTEM_KEYS`).
 
 Declared classes get an encoder generated once per class (`encoder_for`), the
@@ -83,6 +84,16 @@ def quote_string_field(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def float_value(value: Any) -> float:
+    """`float(value)`; a numpy float narrower than 64 bits (float32, float16) is read from the
+    shortest decimal text that reads back to it (numpy's own `str`), so `numpy.float32(0.1)` is
+    written `0.1`, not `0.10000000149011612`, and still reads back as the same float32."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and getattr(dtype, "kind", "") == "f" and dtype.itemsize < 8:
+        return float(str(value))
+    return float(value)
+
+
 def format_float(value: float) -> str:
     """The shortest text InfluxDB parses back to exactly this float (Python's repr)."""
     return repr(float(value))
@@ -140,6 +151,8 @@ def key_problem(key: object, *, kind: str = "tag") -> str | None:
         return "starts with a tab or NUL, which InfluxDB skips (the field would be stored under another key)"
     if kind == "field" and _BAD_BACKSLASH.search(key):
         return "has a backslash before a comma, space, '=' or '\"', which InfluxDB would drop"
+    if "\r" in key or "\x00" in key:
+        return "contains a carriage return or NUL, which InfluxQL cannot name (it could never be queried)"
     return _unicode_problem(key)
 
 
@@ -269,7 +282,7 @@ def _field_value(key: str, value: Any, ints_as_floats: bool) -> str:
     if kind.startswith("bool"):  # numpy.bool_
         return "true" if value else "false"
     if hasattr(value, "__float__") and not hasattr(value, "__index__"):  # numpy floats
-        return _field_value(key, float(value), ints_as_floats)
+        return _field_value(key, float_value(value), ints_as_floats)
     if hasattr(value, "__index__"):  # numpy ints
         return _field_value(key, int(value.__index__()), ints_as_floats)
     raise _fail(key, value, "is not a float, int, bool or str")

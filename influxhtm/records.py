@@ -13,7 +13,7 @@ sensor decides where they are stored.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import Any, Optional
 
 from .declarations import declaration, field, measurement, tag, timestamp
 
@@ -23,11 +23,22 @@ RESULT_SUFFIX = "_model"
 
 @measurement("sensor")
 class SensorReading:
-    """One point of a sensor: its time, component and value."""
+    """One point of a sensor: its time, component and value.
+
+    `reading["time"]`, `reading["value"]` (and `["component"]`) work too: the original
+    influxhtm gave points as dicts, and its README's scripts read them so."""
 
     time: datetime = timestamp()
     value: float = field()
     component: str = tag()
+
+    def __getitem__(self, key: str) -> Any:
+        if key in _READING_KEYS:
+            return getattr(self, key)
+        raise KeyError(f"{key!r}: a sensor reading has 'time', 'value' and 'component'")
+
+
+_READING_KEYS = frozenset({"time", "value", "component"})
 
 
 @measurement("htm_result", kw_only=False)

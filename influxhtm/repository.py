@@ -10,8 +10,10 @@ tags, aggregate aliases) for aggregated or grouped ones.
 from __future__ import annotations
 
 import keyword
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import tzinfo
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -20,9 +22,11 @@ import attrs
 from .connection import QUERY_CHUNK_SIZE
 from .declarations import declaration
 from .errors import ValidationError, check_positive_int
+from .frames import BadRow, frame_rows, is_dataframe
 from .influxql import Query, admin, col
 from .influxql import count as count_of
 from .line_protocol import Batch, encoder_for
+from .progress import progress_bar
 from .rows import objects_of
 from .times import TimeLike, from_ns
 from .writing import UnmadeBatch, chunks, encode_in_c, encode_in_slices, post_pipelined
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     import pandas
 
     from .client import InfluxHtmClient
+    from .csv_import import ImportReport
 
 #: The declared class a repository stores.
 T = TypeVar("T")
@@ -95,21 +100,68 @@ class Repository(Generic[T]):
         """Write one object."""
         self.add_all([obj])
 
-    def add_all(self, objects: Iterable[T | Mapping[str, Any]], batch_size: int = 10_000) -> int:
-        """Write objects in batches; returns how many were written.
+    def add_all(
+        self,
+        objects: Iterable[T | Mapping[str, Any]] | pandas.DataFrame,
+        batch_size: int = 10_000,
+        *,
+        progress: bool | None = None,
+    ) -> int:
+        """Write objects (instances, mappings, or the rows of a DataFrame) in batches; returns how
+        many were written.
 
         Each batch is validated whole before it is sent: a bad object stops the
         write before its batch leaves, and the error names its index and field.
-        While one batch travels, the next is encoded.
+        While one batch travels, the next is encoded. A DataFrame's time is its
+        `time` column or its DatetimeIndex; a missing cell (NaN, None, NaT) in an
+        optional column is absent, in a required one an error (see `influxhtm.frames`).
+        `progress`: a progress bar on stderr (None: when it is a terminal and the write
+        takes more than a moment; see `influxhtm.progress`).
         """
         check_positive_int(batch_size, "batch_size")
         if isinstance(objects, (self.cls, Mapping)):
             raise ValidationError({"objects": ["give an iterable of objects (use add() for one)"]})
-        return post_pipelined(
-            self.client,
-            self._batches(objects, batch_size),
-            total=len(objects) if isinstance(objects, Sequence) else None,
-            retention_policy=self.declaration.retention_policy,
+        total = len(objects) if isinstance(objects, Sequence) else None
+        if is_dataframe(objects):
+            total = len(objects)  # type: ignore[arg-type]
+            objects = frame_rows(self.declaration, objects, self._fixed_attrs)
+        with progress_bar(progress, total=total, unit="pt", desc=f"writing {self.measurement}") as bar:
+            return post_pipelined(
+                self.client,
+                _counted(self._batches(objects, batch_size), bar.update),
+                total=total,
+                retention_policy=self.declaration.retention_policy,
+            )
+
+    def import_csv(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        time_column: str | None = None,
+        tz: str | tzinfo = "UTC",
+        ambiguous: str | None = None,
+        batch_size: int = 5000,
+        progress: bool | None = None,
+    ) -> ImportReport:
+        """Write the rows of a CSV file as objects of the declared class; returns an `ImportReport`.
+
+        The header names the columns: the time (`time_column`, default: the declared time's
+        name or `time`) and declared tags and fields (attribute names or InfluxDB keys); cells
+        are read as text (`Cls.load(row, coerce=True)`: `"5"` for an int, `"yes"` for a bool,
+        an empty cell is absent). Naive times are read in `tz`. A row that cannot be read is
+        reported by its line number and every other row is written, as the sensor import
+        does (see `influxhtm.csv_import`); a header naming an unknown column refuses the file.
+        """
+        from .csv_import import import_declared
+
+        return import_declared(
+            self,
+            path,
+            time_column=time_column,
+            tz=tz,
+            ambiguous=ambiguous,
+            batch_size=batch_size,
+            progress=progress,
         )
 
     def line(self, obj: Any) -> str:
@@ -152,13 +204,16 @@ class Repository(Generic[T]):
             raise ValidationError(errors)
         return Batch.of_lines(lines)
 
-    def _coerce(self, obj: Any) -> Any:
+    def _coerce(self, obj: Any, *, text: bool = False) -> Any:
+        """An instance of the class from an instance or a mapping (`text`: of text cells, coerced)."""
         if isinstance(obj, self.cls):
             return obj
         if isinstance(obj, Mapping):
             if self._fixed_attrs:
                 obj = {**self._fixed_attrs, **obj}
-            return self.cls.load(obj)  # type: ignore[attr-defined]
+            return self.cls.load(obj, coerce=text)  # type: ignore[attr-defined]
+        if isinstance(obj, BadRow):
+            raise obj.error
         raise ValidationError({"object": [f"{obj!r} is not a {self.cls.__name__} or a mapping"]})
 
     # -- reading -------------------------------------------------------------
@@ -346,6 +401,13 @@ def frame_of(items: Iterable[Any]) -> pandas.DataFrame:
         return frame
     frame["time"] = pandas.to_datetime(frame["time"], utc=True)
     return frame.set_index("time")
+
+
+def _counted(batches: Iterable[Batch], update: Callable[[int], object]) -> Iterator[Batch]:
+    """The batches, reporting each one's points to `update` (a progress bar) as it is handed on."""
+    for batch in batches:
+        yield batch
+        update(len(batch))
 
 
 def _filter_only(query: Query) -> Query:

@@ -10,11 +10,22 @@ gives a JSON-ready dict with times as ISO 8601 UTC text with microseconds and
 
 Loading accepts the InfluxDB key of a column as well as its attribute name
 (`anomalyScore` or `anomaly_score`). Errors are keyed by attribute name.
+
+Loading is strict by default: a Python value must already have the declared
+type (`"5"` is not an int). Text from outside (CSV cells, form fields, query
+strings) goes through `load(..., coerce=True)` (`Cls.load(row, coerce=True)`),
+which first reads each *text* value as its column's type: `"5"` for an int,
+`"2.5"` for a float, `"true"`/`"yes"`/`"1"` (or `"false"`/`"no"`/`"0"`, also
+`t`/`f`, `y`/`n`, `on`/`off`, any case) for a bool, integer nanoseconds or ISO
+8601 for the time, and an empty (or blank) cell as *absent* (None for an
+optional column, "missing" for a required one). Values that are not text are
+loaded strictly as always.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
@@ -165,9 +176,13 @@ def _generate_schema(decl: Declaration) -> marshmallow.Schema:
     return schema_cls()
 
 
-def load(cls: type, data: Any, *, unknown: str = "raise") -> Any:
-    """An instance of `cls` from a mapping, validated; raises ValidationError keyed by field."""
+def load(cls: type, data: Any, *, unknown: str = "raise", coerce: bool = False) -> Any:
+    """An instance of `cls` from a mapping, validated; raises ValidationError keyed by field.
+
+    `coerce=True` reads text values as their column's type first (see the module docstring)."""
     schema = schema_for(cls)
+    if coerce:
+        data = coerce_text(declaration(cls), data)
     try:
         return schema.load(data, unknown=_unknown(unknown))
     except marshmallow.ValidationError as error:
@@ -175,7 +190,9 @@ def load(cls: type, data: Any, *, unknown: str = "raise") -> Any:
         raise ValidationError(_plain(messages)) from None
 
 
-def load_many(cls: type, items: Iterable[Any], *, unknown: str = "raise") -> list[Any]:
+def load_many(
+    cls: type, items: Iterable[Any], *, unknown: str = "raise", coerce: bool = False
+) -> list[Any]:
     """Instances from many mappings; every problem is reported at once, `errors[index][field]`."""
     if isinstance(items, (str, bytes, Mapping)):
         raise ValidationError({"_schema": [f"expected a list of mappings, not {type(items).__name__}"]})
@@ -183,15 +200,75 @@ def load_many(cls: type, items: Iterable[Any], *, unknown: str = "raise") -> lis
     mode = _unknown(unknown)
     results: list[Any] = []
     errors: dict[int, Any] = {}
+    decl = declaration(cls)
     for index, item in enumerate(items):
         try:
-            results.append(schema.load(item, unknown=mode))
+            results.append(schema.load(coerce_text(decl, item) if coerce else item, unknown=mode))
+        except ValidationError as error:
+            errors[index] = error.errors
         except marshmallow.ValidationError as error:
             messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
             errors[index] = _plain(messages)
     if errors:
         raise ValidationError(errors)
     return results
+
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
+_FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
+_INT_TEXT = re.compile(r"[+-]?\d+")
+
+
+def coerce_text(decl: Declaration, data: Any) -> Any:
+    """`data` with each text value read as its column's type; a blank text is left out (absent).
+
+    Unknown keys and values that are not text are kept as they are (the strict load judges them).
+    Raises ValidationError naming every text that is not of its column's type.
+    """
+    if not isinstance(data, Mapping):
+        return data
+    out: dict[Any, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for key, value in data.items():
+        column = decl._lookup.get(key) if isinstance(key, str) else None
+        if column is None or not isinstance(value, str):
+            out[key] = value
+            continue
+        if not value.strip():
+            continue  # an empty cell: absent
+        try:
+            out[key] = _from_text(column, value)
+        except ValueError as error:
+            errors[column.attr] = [f"{lp._show(value)} {error}"]
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def _from_text(column: Column, text: str) -> Any:
+    """The value of `text` for `column` (tags, str fields and enums keep their text as is)."""
+    kind = column.type
+    if column.kind == TIME:
+        stripped = text.strip()
+        return int(stripped) if _INT_TEXT.fullmatch(stripped) else stripped
+    if column.is_enum or kind is str:
+        return text
+    stripped = text.strip()
+    if kind is bool:
+        lowered = stripped.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError("is not a bool (true/false, yes/no, 1/0, on/off)")
+    if kind is int:
+        if not _INT_TEXT.fullmatch(stripped):
+            raise ValueError("is not an int")
+        return int(stripped)
+    try:
+        return float(stripped)
+    except ValueError:
+        raise ValueError("is not a float") from None
 
 
 def dump(obj: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -18,6 +19,7 @@ from .line_protocol import (
     encode_point,
     escape_measurement,
     escape_tag_value,
+    float_value,
     measurement_problem,
     speedups,
     tag_value_problem,
@@ -253,10 +255,10 @@ class Sensor:
         if problems:
             raise ValidationError(problems)
         value = point["value"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
             raise ValidationError({"value": [f"{value!r} is not a number"]})
         try:
-            value = float(value)
+            value = float_value(value)  # a numpy float32 by its shortest text
         except OverflowError:  # an int beyond the float range
             raise ValidationError({"value": [f"{_show(value)} is too large for a float"]}) from None
         if not math.isfinite(value):

@@ -269,6 +269,7 @@ def test_plot_writes_png_and_html(conn, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     page = html.read_text()
     assert "numenta" in page and '<script src="http' not in page and len(page) > 1_000_000
+    assert "<title>nab/ec2: models numenta</title>" in page  # the sensor and the models
     agg = tmp_path / "agg.png"
     invoke(conn, "plot", "nab", "ec2", "--aggregation", "1h", "--since", "2014-02-20", "-o", agg)
     assert agg.stat().st_size > 10_000

@@ -258,7 +258,7 @@ def test_missing_results_are_null_not_carried_forward(client):
     store.write_result({"time": minutes(0), "anomaly_score": 0.9})
     store.write_result({"time": minutes(3), "anomaly_score": 0.1})
     data = sensor.get_combined_sensor_data()
-    assert data.column("anomalyScore") == [0.9, None, None, 0.1]
+    assert data.column("m.anomalyScore") == [0.9, None, None, 0.1]
 
 
 def test_predictions_are_stored_and_combined(client):
@@ -267,8 +267,8 @@ def test_predictions_are_stored_and_combined(client):
     store = sensor.create_htm_model("m")
     store.write_result({"time": minutes(1), "anomaly_score": 0.2, "prediction": 7.5})
     data = sensor.get_combined_sensor_data()
-    assert "prediction" in data.columns
-    assert data.column("prediction") == [None, 7.5]
+    assert "m.prediction" in data.columns
+    assert data.column("m.prediction") == [None, 7.5]
 
 
 def test_empty_sensor_gives_empty_results(client):
@@ -308,8 +308,10 @@ def test_combined_two_models_raw_matches_what_was_written(client):
         for offset, model_id in ((2, "exp-1"), (4, "exp-2")):
             expected = written[model_id].get(i, (None, None))
             assert (row[offset], row[offset + 1]) == expected
-    one = sensor.get_combined_sensor_data(models=["exp-2"])
-    assert one.columns == ("time", "value", "anomalyScore", "anomalyLikelihood")
+    one = sensor.get_combined_sensor_data(models=["exp-2"])  # the same names with one model
+    assert one.columns == ("time", "value", "exp-2.anomalyScore", "exp-2.anomalyLikelihood")
+    assert one.column("exp-2.anomalyScore") == data.column("exp-2.anomalyScore")
+    assert one.title == "power/a: models exp-2" and data.title == "power/a: models exp-1, exp-2"
 
 
 def test_combined_aggregated_matches_values_computed_here(client):
@@ -334,8 +336,8 @@ def test_combined_aggregated_matches_values_computed_here(client):
     frame = data.to_dataframe()
     assert str(frame.index.tz) == "UTC" and list(frame.columns) == [
         "value",
-        "anomalyScore",
-        "anomalyLikelihood",
+        "m.anomalyScore",
+        "m.anomalyLikelihood",
     ]
 
 
@@ -416,7 +418,7 @@ def test_combined_aggregated_results_stay_within_the_bounds(client):
     store.write_results({"time": minutes(i), "anomaly_score": 0.8 if i < 5 else 0.1} for i in range(20))
     data = sensor.get_combined_sensor_data(since=minutes(5), until=minutes(14), aggregation="10m")
     assert data.column("value") == [7.0, 12.0]  # the buckets' means of the points within the bounds
-    assert data.column("anomalyScore") == [0.1, 0.1]  # not the 0.8 of 00:00-00:04, outside `since`
+    assert data.column("m.anomalyScore") == [0.1, 0.1]  # not the 0.8 of 00:00-00:04, outside `since`
 
 
 def test_combined_models_argument(client):
@@ -424,7 +426,7 @@ def test_combined_models_argument(client):
     fill(sensor, 3)
     sensor.create_htm_model("exp-1").write_result({"time": minutes(1), "anomaly_score": 0.5})
     data = sensor.get_combined_sensor_data(models="exp-1")  # one id as text
-    assert data.columns == ("time", "value", "anomalyScore", "anomalyLikelihood")
+    assert data.columns == ("time", "value", "exp-1.anomalyScore", "exp-1.anomalyLikelihood")
     with pytest.raises(ModelNotFound, match="zz"):
         sensor.get_combined_sensor_data(models=["zz"])
     with pytest.raises(ValidationError, match="models"):

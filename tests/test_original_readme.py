@@ -124,11 +124,11 @@ def test_the_readme_line_by_line(env_client, capsys):
 
     oneWeekAgo = datetime.datetime.now() - datetime.timedelta(days=7)
     data = sensor.getCombinedSensorData(since=oneWeekAgo, aggregation="10m")
-    assert data.columns[:4] == ("time", "value", "anomalyScore", "anomalyLikelihood")
+    assert data.columns[:4] == ("time", "value", "unique-id.anomalyScore", "unique-id.anomalyLikelihood")
     assert 12 <= len(data.values) <= 14
     assert all(row[3] == 0.5 for row in data.values)
     as_dict = data.to_dict()
-    assert as_dict["series"][0]["columns"][:4] == ["time", "value", "anomalyScore", "anomalyLikelihood"]
+    assert as_dict["series"][0]["columns"][:4] == list(data.columns[:4])
     # the write of datetime.now() is the local wall clock read as UTC (naive = UTC, as influxdb-python,
     # which the original used, reads it): the present instant only where local time is UTC
     latest = sensor.get_data(limit=1)[0].time

@@ -285,8 +285,11 @@ def _flush_stdio() -> None:
             pass
 
 
-def _outcomes(executor: Any, tasks: list[SweepTask]) -> list[Any]:
-    """Submit every task to `executor`; each one's row, or the exception its future raised."""
+def _outcomes(
+    executor: Any, tasks: list[SweepTask], done: Callable[[int], object] | None = None
+) -> list[Any]:
+    """Submit every task to `executor`; each one's row, or the exception its future raised
+    (`done(1)` after each one, for a progress bar)."""
     futures: list[Any] = []
     for task in tasks:
         try:
@@ -299,6 +302,8 @@ def _outcomes(executor: Any, tasks: list[SweepTask]) -> list[Any]:
             outcomes.append(future.result())
         except Exception as error:  # noqa: BLE001 - an unpicklable engine, a lost Dask worker
             outcomes.append(error)
+        if done is not None:
+            done(1)
     return outcomes
 
 
@@ -314,11 +319,13 @@ def _is_lost(outcome: Any) -> bool:
     return isinstance(outcome, (ProcessDied, BrokenExecutor))
 
 
-def _run_all(tasks: list[SweepTask], executor: Any) -> list[dict[str, Any]]:
+def _run_all(
+    tasks: list[SweepTask], executor: Any, done: Callable[[int], object] | None = None
+) -> list[dict[str, Any]]:
     """One row per task; a lost run is run once more, on a fresh pool if the executor broke."""
     from concurrent.futures import BrokenExecutor
 
-    outcomes = _outcomes(executor, tasks)
+    outcomes = _outcomes(executor, tasks, done)
     lost = [index for index, outcome in enumerate(outcomes) if _is_lost(outcome)]
     if lost:
         broken = any(isinstance(outcomes[index], BrokenExecutor) for index in lost)
@@ -442,6 +449,7 @@ def sweep(
     aggregation: str | None = None,
     executor: Any = None,
     before: TimeLike | None = None,
+    progress: bool | None = None,
 ) -> pandas.DataFrame:
     """Run `engine` with every parameter set of `param_grid` over every sensor; one row per run.
 
@@ -452,7 +460,8 @@ def sweep(
     Columns: sensor ("measurement/component"), measurement, component, model_id, params,
     points, results, elapsed (seconds) and error (None, or "Type: message" for a run that
     failed, e.g. "ProcessDied: worker process died: killed by signal SIGSEGV"; the other
-    runs go on).
+    runs go on). `progress`: a bar of finished runs on stderr (None: when it is a terminal and
+    the sweep takes more than a moment; see `influxhtm.progress`).
     """
     import pandas
 
@@ -482,12 +491,15 @@ def sweep(
         return pandas.DataFrame(columns=list(COLUMNS))
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise ValidationError({"executor": [f"{executor!r} is not an Executor or a dask Client (no submit)"]})
-    if executor is None:
-        with _default_pool(len(tasks)) as pool:
-            rows = _run_all(tasks, pool)
-    else:
-        with _watching_nannies():
-            rows = _run_all(tasks, executor)
+    from ..progress import progress_bar
+
+    with progress_bar(progress, total=len(tasks), unit="run", desc=f"sweep {name}") as bar:
+        if executor is None:
+            with _default_pool(len(tasks)) as pool:
+                rows = _run_all(tasks, pool, bar.update)
+        else:
+            with _watching_nannies():
+                rows = _run_all(tasks, executor, bar.update)
     frame = pandas.DataFrame(rows, columns=list(COLUMNS))
     frame["points"] = frame["points"].astype("Int64")
     frame["results"] = frame["results"].astype("Int64")

@@ -820,8 +820,8 @@ MANGLED_MEASUREMENTS = [
     "_tagKeys",
     "_fieldKeys",
 ]
-MANGLED_FIELD_KEYS = ["\tx", "\x00x", "_name", "_tagKey", "_fieldKey", "_seriesKey"]
-MANGLED_TAG_KEYS = ["_name", "_tagKey", "_seriesKey"]
+MANGLED_FIELD_KEYS = ["\tx", "\x00x", "a\rb", "a\x00b", "_name", "_tagKey", "_fieldKey", "_seriesKey"]
+MANGLED_TAG_KEYS = ["a\rb", "a\x00b", "\r", "_name", "_tagKey", "_seriesKey"]
 
 
 @pytest.mark.parametrize(

@@ -126,11 +126,11 @@ def test_combined_data_and_its_frame_hold_every_row(sensor, report_read_back):
     data = sensor.get_combined_sensor_data()
     check(report_read_back, "get_combined_sensor_data under max-row-limit", expected_points(),
           (((None, to_ns(row["time"])), row["value"]) for row in data))  # fmt: skip
-    assert data.column("anomalyScore") == [i / N for i in range(N)]  # every result aligned too
+    assert data.column("m1.anomalyScore") == [i / N for i in range(N)]  # every result aligned too
     frame = data.to_dataframe()  # what plots are drawn from
-    assert len(frame) == N and frame["anomalyScore"].notna().all()
+    assert len(frame) == N and frame["m1.anomalyScore"].notna().all()
     aggregated = sensor.get_combined_sensor_data(aggregation="2m")
-    assert len(aggregated) == N // 2 and None not in aggregated.column("anomalyScore")
+    assert len(aggregated) == N // 2 and None not in aggregated.column("m1.anomalyScore")
 
 
 def test_repository_reads_return_every_point(repo, report_read_back):
