@@ -82,12 +82,15 @@ class Repository:
         """Write one object."""
         self.add_all([obj])
 
-    def add_all(self, objects: Iterable[Any], batch_size: int = 10_000) -> int:
+    def add_all(
+        self, objects: Iterable[Any], batch_size: int = 10_000, *, connections: int | None = None
+    ) -> int:
         """Write objects in batches; returns how many were written.
 
         Each batch is validated whole before it is sent: a bad object stops the
         write before its batch leaves, and the error names its index and field.
-        While one batch travels, the next is encoded.
+        While batches travel over up to `connections` connections (default
+        `writing.DEFAULT_CONNECTIONS`; 1 stores them strictly in order), the next is encoded.
         """
         check_positive_int(batch_size, "batch_size")
         if isinstance(objects, (self.cls, Mapping)):
@@ -97,6 +100,7 @@ class Repository:
             self._batches(objects, batch_size),
             total=len(objects) if isinstance(objects, Sequence) else None,
             retention_policy=self.declaration.retention_policy,
+            connections=connections,
         )
 
     def line(self, obj: Any) -> str:

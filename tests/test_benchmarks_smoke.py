@@ -33,9 +33,10 @@ def test_quick_run_measures_every_case_and_writes_json(tmp_path: Path) -> None:
     results = json.loads(output.read_text())
     rows = results["rows"]
     titles = " | ".join(row["case"] for row in rows)
-    for word in ("encode", "write", "read", "combined", "runner", "memory"):
+    for word in ("encode", "write", "read", "combined", "runner", "memory", "fast-ingest", "server's limit",
+                 "construct + write", "construct "):
         assert word in titles
-    assert len(rows) == 10
+    assert len(rows) == 15
     for row in rows:
         assert row["ours_figure"] > 0 and row["baseline_figure"] > 0, row
         assert row["ratio"] > 0
@@ -47,7 +48,9 @@ def test_quick_run_measures_every_case_and_writes_json(tmp_path: Path) -> None:
     assert results["machine"]["influxdb_server"].startswith("InfluxDB v1.")
     # The printed table is the one stored.
     assert results["table"] in run.stdout
-    assert CASES == ("encode", "write", "read", "combined", "runner", "memory")
+    assert CASES == (
+        "encode", "write", "fast_write", "write_limit", "construct", "read", "combined", "runner", "memory"
+    )
 
 
 @pytest.mark.parametrize(
