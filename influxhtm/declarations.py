@@ -392,6 +392,10 @@ def _install_init(cls: type, decl: Declaration) -> None:
             namespace[f"_validator{i}"] = a.validator
             namespace[f"_attribute{i}"] = a
             checks.append(f"        _validator{i}(self, _attribute{i}, {var})")
+    offsets = _slot_offsets(cls, [a.name for a in fields])
+    if offsets is not None:  # one C call stores every slot (see `_slot_offsets`)
+        namespace.update(_set_slots=lp.speedups().set_slots, _cls=cls, _offsets=offsets)
+        sets = [f"    _set_slots(self, _cls, _offsets, {', '.join(a.alias for a in fields)})"]
     signature = ", ".join(["self", *(["*"] if kw_only and args else []), *args])
     lines = [f"def __init__({signature}):", *body, *sets]
     if checks:
@@ -405,6 +409,16 @@ def _install_init(cls: type, decl: Declaration) -> None:
     init.__doc__ = cls.__dict__["__init__"].__doc__
     type.__setattr__(cls, "__init__", init)
     decl.generated["__init__"] = init
+
+
+def _slot_offsets(cls: type, names: list[str]) -> tuple[int, ...] | None:
+    """Where instances of `cls` keep these attributes, for the C module's `set_slots`; None when
+    it is not built (or turned off when the class is declared) or one is not a plain slot."""
+    module = lp.speedups()
+    if module is None or not names or not hasattr(module, "set_slots"):
+        return None
+    offsets: tuple[int, ...] | None = module.slot_offsets(cls, tuple(names))
+    return offsets
 
 
 def _fast_check(column: Column, var: str, i: int, namespace: dict[str, Any]) -> str:

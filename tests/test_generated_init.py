@@ -137,3 +137,24 @@ def test_missing_and_unknown_arguments_are_type_errors_as_before() -> None:
             assert "EveryKind.__init__()" in str(error)
         else:
             raise AssertionError("accepted")
+
+
+def test_the_generated_init_sets_only_instances_of_its_class() -> None:
+    """With the C module, one call stores every slot by offset: it checks the instance's class first."""
+    import pytest
+
+    @measurement("other")
+    class Other:
+        time: datetime = timestamp()
+        v: float = field()
+
+    stranger = Other(time=1, v=1.0)
+    with pytest.raises(TypeError):
+        EveryKind.__init__(stranger, time=1, name="p", color=Color.RED, x=1.0, n=1, flag=True)
+    assert (stranger.time, stranger.v) == (datetime(1970, 1, 1, tzinfo=UTC), 1.0)
+
+    class Child(EveryKind):
+        pass
+
+    child = Child(time=2, name="p", color="red", x=1, n=2, flag=False)
+    assert (child.name, child.color, child.x, child.n, child.flag) == ("p", Color.RED, 1.0, 2, False)
