@@ -159,7 +159,7 @@ class Repository:
 
     def _checked_batch(self, chunk: list[Any], offset: int) -> Batch:
         """A batch with mappings or foreign objects: coerce each, report every problem by index."""
-        encode = self._encode
+        encode: Callable[..., str] = self._encode
         lines: list[str] = []
         errors: dict[int, Any] = {}
         for index, obj in enumerate(chunk, start=offset):
