@@ -394,7 +394,9 @@ def _install_init(cls: type, decl: Declaration) -> None:
             checks.append(f"        _validator{i}(self, _attribute{i}, {var})")
     offsets = _slot_offsets(cls, [a.name for a in fields])
     if offsets is not None:  # one C call stores every slot (see `_slot_offsets`)
-        namespace.update(_set_slots=lp.speedups().set_slots, _cls=cls, _offsets=offsets)
+        from . import _speedups  # type: ignore[attr-defined]
+
+        namespace.update(_set_slots=_speedups.set_slots, _cls=cls, _offsets=offsets)
         sets = [f"    _set_slots(self, _cls, _offsets, {', '.join(a.alias for a in fields)})"]
     signature = ", ".join(["self", *(["*"] if kw_only and args else []), *args])
     lines = [f"def __init__({signature}):", *body, *sets]
@@ -413,9 +415,13 @@ def _install_init(cls: type, decl: Declaration) -> None:
 
 def _slot_offsets(cls: type, names: list[str]) -> tuple[int, ...] | None:
     """Where instances of `cls` keep these attributes, for the C module's `set_slots`; None when
-    it is not built (or turned off when the class is declared) or one is not a plain slot."""
-    module = lp.speedups()
-    if module is None or not names or not hasattr(module, "set_slots"):
+    it is not built or one is not a plain slot. (Declaring a class reads no environment:
+    `INFLUXHTM_NO_SPEEDUPS` turns off the C encoders, read at each use, not this.)"""
+    try:
+        from . import _speedups as module  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    if not names or not hasattr(module, "set_slots"):
         return None
     offsets: tuple[int, ...] | None = module.slot_offsets(cls, tuple(names))
     return offsets
