@@ -75,3 +75,42 @@ def sensor_points(n: int, start_ns: int = START_NS) -> list[dict[str, Any]]:
 def lines(n: int, start_ns: int = START_NS) -> list[str]:
     """The same points as pre-built line protocol (the raw baseline)."""
     return [f"power,component={component(i)} value={value(i)!r} {start_ns + i * STEP_NS}" for i in range(n)]
+
+
+# -- the fast-ingest workload: one series, one second apart, in one shard ---------------
+#: 2024-01-04T00:00:00Z, a Thursday: InfluxDB's 7-day shard groups start on Thursdays (the epoch's
+#: weekday), so 400,000 seconds from here stay in one shard.
+FAST_START_NS = START_NS + 3 * 86_400 * 10**9
+FAST_COMPONENT = "machine-0"
+
+
+def fast_times(n: int) -> list[datetime]:
+    """The fast-ingest workload's times as aware datetimes."""
+    start = START + timedelta(microseconds=(FAST_START_NS - START_NS) // 1000)
+    second = timedelta(seconds=1)
+    return [start + i * second for i in range(n)]
+
+
+def fast_ns(n: int) -> list[int]:
+    """The same times as integer nanoseconds."""
+    return [FAST_START_NS + i * STEP_NS for i in range(n)]
+
+
+def fast_values(n: int) -> list[float]:
+    return [value(i) for i in range(n)]
+
+
+def fast_objects(n: int) -> list[PowerReading]:
+    """`n` declared points of one series, one second apart, in one shard."""
+    times, values = fast_times(n), fast_values(n)
+    return [PowerReading(time=t, component=FAST_COMPONENT, value=v) for t, v in zip(times, values)]
+
+
+def fast_sensor_points(n: int) -> list[dict[str, Any]]:
+    """The same points for `Sensor.write` of the sensor power/machine-0."""
+    return sensor_points(n, FAST_START_NS)
+
+
+def fast_lines(n: int) -> list[str]:
+    """The same points as pre-built line protocol."""
+    return [f"power,component={FAST_COMPONENT} value={v!r} {t}" for t, v in zip(fast_ns(n), fast_values(n))]

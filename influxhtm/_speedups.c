@@ -452,14 +452,16 @@ static PyObject *encode_objects(PyObject *self, PyObject *args) {
 /* -- plain sensor dicts ------------------------------------------------------------- */
 static PyObject *TIME_KEY, *VALUE_KEY;
 
-/* One `{"time": ..., "value": ...}` dict: exactly those two keys, a finite float or int (not bool)
- * value, a time that is an int or an aware datetime within InfluxDB's range. Else FALLBACK. */
-static int sensor_point(PyObject *point, double *value, long long *ns) {
+/* One `{time_key: ..., value_key: ...}` dict (default "time" and "value"): exactly those two keys, a
+ * finite float or int (not bool) value, a time that is an int or an aware datetime within InfluxDB's
+ * range. Else FALLBACK. */
+static int sensor_point(PyObject *point, PyObject *time_key, PyObject *value_key, double *value,
+                        long long *ns) {
     if (!PyDict_CheckExact(point) || PyDict_GET_SIZE(point) != 2) return FALLBACK;
     /* Owned references: a key's __eq__ or a tzinfo may run Python code that changes the dict. */
-    PyObject *t = PyDict_GetItemWithError(point, TIME_KEY);
+    PyObject *t = PyDict_GetItemWithError(point, time_key);
     Py_XINCREF(t);
-    PyObject *v = t ? PyDict_GetItemWithError(point, VALUE_KEY) : NULL;
+    PyObject *v = t ? PyDict_GetItemWithError(point, value_key) : NULL;
     Py_XINCREF(v);
     int rc = v ? OK : FALLBACK; /* missing (or a key whose __eq__ failed) */
     PyErr_Clear();
@@ -489,13 +491,15 @@ static int sensor_point(PyObject *point, double *value, long long *ns) {
     return rc;
 }
 
-/* encode_sensor(prefix, points, start, stop, check_only): prefix is "<measurement>,component=<c> value=".
+/* encode_sensor(prefix, points, start, stop, check_only, time_key="time", value_key="value"): prefix is
+ * "<measurement>,<fixed tags> <value key>=" (a declaration's pairs plan, see line_protocol.py).
  * With check_only, nothing is formatted: True when every point is the simple case, else None. */
 static PyObject *encode_sensor(PyObject *self, PyObject *args) {
-    PyObject *prefix, *points;
+    PyObject *prefix, *points, *time_key = TIME_KEY, *value_key = VALUE_KEY;
     Py_ssize_t start, stop;
     int check_only;
-    if (!PyArg_ParseTuple(args, "UO!nnp", &prefix, &PyList_Type, &points, &start, &stop, &check_only))
+    if (!PyArg_ParseTuple(args, "UO!nnp|UU", &prefix, &PyList_Type, &points, &start, &stop, &check_only,
+                          &time_key, &value_key))
         return NULL;
     if (start < 0) start = 0;
     if (stop > PyList_GET_SIZE(points)) stop = PyList_GET_SIZE(points);
@@ -507,7 +511,7 @@ static PyObject *encode_sensor(PyObject *self, PyObject *args) {
         long long ns = 0;
         PyObject *point = PyList_GET_ITEM(points, i);
         Py_INCREF(point);
-        rc = sensor_point(point, &value, &ns);
+        rc = sensor_point(point, time_key, value_key, &value, &ns);
         Py_DECREF(point);
         if (rc || check_only) continue;
         if ((i > start && buf_put(&b, "\n", 1)) || (rc = buf_put_str(&b, prefix, PLAIN)) ||
@@ -523,13 +527,60 @@ static PyObject *encode_sensor(PyObject *self, PyObject *args) {
     return buf_finish(&b);
 }
 
+/* -- slots of a new instance ------------------------------------------------------------ */
+/* set_slots(obj, cls, offsets, *values): store each value in the slot at that offset (as the slots'
+ * own setters do), for a declared class's generated __init__; offsets come from slot_offsets(cls). */
+static PyObject *set_slots(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 3 || !PyType_Check(args[1]) || !PyTuple_CheckExact(args[2])
+        || PyTuple_GET_SIZE(args[2]) != nargs - 3) {
+        PyErr_SetString(PyExc_TypeError, "set_slots(obj, cls, offsets, *values): one offset per value");
+        return NULL;
+    }
+    PyObject *obj = args[0];
+    if (!PyObject_TypeCheck(obj, (PyTypeObject *)args[1])) { /* another layout: offsets would be wrong */
+        PyErr_Format(PyExc_TypeError, "set_slots: %R is not a %R", obj, args[1]);
+        return NULL;
+    }
+    for (Py_ssize_t i = 3; i < nargs; i++) {
+        Py_ssize_t offset = PyLong_AsSsize_t(PyTuple_GET_ITEM(args[2], i - 3));
+        if (offset == -1 && PyErr_Occurred()) return NULL;
+        PyObject **slot = (PyObject **)((char *)obj + offset);
+        PyObject *old = *slot;
+        Py_INCREF(args[i]);
+        *slot = args[i];
+        Py_XDECREF(old);
+    }
+    Py_RETURN_NONE;
+}
+
+/* slot_offsets(cls, names) -> tuple of offsets, or None when one is not a plain object slot of cls. */
+static PyObject *slot_offsets(PyObject *self, PyObject *args) {
+    PyObject *cls, *names;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &cls, &PyTuple_Type, &names)) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    PyObject *out = PyTuple_New(n);
+    if (!out) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t offset = slot_offset(cls, PyTuple_GET_ITEM(names, i));
+        if (offset < 0) { Py_DECREF(out); Py_RETURN_NONE; }
+        PyObject *number = PyLong_FromSsize_t(offset);
+        if (!number) { Py_DECREF(out); return NULL; }
+        PyTuple_SET_ITEM(out, i, number);
+    }
+    return out;
+}
+
 /* -- the module ------------------------------------------------------------------------ */
 static PyMethodDef methods[] = {
     {"encode_objects", encode_objects, METH_VARARGS,
      "encode_objects(plan, objs, start, stop) -> str | None: lines of declared objects, or None (use Python)."},
     {"encode_sensor", encode_sensor, METH_VARARGS,
-     "encode_sensor(prefix, points, start, stop, check_only) -> str | True | None: lines of plain sensor "
-     "dicts, or None (use Python)."},
+     "encode_sensor(prefix, points, start, stop, check_only, time_key='time', value_key='value') -> "
+     "str | True | None: lines of plain {time, value} dicts, or None (use Python)."},
+    {"set_slots", (PyCFunction)(void (*)(void))set_slots, METH_FASTCALL,
+     "set_slots(obj, cls, offsets, *values): store the values in the slots of an instance of cls."},
+    {"slot_offsets", slot_offsets, METH_VARARGS,
+     "slot_offsets(cls, names) -> tuple | None: the offsets of these plain object slots of cls."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -33,6 +33,7 @@ Each class also gets `Cls.load(mapping)`, `Cls.load_many(items)` and
 from __future__ import annotations
 
 import enum
+import importlib
 import math
 import operator
 import sys
@@ -43,6 +44,7 @@ from typing import Any, Callable, ClassVar, Optional, TypeVar, Union
 
 import attrs
 
+from . import codegen
 from . import line_protocol as lp
 from .errors import ValidationError
 from .times import EPOCH, MAX_NS, MIN_NS, NAIVE_TIME_POLICIES, check_naive_policy, from_ns, to_ns
@@ -328,7 +330,130 @@ def _declare(
         lookup=lookup,
     )
     type.__setattr__(new_cls, "__influxhtm__", decl)
+    _install_init(new_cls, decl)
     return new_cls
+
+
+# -- the generated __init__: the converters' common cases inline -------------------
+def _install_init(cls: type, decl: Declaration) -> None:
+    """Replace attrs's `__init__` by one generated for this declaration (kept on the class, as
+    attrs keeps its own; its source is registered with `linecache` by `codegen`).
+
+    attrs's `__init__` calls one converter per attribute. This one first checks each value's
+    common case inline (a UTC datetime in range, ASCII text fit for line protocol, a finite float,
+    an int64, a bool, an enum member) and calls the attribute's converter, unchanged and exactly
+    as strict, only for anything else; then it sets the slots, runs the validators and the
+    post-init hook as attrs does. A class with `__attrs_pre_init__` keeps attrs's `__init__`.
+    """
+    if "__attrs_pre_init__" in dir(cls):
+        return
+    namespace: dict[str, Any] = {
+        "_set": object.__setattr__,
+        "_NOTHING": attrs.NOTHING,
+        "_datetime": datetime,
+        "_UTC": UTC,
+        "_GOOD_LIMIT": 10_000,
+        "_I64_MIN": lp.INT64_MIN,
+        "_I64_MAX": lp.INT64_MAX,
+        "_validators_off": attrs.validators.get_disabled,
+    }
+    args: list[str] = []
+    body: list[str] = []
+    sets: list[str] = []
+    checks: list[str] = []
+    fields = attrs.fields(cls)
+    kw_only = any(a.kw_only for a in fields)
+    for i, a in enumerate(fields):
+        if not a.init or a.alias is None:
+            return  # not made by `_declare`: keep attrs's own
+        column: Column = a.metadata["influxhtm"]
+        var = a.alias
+        namespace[f"_conv{i}"] = a.converter
+        if a.default is attrs.NOTHING:
+            args.append(var)
+        elif isinstance(a.default, attrs.Factory):  # type: ignore[arg-type]
+            if a.default.takes_self:
+                return
+            namespace[f"_factory{i}"] = a.default.factory
+            args.append(f"{var}=_NOTHING")
+            body.append(f"    if {var} is _NOTHING:")
+            body.append(f"        {var} = _factory{i}()")
+        else:
+            namespace[f"_default{i}"] = a.default
+            args.append(f"{var}=_default{i}")
+        fast = _fast_check(column, var, i, namespace)
+        if column.optional:
+            fast = f"{var} is None or ({fast})"
+        body.append(f"    if not ({fast}):")
+        body.append(f"        {var} = _conv{i}({var})")
+        if column.kind == TAG and column.type is str:  # tag values repeat: remember the good ones
+            body.append(f"        if {var} is not None and len(_good{i}) < _GOOD_LIMIT:")
+            body.append(f"            _good{i}.add({var})")
+        slot = cls.__dict__.get(a.name)
+        if slot is not None and hasattr(slot, "__set__"):  # the slot's own setter: no lookup
+            namespace[f"_slot{i}"] = slot.__set__
+            sets.append(f"    _slot{i}(self, {var})")
+        else:
+            sets.append(f"    _set(self, {a.name!r}, {var})")
+        if a.validator is not None:
+            namespace[f"_validator{i}"] = a.validator
+            namespace[f"_attribute{i}"] = a
+            checks.append(f"        _validator{i}(self, _attribute{i}, {var})")
+    offsets = _slot_offsets(cls, [a.name for a in fields])
+    if offsets is not None:  # one C call stores every slot (see `_slot_offsets`)
+        set_slots = importlib.import_module(f"{__package__}._speedups").set_slots
+        namespace.update(_set_slots=set_slots, _cls=cls, _offsets=offsets)
+        sets = [f"    _set_slots(self, _cls, _offsets, {', '.join(a.alias for a in fields)})"]
+    signature = ", ".join(["self", *(["*"] if kw_only and args else []), *args])
+    lines = [f"def __init__({signature}):", *body, *sets]
+    if checks:
+        lines += ["    if not _validators_off():", *checks]
+    if hasattr(cls, "__attrs_post_init__"):
+        lines.append("    self.__attrs_post_init__()")
+    source = "\n".join(lines) + "\n"
+    init = codegen.compile_function(source, f"__init__ of {cls.__qualname__}", namespace, "__init__")
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__doc__ = cls.__dict__["__init__"].__doc__
+    type.__setattr__(cls, "__init__", init)
+    decl.generated["__init__"] = init
+
+
+def _slot_offsets(cls: type, names: list[str]) -> tuple[int, ...] | None:
+    """Where instances of `cls` keep these attributes, for the C module's `set_slots`; None when
+    it is not built or one is not a plain slot. (Declaring a class reads no environment:
+    `INFLUXHTM_NO_SPEEDUPS` turns off the C encoders, read at each use, not this.)"""
+    try:
+        module = importlib.import_module(f"{__package__}._speedups")  # the optional C extension
+    except ImportError:
+        return None
+    if not names or not hasattr(module, "set_slots"):
+        return None
+    offsets: tuple[int, ...] | None = module.slot_offsets(cls, tuple(names))
+    return offsets
+
+
+def _fast_check(column: Column, var: str, i: int, namespace: dict[str, Any]) -> str:
+    """An expression true when `var` is already what the column's converter would return."""
+    if column.kind == TIME:
+        # Years strictly inside InfluxDB's range (1677-09-21 to 2262-04-11): an int compare, where
+        # comparing aware datetimes asks for their offsets; the edge years take the converter.
+        years = f"{MIN_TIME.year + 1} <= {var}.year <= {MAX_TIME.year - 1}"
+        return f"{var}.__class__ is _datetime and {var}.tzinfo is _UTC and {years}"
+    if column.is_enum:
+        namespace[f"_enum{i}"] = column.type
+        return f"{var}.__class__ is _enum{i}"
+    if column.type is str and column.kind == TAG:
+        # A tag value the converter has accepted before (a set of plain `str`s, per class and tag).
+        namespace[f"_good{i}"] = set()
+        return f"{var}.__class__ is str and {var} in _good{i}"
+    if column.type is str:  # string_field_problem: only text that is not valid Unicode
+        return f"{var}.__class__ is str and {var}.isascii()"
+    if column.type is float:
+        return f"{var}.__class__ is float and {var} - {var} == 0.0"
+    if column.type is int:
+        return f"{var}.__class__ is int and _I64_MIN <= {var} <= _I64_MAX"
+    return f"{var} is True or {var} is False"
 
 
 def _resolve_hints(cls: type, own: dict[str, Any], localns: dict[str, Any]) -> dict[str, Any]:

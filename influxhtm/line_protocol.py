@@ -377,7 +377,11 @@ def encode_slice_in_c(encode: Callable[[Any], str], objs: Sequence[Any], start: 
     off, `encode` not from `encoder_for`, another class or an unusual value in the slice)."""
     plan = getattr(encode, "__speedup_plan__", None)
     module = speedups() if plan is not None and type(objs) is list else None
-    return None if module is None else module.encode_objects(plan, objs, start, stop)
+    text = None if module is None else module.encode_objects(plan, objs, start, stop)
+    if text is None and type(objs) is list and start < len(objs) and type(objs[start]) is dict:
+        text = encode_pairs_in_c(encode, objs, start, stop)  # plain dicts of a sensor-like declaration
+    result: str | None = text
+    return result
 
 
 def _speedup_plan(decl: "Declaration", prefix: str) -> tuple[Any, ...]:
@@ -489,8 +493,36 @@ def _generate_encoder(decl: "Declaration", measurement: str, fixed: dict[str, st
     # The C encoder formats declared tags only: a fixed tag that is also declared needs the check above.
     overridden = any(c.key in fixed for c in decl.tags)
     encoder.__speedup_plan__ = None if overridden else _speedup_plan(decl, prefix)
+    encoder.__pairs_plan__ = _pairs_plan(decl, prefix, fixed)
     encoder.__fixed_prefix__ = prefix
     return encoder
+
+
+def _pairs_plan(decl: "Declaration", prefix: str, fixed: dict[str, str]) -> tuple[str, str, str] | None:
+    """What the C encoder needs to format plain `{time, <field>}` dicts of a declaration whose
+    every tag is fixed and whose one field is a required float (a sensor's points): the line's
+    start up to the value, and the two keys; else None."""
+    if any(c.key not in fixed for c in decl.tags) or len(decl.fields) != 1:
+        return None
+    (column,) = decl.fields
+    if column.type is not float or column.optional or column.is_enum:
+        return None
+    return (f"{prefix} {escape_key(column.key)}=", decl.time.key, column.key)
+
+
+def encode_pairs_in_c(
+    encode: Callable[..., str], points: list[Any], start: int, stop: int, check_only: bool = False
+) -> Any:
+    """The lines of plain `{time, <field>}` dicts `points[start:stop]` made by the C encoder from
+    `encode`'s pairs plan (see `_pairs_plan`): every time an int (ns) or an aware datetime in range,
+    every value a finite float or int. None when it cannot make all of them; with `check_only`,
+    True when it could (nothing is formatted)."""
+    plan: tuple[str, str, str] | None = getattr(encode, "__pairs_plan__", None)
+    module = speedups() if type(points) is list else None
+    if plan is None or module is None:
+        return None
+    prefix, time_key, value_key = plan
+    return module.encode_sensor(prefix, points, start, stop, check_only, time_key, value_key)
 
 
 def _refuse_other(cls: type) -> Callable[[Any], str]:

@@ -25,11 +25,19 @@ from .errors import ValidationError, check_positive_int
 from .frames import BadRow, frame_rows, is_dataframe
 from .influxql import Query, admin, col
 from .influxql import count as count_of
-from .line_protocol import Batch, encoder_for
+from .line_protocol import Batch, encode_pairs_in_c, encoder_for
 from .progress import progress_bar
 from .rows import objects_of
-from .times import TimeLike, from_ns
-from .writing import UnmadeBatch, chunks, encode_in_c, encode_in_slices, post_pipelined
+from .times import TimeLike, from_ns, to_ns
+from .writing import (
+    C_SLICE,
+    UnmadeBatch,
+    chunks,
+    encode_in_c,
+    encode_in_slices,
+    join_slices,
+    post_pipelined,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -106,14 +114,16 @@ class Repository(Generic[T]):
         batch_size: int = 10_000,
         *,
         progress: bool | None = None,
+        connections: int | None = None,
     ) -> int:
         """Write objects (instances, mappings, or the rows of a DataFrame) in batches; returns how
         many were written.
 
         Each batch is validated whole before it is sent: a bad object stops the
         write before its batch leaves, and the error names its index and field.
-        While one batch travels, the next is encoded. A DataFrame's time is its
-        `time` column or its DatetimeIndex; a missing cell (NaN, None, NaT) in an
+        While batches travel over up to `connections` connections (default
+        `writing.DEFAULT_CONNECTIONS`; 1 stores them strictly in order), the next is encoded.
+        A DataFrame's time is its `time` column or its DatetimeIndex; a missing cell (NaN, None, NaT) in an
         optional column is absent, in a required one an error (see `influxhtm.frames`).
         `progress`: a progress bar on stderr (None: when it is a terminal and the write
         takes more than a moment; see `influxhtm.progress`).
@@ -131,6 +141,7 @@ class Repository(Generic[T]):
                 _counted(self._batches(objects, batch_size), bar.update),
                 total=total,
                 retention_policy=self.declaration.retention_policy,
+                connections=connections,
             )
 
     def import_csv(
@@ -168,6 +179,28 @@ class Repository(Generic[T]):
         """The line protocol of one object (a mapping is loaded and checked first)."""
         return self._encode(obj if type(obj) is self.cls else self._coerce(obj))
 
+    def fast_batches(self, points: list[Any], batch_size: int) -> Iterator[Batch] | None:
+        """Batches of a list of plain `{time, <field>}` dicts made by the C encoder, when it is built,
+        the declaration's every tag is fixed here and its one field a float (a sensor's points), and
+        every point is checked fit first (an int ns or aware datetime time in range, a finite
+        number); else None. Exact nanoseconds are kept."""
+        encode = self._encode
+        if not points or encode_pairs_in_c(encode, points, 0, len(points), check_only=True) is not True:
+            return None
+
+        def encode_range(start: int, stop: int) -> str:
+            text = encode_pairs_in_c(encode, points, start, stop)
+            if text is None:  # the list changed since it was checked: the checked path
+                return self._checked_batch(points[start:stop], start).data.decode("utf-8")
+            result: str = text
+            return result
+
+        return (
+            Batch.joined(join_slices(encode_range, i, min(i + batch_size, len(points)), C_SLICE),
+                         min(batch_size, len(points) - i))
+            for i in range(0, len(points), batch_size)
+        )
+
     def _batches(self, objects: Iterable[Any], batch_size: int, offset: int = 0) -> Iterator[Batch]:
         """One `Batch` per chunk of objects, validated and encoded (error indexes start at `offset`)."""
         encode = self._encode
@@ -190,11 +223,14 @@ class Repository(Generic[T]):
 
     def _checked_batch(self, chunk: list[Any], offset: int) -> Batch:
         """A batch with mappings or foreign objects: coerce each, report every problem by index."""
-        encode = self._encode
+        encode: Callable[..., str] = self._encode
         lines: list[str] = []
         errors: dict[int, Any] = {}
         for index, obj in enumerate(chunk, start=offset):
             try:
+                if isinstance(obj, Mapping):  # stamped with its exact time, as the C path does
+                    lines.append(encode(self._coerce(obj), self._exact_ns(obj)))
+                    continue
                 if type(obj) is not self.cls:
                     obj = self._coerce(obj)
                 lines.append(encode(obj))
@@ -203,6 +239,12 @@ class Repository(Generic[T]):
         if errors:
             raise ValidationError(errors)
         return Batch.of_lines(lines)
+
+    def _exact_ns(self, mapping: Mapping[str, Any]) -> int:
+        """The nanoseconds of a (loaded, so valid) mapping's time: an instance holds microseconds."""
+        column = self.declaration.time
+        raw = mapping[column.key] if column.key in mapping else mapping[column.attr]
+        return to_ns(raw, name=column.attr, naive=self.declaration.naive_times)
 
     def _coerce(self, obj: Any, *, text: bool = False) -> Any:
         """An instance of the class from an instance or a mapping (`text`: of text cells, coerced)."""

@@ -21,7 +21,6 @@ from .line_protocol import (
     escape_tag_value,
     float_value,
     measurement_problem,
-    speedups,
     tag_value_problem,
 )
 from .records import RESULT_SUFFIX, SensorReading
@@ -141,13 +140,14 @@ class Sensor:
         """Validate every point now (raising with all problems); the bodies are made lazily.
 
         The common case, plain dicts of just `time` and a numeric `value`, is
-        checked and formatted by the C encoder when it is built (`_c_batches`), else
-        checked a column at a time and formatted by `str.format`; anything else goes
-        through `_lines`, point by point.
+        checked and formatted by the repository's encoder in C when it is built
+        (`Repository.fast_batches`), else checked a column at a time and formatted by
+        `str.format`; anything else goes through `_lines`, point by point.
         """
         from .writing import encode_in_slices
 
-        fast = self._c_batches(points, batch_size, offset)
+        fits = not measurement_problem(self.measurement) and not tag_value_problem(self.component)
+        fast = self.repository.fast_batches(points, batch_size) if fits and type(points) is list else None
         if fast is not None:
             return fast
         columns = self._plain_columns(points)
@@ -162,34 +162,6 @@ class Sensor:
                 min(batch_size, len(times) - i),
             )
             for i in range(0, len(times), batch_size)
-        )
-
-    def _c_batches(self, points: Sequence[Any], batch_size: int, offset: int) -> Iterator[Batch] | None:
-        """Bodies made by the C encoder, when it is built and every point is a plain dict of a valid
-        `time` (int ns or aware datetime) and finite `value` (it checks them all first); else None."""
-        from .writing import C_SLICE, join_slices
-
-        module = speedups()
-        if module is None or not points or type(points) is not list:
-            return None
-        if measurement_problem(self.measurement) or tag_value_problem(self.component):
-            return None
-        prefix = f"{escape_measurement(self.measurement)},component={escape_tag_value(self.component)} value="
-        if module.encode_sensor(prefix, points, 0, len(points), True) is not True:
-            return None
-
-        def encode_range(start: int, stop: int) -> str:
-            text = module.encode_sensor(prefix, points, start, stop, False)
-            if text is None:  # the list changed since it was checked: the checked path
-                text = "\n".join(self._lines(points[start:stop], offset=offset + start))
-            return text
-
-        return (
-            Batch.joined(
-                join_slices(encode_range, i, min(i + batch_size, len(points)), C_SLICE),
-                min(batch_size, len(points) - i),
-            )
-            for i in range(0, len(points), batch_size)
         )
 
     def _line_template(self) -> str:

@@ -1,8 +1,14 @@
 """The one write pipeline: every point written by influxhtm travels through here.
 
-`WritePipeline` POSTs `Batch`es in a background thread while the caller makes
-the next one: in order (one POST at a time, so a later point overwrites an
-earlier one as in a sequential write), with at most `depth` batches waiting.
+`WritePipeline` POSTs `Batch`es in background threads while the caller makes
+the next one, over up to `connections` concurrent keep-alive connections (the
+server ingests more over two than over one: `DEFAULT_CONNECTIONS`), with at
+most `depth` batches waiting or travelling. Batches leave in order and are
+accounted in order; with one connection they are also stored in order (a later
+point overwrites an earlier one of the same series and time, as in a
+sequential write); with more, two batches in flight at once may be stored in
+either order, so give `connections=1` when one write holds the same series and
+time twice in different batches.
 Each POST goes through `Connection.write`, which retries transient faults and
 splits a body the server finds too large at point boundaries. Points the server
 refuses do not stop the write: every batch is sent, and one `PartialWriteError`
@@ -39,9 +45,11 @@ def post_pipelined(
     *,
     total: int | None = None,
     retention_policy: str | None = None,
+    connections: int | None = None,
 ) -> int:
-    """Write every batch through a `WritePipeline` (one batch in flight while the next is made);
-    returns the number of points written.
+    """Write every batch through a `WritePipeline` (batches in flight over `connections`
+    connections, default `DEFAULT_CONNECTIONS`, while the next is made); returns the number
+    of points written.
 
     An error making a batch (a ValidationError, raised as an `UnmadeBatch` by batch
     generators) or sending one (the server unreachable) stops the write and is raised
@@ -49,7 +57,7 @@ def post_pipelined(
     `PartialWriteError` whose `not_sent` counts the points left out (of the `total`
     given, or of the batches taken).
     """
-    pipeline = WritePipeline(client, retention_policy=retention_policy)
+    pipeline = WritePipeline(client, retention_policy=retention_policy, connections=connections)
     taken = 0
     try:
         for batch in batches:
@@ -61,23 +69,39 @@ def post_pipelined(
     return pipeline.close()
 
 
+#: Concurrent connections of a write unless told otherwise: InfluxDB ingests about 1.4 times as
+#: many points over two connections as over one (measured on 2 cores); more gain nothing there.
+DEFAULT_CONNECTIONS = 2
+
+
 class WritePipeline:
     """An ordered, bounded, pipelined write: `put` batches, then `close` (see the module docstring).
 
-    At most `depth` batches wait or travel; `put` blocks while that many do. An error
-    sending a batch is raised by the next `put`, `flush` or `close`, and no batch
-    after it is sent; refusals are kept and raised together by `close` (or `check`).
+    Up to `connections` batches travel at once (default `DEFAULT_CONNECTIONS`; 1: one
+    POST at a time, stored strictly in order). At most `depth` batches wait or travel
+    (default: `connections`); `put` blocks while that many do. An error sending a batch
+    is raised by the next `put`, `flush` or `close`, and no batch after it is started
+    (batches already travelling finish and are counted); refusals are kept and raised
+    together by `close` (or `check`).
     """
 
-    def __init__(self, client: InfluxHtmClient, *, retention_policy: str | None = None, depth: int = 1):
+    def __init__(
+        self,
+        client: InfluxHtmClient,
+        *,
+        retention_policy: str | None = None,
+        depth: int | None = None,
+        connections: int | None = None,
+    ):
         self.client = client
         self.retention_policy = retention_policy
-        self.depth = max(1, depth)
+        self.connections = max(1, DEFAULT_CONNECTIONS if connections is None else connections)
+        self.depth = max(self.connections, 1 if depth is None else depth)
         self.written = 0
         self.failed = 0  # points of batches whose POST failed (not a refusal) or never left: not sent
         self.refusals: list[PartialWriteError] = []
         self._pending: deque[tuple[Future[None], int]] = deque()
-        self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix="influxhtm-write")
+        self._poster = ThreadPoolExecutor(max_workers=self.connections, thread_name_prefix="influxhtm-write")
         self._stopped = False  # set in the posting thread when a POST failed: later batches stay home
         self._closed = False
 

@@ -1,0 +1,49 @@
+"""Plain `{time, value}` mappings written through a repository: exact nanoseconds on both paths.
+
+A sensor's repository (every tag fixed, one float field) formats such dicts in C from the
+encoder's pairs plan (`line_protocol._pairs_plan`); the Python path (no C module, or a point
+the C encoder hands back) stamps each line with the mapping's own time. Both keep the
+nanoseconds an instance (a `datetime`) cannot hold, and both write the same text.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from influxhtm import InfluxHtmClient
+from influxhtm.records import SensorReading
+
+T = 1_709_294_400_000_000_000
+
+
+@pytest.fixture
+def client(influx_settings, influx_database):
+    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize("speedups", ["1", "0"])
+def test_mappings_keep_their_nanoseconds_in_c_and_in_python(client, monkeypatch, speedups):
+    monkeypatch.setenv("INFLUXHTM_NO_SPEEDUPS", "0" if speedups == "1" else "1")
+    repo = client.repository(SensorReading, measurement="power", tags={"component": "pump"})
+    points = [{"time": T + i * 1_000 + 7, "value": i * 0.5} for i in range(2_500)]
+    assert repo.add_all(points, batch_size=1_000) == 2_500
+    rows = client.rows(repo.query().select("value"))
+    assert [row[0] for row in rows] == [p["time"] for p in points]
+    assert [row[1] for row in rows] == [p["value"] for p in points]
+
+
+def test_the_c_and_python_paths_write_the_same_text(monkeypatch):
+    client = InfluxHtmClient("nowhere", host="127.0.0.1", port=9)
+    repo = client.repository(SensorReading, measurement="my power", tags={"component": "a,b=c"})
+    points = [{"time": T + i, "value": float(i) / 3} for i in range(30)] + [{"time": T + 99, "value": 4}]
+    fast = repo.fast_batches(points, 7)
+    if fast is None:
+        pytest.skip("the C module is not built")  # the first test covers the Python path alone
+    c_text = b"\n".join(batch.data for batch in fast)
+    monkeypatch.setenv("INFLUXHTM_NO_SPEEDUPS", "1")
+    assert repo.fast_batches(points, 7) is None
+    python_text = b"\n".join(batch.data for batch in repo._batches(points, 7))
+    assert c_text == python_text
+    assert c_text.startswith(b"my\\ power,component=a\\,b\\=c value=0.0 1709294400000000000\n")
