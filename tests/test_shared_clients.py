@@ -189,5 +189,5 @@ def test_sensors_write_read_stream_and_combine_with_model_results(d):
     assert d.run(store.get_results(limit=2)) == results[-2:]
     assert d.collect(store.results.query()) == results
     combined = d.run(sensor.get_combined_sensor_data(until=T0 + timedelta(minutes=9)))
-    assert combined.columns[:3] == ("time", "value", "anomalyScore") and len(combined) == 10
+    assert combined.columns[:3] == ("time", "value", "m1.anomalyScore") and len(combined) == 10
     assert [row[2] for row in combined.values] == [i / 1000 if i % 2 == 0 else None for i in range(10)]
