@@ -67,6 +67,7 @@ from .plotting import plot, plot_html, plot_png
 from .records import HtmResult, ModelRecord, SensorReading
 from .repository import Repository
 from .running import Runner, RunReport, sweep
+from .running.fleet import Fleet
 from .sensor import Sensor
 from .server import LocalInfluxd
 from .settings import Settings
@@ -99,6 +100,7 @@ __all__ = [
     "QueryError",
     "Repository",
     "RunReport",
+    "Fleet",
     "Runner",
     "Sensor",
     "SensorNotFound",
