@@ -477,7 +477,10 @@ class Shard:
         """Counters for the status line (the window's lag is reset)."""
         window = self.window_lag.summary()
         self.window_lag = StreamingStats()
+        lag = self.lag.summary()
         return {
+            "lag_p50": lag.median if lag else None,
+            "lag_p95": lag.p95 if lag else None,
             "sensors": len(self.sensors),
             "in_memory": len(self.cache),
             "points": self.points,
@@ -699,8 +702,6 @@ class Fleet:
             self._run_pushed(shard, report, max_points)
         totals = shard.status()
         totals["failed_sensors"] = {f"{k[0]}/{k[1]}": t.failed for k, t in shard.sensors.items() if t.failed}
-        lag = shard.lag.summary()
-        totals["lag_p50"], totals["lag_p95"] = (lag.median, lag.p95) if lag else (None, None)
         return self._report(totals, started)
 
     def _run_pushed(self, shard: Shard, report: Callable[[dict[str, Any]], None],

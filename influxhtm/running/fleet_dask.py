@@ -39,6 +39,8 @@ MEMBERSHIP_CHECK = 0.5
 STOP_TIMEOUT = 120.0
 #: Seconds pushed news is gathered before it is forwarded to the shards.
 FORWARD_EVERY = 0.02
+#: Seconds between two looks of a shard at its queue of news.
+NEWS_POLL = 0.05
 
 
 class DaskNews:
@@ -49,19 +51,33 @@ class DaskNews:
 
         self.queue = Queue(name)
 
-    def get(self, timeout: float) -> Any:
-        try:
-            return self.queue.get(timeout=max(timeout, 0.01))
-        except Exception as error:
-            if "Timeout" in type(error).__name__:
-                raise queue.Empty() from None
-            raise
+    def get(self, timeout: float) -> list[tuple[str, str, int, float]]:
+        """What is queued, waiting up to `timeout` seconds (queue.Empty if nothing came).
 
-    def get_nowait(self) -> Any:
-        items = self.queue.get(batch=True)
-        if not items:
-            raise queue.Empty()
-        return [pushed for item in items for pushed in item]
+        The queue is asked without a timeout every NEWS_POLL seconds: a Dask queue's
+        timed-out `get` is logged as an error by the scheduler.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            points = _points(self.queue.get(batch=True))
+            if points:
+                return points
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise queue.Empty()
+            time.sleep(min(NEWS_POLL, left))
+
+    def get_nowait(self) -> list[tuple[str, str, int, float]]:
+        return self.get(0.0)
+
+
+def _points(item: Any) -> list[tuple[str, str, int, float]]:
+    """The (measurement, component, ns, received) of a forwarded batch, however lists were nested."""
+    if isinstance(item, (list, tuple)) and len(item) == 4 and isinstance(item[0], str):
+        return [(str(item[0]), str(item[1]), int(item[2]), float(item[3]))]
+    if isinstance(item, (list, tuple)):
+        return [point for part in item for point in _points(part)]
+    return []
 
 
 def shard_task(spec: FleetSpec, timing: Timing, me: str, workers: list[str], stop_name: str,
@@ -119,6 +135,7 @@ class Coordinator:
         self.latest: dict[str, dict[str, Any]] = {}
         self.generations = 0
         self.snapshot: dict[str, Any] = {}
+        self.worst: dict[str, float] = {}
 
     def run(self, news: queue.Queue[Any] | None) -> dict[str, Any]:
         from distributed import Queue
@@ -168,6 +185,9 @@ class Coordinator:
         self._read_stats(stats)
         self._settle(futures)
         self.snapshot = self.current()
+        for key in ("lag_p50", "lag_p95"):  # the worst worker of the worst generation
+            if self.snapshot.get(key) is not None:
+                self.worst[key] = max(self.worst.get(key) or 0.0, self.snapshot[key])
         for status in self.latest.values():
             for key in self.done_totals:
                 self.done_totals[key] += status.get(key, 0)
@@ -220,7 +240,7 @@ class Coordinator:
                 status[key] = status.get(key, 0) + worker_status.get(key, 0)
             for key in ("sensors", "in_memory", "failed"):
                 status[key] = status.get(key, 0) + worker_status.get(key, 0)
-            for key in ("p50", "p95"):
+            for key in ("p50", "p95", "lag_p50", "lag_p95"):
                 if worker_status.get(key) is not None:
                     status[key] = max(status.get(key) or 0.0, worker_status[key])
         status["workers"] = len(self.latest)
@@ -229,7 +249,7 @@ class Coordinator:
 
     def totals(self) -> dict[str, Any]:
         """The status at the end of the last generation, with the counts of every generation."""
-        return {**self.snapshot, **self.done_totals, "generations": self.generations}
+        return {**self.snapshot, **self.done_totals, **self.worst, "generations": self.generations}
 
 
 def run_on_dask(fleet: Fleet, on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
