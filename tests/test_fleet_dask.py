@@ -13,7 +13,7 @@ import time
 
 import pytest
 from fleet_engine import ewma
-from test_fleet import T0, STEP, results, wait_for, write
+from test_fleet import STEP, T0, results, wait_for, write
 
 from influxhtm.client import InfluxHtmClient
 from influxhtm.running.fleet import Fleet
@@ -37,7 +37,7 @@ def test_a_killed_worker_s_sensors_resume_elsewhere_with_exactly_one_result_per_
     for i, component in enumerate(SENSORS):
         write(client, "power", component, 0, 10, seed=i)
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40)
+                                       dashboard_address=":0", silence_logs=40)
     dask = distributed.Client(cluster)
     written = {"n": 10}
     stop_writing = threading.Event()

@@ -413,6 +413,7 @@ class Shard:
                 if tracked.since_checkpoint >= self.spec.checkpoint_every:
                     self.cache.save(key)
                     tracked.since_checkpoint = 0
+        self.cache.trim()
         return len(seen)
 
     def close(self) -> int:

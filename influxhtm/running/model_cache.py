@@ -1,7 +1,8 @@
 """More models than memory: a bounded LRU of models with compressed checkpoints (the *model swapper*).
 
 `ModelCache` holds at most `max_models` models (and, optionally, about
-`max_bytes` of model state) in memory. Taking a model that is not held restores
+`max_bytes` of model state) in memory (a model's size: its pickled state, measured when it is made, restored
+or checkpointed). Taking a model that is not held restores
 it from its checkpoint (or makes a new one); making room evicts the least
 recently used model after writing its checkpoint. A checkpoint is the run's
 checkpoint (`influxhtm.running.checkpoint`: identity checked on load, written
@@ -35,13 +36,14 @@ COMPRESSION = 1
 
 
 def pack_state(state: Any) -> dict[str, Any]:
-    """A model's state as a checkpoint's compressed payload."""
-    return {"zlib": zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), COMPRESSION)}
+    """A model's state as a checkpoint's compressed payload (with its pickled size, `nbytes`)."""
+    pickled = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    return {"zlib": zlib.compress(pickled, COMPRESSION), "nbytes": len(pickled)}
 
 
 def unpack_state(payload: Any) -> Any:
     """The state `pack_state` packed (a plain state is given back as it is)."""
-    if isinstance(payload, Mapping) and set(payload) == {"zlib"}:
+    if isinstance(payload, Mapping) and "zlib" in payload:
         return pickle.loads(zlib.decompress(payload["zlib"]))
     return payload
 
@@ -132,16 +134,19 @@ class ModelCache:
         path = checkpoint_path(self.directory, identity)
         last_ns = saved_ns = None
         restored = False
+        nbytes = None
         if path.exists():
             saved = checkpoints.load(path, identity)
             set_state = getattr(model, "set_state", None)
             if saved.get("state") is not None and callable(set_state):
                 set_state(unpack_state(saved["state"]))
+                nbytes = saved["state"].get("nbytes") if isinstance(saved["state"], Mapping) else None
             last_ns = saved_ns = saved["last_ns"]
             restored = True
             self.restores += 1
         held = Held(model, identity, path, last_ns, saved_ns=saved_ns)
-        held.nbytes = self.size_of(model) if self.max_bytes is not None else 0
+        if self.max_bytes is not None:
+            held.nbytes = nbytes if isinstance(nbytes, int) else self.size_of(model)
         self._make_room(extra=held.nbytes)
         self._held[key] = held
         return Restored(model, last_ns, restored)
@@ -157,9 +162,20 @@ class ModelCache:
         ):
             self.evict(next(iter(self._held)))
 
+    def trim(self) -> None:
+        """Evict least recently used models while more than the bounds are held (sizes change as
+        models learn: a checkpoint measures them again)."""
+        while len(self._held) > 1 and (
+            (self.max_models is not None and len(self._held) > self.max_models)
+            or (self.max_bytes is not None and self.nbytes > self.max_bytes)
+        ):
+            self.evict(next(iter(self._held)))
+
     def evict(self, key: Hashable) -> None:
         """Store the model's results (`before_evict`), checkpoint it, and drop it from memory."""
         self.before_evict(key)
+        if key not in self._held:
+            return  # storing the results made room already (see `trim`)
         self.save(key)
         del self._held[key]
         self.evictions += 1
@@ -172,6 +188,8 @@ class ModelCache:
         get_state = getattr(held.model, "get_state", None)
         state = pack_state(get_state()) if callable(get_state) else None
         checkpoints.save(held.path, held.identity, state, held.last_ns)
+        if state is not None:
+            held.nbytes = state["nbytes"]  # the size estimate follows the model's growth
         held.saved_ns = held.last_ns
         self.checkpoints += 1
         return True
