@@ -88,10 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON results")
     parser.add_argument("--only", nargs="+", choices=CASES, help="run only these cases")
     parser.add_argument("--repeats", type=int, help="runs per case (the median is reported)")
-    parser.add_argument("case", nargs="*", choices=[*CASES, "fleet"], default=[],
-                        help="cases to run (default: every one but fleet); 'fleet' runs the fleet soak")
+    parser.add_argument("case", nargs="*", default=[],  # checked below: argparse refuses [] among choices
+                        help=f"cases to run, of {', '.join([*CASES, 'fleet'])} "
+                             "(default: every one but fleet); 'fleet' runs the fleet soak")
     parser.add_argument("--full", action="store_true", help="fleet: the issue's full sizes (long, 5+ GB)")
     args = parser.parse_args(argv)
+    unknown = [case for case in args.case if case not in (*CASES, "fleet")]
+    if unknown:
+        parser.error(f"unknown case {unknown[0]!r} (choose from {', '.join([*CASES, 'fleet'])})")
     if "fleet" in args.case:
         return fleet_main(args)
     if args.case:
