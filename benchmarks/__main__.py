@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--output PATH] [--only CASE ...]`: run the benchmarks, print the table.
+"""`python -m benchmarks [--quick] [--output PATH] [--only CASE ...] [CASE ...]`: run the benchmarks.
 
 Starts a managed `influxd`, runs every case in this one process against it,
 prints the table, writes the JSON results, and exits 1 when a case misses its
@@ -97,7 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON results")
     parser.add_argument("--only", nargs="+", choices=CASES, help="run only these cases")
     parser.add_argument("--repeats", type=int, help="runs per case (the median is reported)")
+    parser.add_argument("case", nargs="*", default=[],  # checked below: argparse refuses [] among choices
+                        help=f"cases to run, of {', '.join([*CASES, 'fleet'])} "
+                             "(default: every one but fleet); 'fleet' runs the fleet soak")
+    parser.add_argument("--full", action="store_true", help="fleet: the issue's full sizes (long, 5+ GB)")
     args = parser.parse_args(argv)
+    unknown = [case for case in args.case if case not in (*CASES, "fleet")]
+    if unknown:
+        parser.error(f"unknown case {unknown[0]!r} (choose from {', '.join([*CASES, 'fleet'])})")
+    if "fleet" in args.case:
+        return fleet_main(args)
+    if args.case:
+        args.only = [*(args.only or []), *args.case]
     sizes = Sizes.quick() if args.quick else Sizes()
     if args.repeats:
         sizes = attrs.evolve(sizes, repeats=args.repeats)
@@ -136,6 +147,30 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     return 0 if passed else 1
+
+
+def fleet_main(args: argparse.Namespace) -> int:
+    """`python -m benchmarks fleet`: the fleet benchmark and soak (see benchmarks/fleet.py)."""
+    import tempfile
+
+    from . import fleet
+
+    sizes = fleet.FleetSizes.full() if args.full else fleet.FleetSizes.quick() if args.quick \
+        else fleet.FleetSizes()
+
+    def log(message: str) -> None:
+        print(time.strftime("%H:%M:%S"), message, file=sys.stderr, flush=True)
+
+    with LocalInfluxd() as server, tempfile.TemporaryDirectory(prefix="influxhtm-fleet-") as workdir:
+        results = fleet.run(server.host, server.port, sizes, Path(workdir), log)
+        results["machine"] = machine(server.binary)
+    output = args.output if args.output != DEFAULT_OUTPUT else DEFAULT_OUTPUT.with_name("fleet_results.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    for name, passed in results["passed"].items():
+        print(f"{name:32} {'PASS' if passed else 'FAIL'}")
+    print(json.dumps({k: results[k] for k in ("memory", "swapping")}, indent=2))
+    return 0 if all(results["passed"].values()) else 1
 
 
 if __name__ == "__main__":

@@ -104,6 +104,7 @@ __all__ = [
     "Repository",
     "Row",
     "RunReport",
+    "Fleet",
     "Runner",
     "Sensor",
     "SensorNotFound",
@@ -166,6 +167,7 @@ _LAZY = {
     "create_model": "engines", "register_engine": "engines",
     "Runner": "running", "RunReport": "running", "sweep": "running",
     "LocalInfluxd": "server",
+    "Fleet": "running.fleet",
 }
 
 if TYPE_CHECKING:
@@ -174,6 +176,7 @@ if TYPE_CHECKING:
     from .engines import create_model, register_engine
     from .plotting import plot, plot_html, plot_png
     from .running import Runner, RunReport
+    from .running.fleet import Fleet
     from .server import LocalInfluxd
 
 

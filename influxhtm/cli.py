@@ -947,6 +947,81 @@ def demo(ctx: Context, output_dir: str, keep_server: bool, create: bool, progres
             local.stop()
 
 
+# --------------------------------------------------------------------------- fleet
+
+
+@cli.command("fleet")
+@click.argument("measurements", nargs=-1)
+@click.option("--regex", default=None, help="also every measurement whose name matches this regex")
+@click.option("--tag", "tags", multiple=True, help="only series with this tag: key=value (repeatable)")
+@click.option("--engine", "-e", default="brainblocks", show_default=True, help="engine name")
+@click.option("--params", default=None, help="engine parameters as JSON, for every sensor")
+@click.option("--overrides", default=None,
+              help='per-sensor parameters as JSON: {"measurement/component": {...}}')
+@click.option("--id", "model_id", default=None,
+              help="model id (default: engine and a hash of the parameters)")
+@click.option("--checkpoint-dir", default="influxhtm-fleet", show_default=True,
+              help="where models are checkpointed (shared by every worker on a cluster)")
+@click.option("--max-models", type=int, default=None, help="at most this many models in memory per process")
+@click.option("--mode", type=click.Choice(["subscription", "poll"]), default="subscription",
+              show_default=True, help="how new points are noticed")
+@click.option("--poll-interval", type=float, default=1.0, show_default=True, help="seconds between polls")
+@click.option("--checkpoint-every", type=int, default=1000, show_default=True,
+              help="checkpoint a model after this many points")
+@click.option("--since", default=None,
+              help="sensors without a checkpoint start here (ISO 8601; default: their first point)")
+@click.option("--scheduler", default=None, help="dask: address of a running scheduler (tcp://host:8786)")
+@pass_context
+@command_errors
+def fleet_command(
+    ctx: Context, measurements: tuple[str, ...], regex: str | None, tags: tuple[str, ...], engine: str,
+    params: str | None, overrides: str | None, model_id: str | None, checkpoint_dir: str,
+    max_models: int | None, mode: str, poll_interval: float, checkpoint_every: int, since: str | None,
+    scheduler: str | None,
+) -> None:
+    """Keep a live model for every sensor of MEASUREMENTS (and --regex); Ctrl-C checkpoints and stops."""
+    from .running.fleet import Fleet, status_line
+
+    pairs = [tag.split("=", 1) for tag in tags]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValidationError({"tag": [f"{tags!r}: give each as key=value"]})
+    per_sensor = parse_json_option(overrides, "overrides") or {}
+    if not isinstance(per_sensor, dict):
+        raise ValidationError({"overrides": [f"{overrides!r} is not a JSON object"]})
+    fleet = Fleet(
+        ctx.client(), list(measurements) or None, regex=regex, tags=dict(pairs), engine=engine,
+        params=parse_params(params), overrides=per_sensor, model_id=model_id, checkpoint_dir=checkpoint_dir,
+        max_models=max_models, mode=mode, poll_interval=poll_interval, checkpoint_every=checkpoint_every,
+        since=since, scheduler=scheduler,
+    )
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signals can only be caught there
+        previous = {sig: signal.signal(sig, lambda *_: fleet.stop())
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+    last = [time.monotonic(), 0]
+    interactive = sys.stderr.isatty()
+
+    def show(status: dict[str, Any]) -> None:
+        now = time.monotonic()
+        rate = (status.get("points", 0) - last[1]) / max(now - last[0], 1e-9)
+        last[0], last[1] = now, status.get("points", 0)
+        line = status_line(status, rate)
+        click.echo(f"\r{line}\033[K" if interactive else line, err=True, nl=not interactive)
+
+    click.echo(f"fleet over {', '.join(measurements) or regex} with {engine} (Ctrl-C to stop)", err=True)
+    try:
+        report = fleet.run(on_status=show)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if interactive:
+        click.echo("", err=True)
+    click.echo(f"stopped: {report.sensors} sensors, {report.points} points, {report.results} results, "
+               f"{report.errors} errors; every model checkpointed in {checkpoint_dir}")
+    for sensor, error in sorted(report.failed.items()):
+        click.echo(f"  {sensor}: {error}", err=True)
+
+
 def main() -> None:
     """Entry point of the `influxhtm` console script."""
     cli(prog_name="influxhtm")

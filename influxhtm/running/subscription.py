@@ -191,6 +191,8 @@ class PushedPoint:
     time: int
     value: float
     received: float
+    #: (measurement, component) of the pushed point: how a fleet routes it to its sensor's model.
+    series: tuple[str, str] | None = None
 
 
 PointFilter = Callable[[ParsedPoint], bool]
@@ -294,7 +296,8 @@ class SubscriptionReceiver:
             value = point.fields.get("value")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
-            self.points.put(PushedPoint(point.time, float(value), received))
+            series = (point.measurement, point.tags.get("component", ""))
+            self.points.put(PushedPoint(point.time, float(value), received, series))
 
     def start(self) -> SubscriptionReceiver:
         if self._thread is None:

@@ -1,0 +1,290 @@
+"""`Fleet`: a model per sensor, routed pushes, more models than memory, restarts, the CLI (real influxd)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fleet_engine import ewma
+
+from influxhtm.client import InfluxHtmClient
+from influxhtm.errors import ValidationError
+from influxhtm.influxql import admin
+from influxhtm.running.fleet import Fleet, FleetSpec, Shard
+from influxhtm.running.model_cache import pack_state, unpack_state
+from influxhtm.running.routing import Selector, owner_of, partition
+
+T0 = 1_700_000_000_000_000_000
+STEP = 10_000_000_000  # 10 s
+
+
+@pytest.fixture
+def client(influx_settings, influx_database):
+    client = InfluxHtmClient.from_settings(influx_database, influx_settings)
+    client.create_database()
+    yield client
+    client.close()
+
+
+def write(client, measurement, component, start, count, *, seed=0):
+    """`count` points of one sensor from index `start`, values that differ per sensor and per point."""
+    values = [((i * 7 + seed * 13) % 23) / 3.0 + (5.0 if i % 17 == 0 else 0.0)
+              for i in range(start, start + count)]
+    lines = [f"{measurement},component={component} value={v!r} {T0 + i * STEP}"
+             for i, v in zip(range(start, start + count), values, strict=True)]
+    client.write_lines(lines)
+
+
+def results(client, measurement, component, model_id):
+    """Every stored result of one model: {time ns: (anomalyScore, rawScore, anomalyLikelihood)}."""
+    rows = client.rows(
+        admin.Statement(
+            f'SELECT "anomalyScore", "rawScore", "anomalyLikelihood" FROM "{measurement}_model" '
+            f"WHERE component = '{component}' AND id = '{model_id}'", {}),
+    )
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def counts(client, measurement, model_id):
+    rows = client.rows(admin.Statement(
+        f'SELECT count("anomalyScore") FROM "{measurement}_model" '
+        f"WHERE id = '{model_id}' GROUP BY component", {}))
+    return rows
+
+
+def run_until(fleet, done, timeout=30.0):
+    """Run `fleet` in a thread until `done()` (checked every 50 ms), then stop it; its report."""
+    out = {}
+    thread = threading.Thread(target=lambda: out.setdefault("report", fleet.run()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not done():
+            time.sleep(0.05)
+    finally:
+        fleet.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert done(), "the fleet did not get there in time"
+    return out["report"]
+
+
+# -- routing ----------------------------------------------------------------------------------
+def test_selector_matches_named_and_regex_measurements_never_results():
+    selector = Selector(["cpu"], r"disk_.*", {"site": "a"})
+    assert selector.matches("cpu", {"component": "x", "site": "a"})
+    assert selector.matches("disk_io", {"component": "x", "site": "a"})
+    assert not selector.matches("cpu", {"component": "x", "site": "b"})
+    assert not selector.matches("cpu", {"site": "a"})  # no component: not a sensor
+    assert not selector.matches("mem", {"component": "x", "site": "a"})
+    assert not Selector(regex=".*").matches("cpu_model", {"component": "x", "id": "m1"})  # results
+    assert Selector(regex=".*").matches("cpu_model", {"component": "x"})  # a sensor of that name
+    assert not Selector(regex=".*").matches("influxhtm_models", {"component": "x"})
+    with pytest.raises(ValidationError, match="regex"):
+        Selector(regex="(")
+    with pytest.raises(ValidationError, match="selector"):
+        Selector()
+
+
+def test_owner_of_is_stable_and_moves_only_the_sensors_of_a_joining_worker():
+    keys = [("m", f"s{i}") for i in range(400)]
+    two = partition(keys, ["w1", "w2"])
+    assert all(len(share) > 120 for share in two.values())  # both get a fair share
+    three = partition(keys, ["w1", "w2", "w3"])
+    moved = [key for key in keys if owner_of(key, ["w1", "w2"]) != owner_of(key, ["w1", "w2", "w3"])]
+    assert moved and all(owner_of(key, ["w1", "w2", "w3"]) == "w3" for key in moved)
+    assert set(moved) == three["w3"]
+
+
+def test_packed_states_are_compressed_and_round_trip():
+    state = {"x": [0.5] * 10_000, "y": "abc"}
+    packed = pack_state(state)
+    assert len(packed["zlib"]) < 2_000 < packed["nbytes"]
+    assert unpack_state(packed) == state
+
+
+# -- one process --------------------------------------------------------------------------------
+def test_poll_fleet_models_every_matching_sensor_new_ones_too_and_releases_removed_ones(client, tmp_path):
+    for i, component in enumerate(("a", "b", "c")):
+        write(client, "power", component, 0, 30, seed=i)
+    write(client, "other", "a", 0, 30)
+    fleet = Fleet(client, "power", engine=ewma, model_id="f1", checkpoint_dir=tmp_path, mode="poll",
+                  poll_interval=0.1, discover_interval=0.2, status_interval=0.1)
+    statuses = []
+    thread = threading.Thread(target=lambda: fleet.run(on_status=statuses.append), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: all(len(results(client, "power", c, "f1")) == 30 for c in "abc"))
+        write(client, "power", "d", 0, 12, seed=4)  # a new sensor while the fleet runs
+        wait_for(lambda: len(results(client, "power", "d", "f1")) == 12)
+        write(client, "power", "a", 30, 5)
+        wait_for(lambda: len(results(client, "power", "a", "f1")) == 35)
+        client.execute(admin.Statement("DROP SERIES FROM \"power\" WHERE component = 'c'", {}))
+        wait_for(lambda: ("power", "c") not in fleet.shard.sensors)
+    finally:
+        fleet.stop()
+        thread.join(30)
+    assert not client.rows(admin.Statement('SELECT * FROM "other_model"', {}))
+    registered = {store.model_id for store in client.create_sensor("power", "d").list_htm_models()}
+    assert registered == {"f1"}
+    assert statuses and statuses[-1]["sensors"] == 3 and statuses[-1]["errors"] == 0
+    assert (tmp_path / next(p.name for p in tmp_path.iterdir() if p.name.startswith("power.d"))).exists()
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_pushed_points_are_routed_through_one_subscription_and_read_back_from_the_server(client, tmp_path):
+    for i, component in enumerate(("a", "b")):
+        write(client, "power", component, 0, 10, seed=i)
+    fleet = Fleet(client, ["power"], engine=ewma, model_id="p1", checkpoint_dir=tmp_path,
+                  poll_interval=30.0, discover_interval=30.0)  # only pushes can bring new points in time
+    subscriptions = []
+
+    def done():
+        if not subscriptions and fleet.shard is not None and len(fleet.shard.sensors) == 2:
+            subscriptions.append(client.rows(admin.Statement("SHOW SUBSCRIPTIONS", {})))
+            for i in range(10, 20):  # each sensor's points pushed, one write at a time, both sensors
+                write(client, "power", "a", i, 1)
+                write(client, "power", "b", i, 1, seed=1)
+        return subscriptions and all(len(results(client, "power", c, "p1")) == 20 for c in "ab")
+
+    report = run_until(fleet, done)
+    assert len(subscriptions[0]) == 1  # one subscription for the database, not one per sensor
+    assert not client.rows(admin.Statement("SHOW SUBSCRIPTIONS", {}))  # dropped on exit
+    assert report.points == 40 and report.results == 40 and report.errors == 0
+    assert report.lag_p95 is not None
+
+
+def run_shard_rounds(client, spec, rounds_of_writes):
+    """Write each round's points, then poll the shard once (all in this thread); the shard."""
+    shard = Shard(spec, client)
+    shard.sync(spec.selector.discover(client) | {("power", c) for c in "abcdef"})
+    for writes in rounds_of_writes:
+        for component, start, count, seed in writes:
+            write(client, "power", component, start, count, seed=seed)
+        while shard.poll_once():
+            pass
+    shard.close()
+    return shard
+
+
+@pytest.mark.parametrize("bound", [{"max_models": 2}, {"max_bytes": 2500}])
+def test_evicted_models_give_the_results_of_models_that_never_left_memory_bit_for_bit(client, tmp_path,
+                                                                                      bound):
+    components = "abcdef"
+    rounds = [[(c, r * 8, 8, i) for i, c in enumerate(components)] for r in range(5)]
+    base = dict(database=client.database, settings=client.settings, selector=Selector(["power"]),
+                engine=ewma, chunk_size=3, checkpoint_every=7)
+    unbounded = run_shard_rounds(
+        client, FleetSpec(**base, model_id="all", checkpoint_dir=str(tmp_path / "a")), rounds)
+    bounded = Shard(
+        FleetSpec(**base, model_id="lru", checkpoint_dir=str(tmp_path / "b"), **bound), client)
+    bounded.sync({("power", c) for c in components})
+    while bounded.poll_once():
+        pass
+    bounded.close()
+    assert unbounded.cache.evictions == 0
+    assert bounded.errors == unbounded.errors == 0
+    assert bounded.cache.evictions > 10 and bounded.cache.restores > 10  # the rounds swap models
+    assert len(bounded.cache) <= 2 if "max_models" in bound else bounded.cache.nbytes <= bound["max_bytes"]
+    for component in components:
+        expected = results(client, "power", component, "all")
+        assert len(expected) == 40
+        assert results(client, "power", component, "lru") == expected  # exact equality of the floats
+
+
+def test_a_restarted_fleet_continues_with_no_lost_or_duplicated_result(client, tmp_path):
+    write(client, "power", "a", 0, 25)
+    write(client, "power", "b", 0, 25, seed=1)
+    first = Fleet(client, "power", engine=ewma, model_id="r1", checkpoint_dir=tmp_path, mode="poll",
+                  checkpoint_every=1000, chunk_size=10)
+    report = first.run(max_points=20)  # stops in the middle: checkpoints at the end only
+    assert 20 <= report.points < 50
+    write(client, "power", "a", 25, 15)
+    write(client, "power", "b", 25, 15, seed=1)
+    second = Fleet(client, "power", engine=ewma, model_id="r1", checkpoint_dir=tmp_path, mode="poll")
+    run_until(second, lambda: all(len(results(client, "power", c, "r1")) == 40 for c in "ab"))
+    # The same numbers as one uninterrupted run.
+    once = Fleet(client, "power", engine=ewma, model_id="r2", checkpoint_dir=tmp_path / "once", mode="poll")
+    run_until(once, lambda: all(len(results(client, "power", c, "r2")) == 40 for c in "ab"))
+    for component in "ab":
+        assert results(client, "power", component, "r1") == results(client, "power", component, "r2")
+        assert [row[1] for row in counts(client, "power", "r1")] == [40, 40]
+
+
+def test_brainblocks_models_evicted_and_restored_stay_within_the_documented_tolerance(client, tmp_path):
+    pytest.importorskip("brainblocks")
+    for i, component in enumerate("abc"):
+        write(client, "power", component, 0, 120, seed=i)
+    base = dict(database=client.database, settings=client.settings, selector=Selector(["power"]),
+                engine="brainblocks", params={"value_range": [0.0, 13.0], "num_s": 128, "num_c": 128},
+                chunk_size=20)
+    for model_id, bound in (("bb-all", None), ("bb-lru", 1)):
+        shard = Shard(FleetSpec(**base, model_id=model_id, checkpoint_dir=str(tmp_path / model_id),
+                                max_models=bound), client)
+        shard.sync({("power", c) for c in "abc"})
+        while shard.poll_once():
+            pass
+        shard.close()
+        assert shard.errors == 0
+    differing = total = 0
+    for component in "abc":
+        expected = results(client, "power", component, "bb-all")
+        got = results(client, "power", component, "bb-lru")
+        assert set(got) == set(expected) and len(got) == 120  # one result per point
+        total += len(got)
+        differing += sum(got[t][1] != expected[t][1] for t in got)  # raw scores
+    print(f"BrainBlocks, a restore every 20 points: {differing} of {total} raw scores differ")
+    assert differing / total <= 0.10, f"{differing} of {total} raw scores differ"
+
+
+def test_the_cli_fleet_shows_its_status_and_checkpoints_every_model_on_sigterm(client, tmp_path,
+                                                                              influx_settings):
+    for i, component in enumerate("ab"):
+        write(client, "power", component, 0, 20, seed=i)
+    script = tmp_path / "fleet_cli.py"
+    script.write_text(
+        "from fleet_engine import ewma\n"
+        "from influxhtm.engines import register_engine\n"
+        "register_engine('ewma', ewma, replace=True)\n"
+        "from influxhtm.cli import main\n"
+        "main()\n")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")])}
+    checkpoints = tmp_path / "ckpt"
+    command = [sys.executable, str(script), "--host", influx_settings.host,
+               "--port", str(influx_settings.port),
+               "-d", client.database, "fleet", "power", "--engine", "ewma", "--id", "c1", "--mode", "poll",
+               "--poll-interval", "0.2", "--checkpoint-dir", str(checkpoints)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: all(len(results(client, "power", c, "c1")) == 20 for c in "ab"), timeout=40)
+        time.sleep(1.2)  # a status line or two
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=40)
+    assert process.returncode == 0, err
+    assert "sensors 2" in err and "points/s" in err and "lag p50" in err and "errors 0" in err
+    assert "stopped: 2 sensors, 40 points, 40 results, 0 errors" in out
+    assert len(list(checkpoints.glob("*.ckpt"))) == 2
+    # A restart continues: nothing recomputed twice, new points only.
+    write(client, "power", "a", 20, 5)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(results(client, "power", "a", "c1")) == 25, timeout=40)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=40)
+    assert process.returncode == 0, err
+    assert "stopped: 2 sensors, 5 points, 5 results" in out
