@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from influxhtm.server import LocalInfluxd
+from influxhtm.tools.server import LocalInfluxd
 
 from .cases import CASES, Bench, Row, Sizes
 

@@ -26,7 +26,7 @@ from influxdb import InfluxDBClient
 from influxdb.line_protocol import make_lines
 
 from influxhtm import AsyncInfluxHtmClient, InfluxHtmClient
-from influxhtm.line_protocol import encode
+from influxhtm.model.line_protocol import encode
 
 from . import data
 from .timing import compare

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import influxhtm.declarations as d
+import influxhtm.model.declarations as d
 
 #: 2024-01-01T00:00:00Z in nanoseconds; points are one second apart from there.
 START_NS = 1_704_067_200 * 10**9

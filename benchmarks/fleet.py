@@ -223,9 +223,9 @@ def _swap_child(host: str, port: int, sizes: FleetSizes, workdir: str, seconds: 
 
 def _models_child(sizes: FleetSizes, count: int, result: Any) -> None:
     """A child process that only holds `count` models (having run one point each): its peak RSS."""
-    from influxhtm.engines import create_model
-    from influxhtm.records import SensorReading
-    from influxhtm.times import from_ns
+    from influxhtm.core.times import from_ns
+    from influxhtm.model.data_layout import SensorReading
+    from influxhtm.running.engines import create_model
 
     engine, params = _engine(sizes.engine)
     models = [create_model(engine, **params) for _ in range(count)]

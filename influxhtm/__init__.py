@@ -8,13 +8,8 @@ that need them.
 
 from typing import TYPE_CHECKING
 
-from ._version import __version__
-from .async_client import AsyncInfluxHtmClient
-from .client import InfluxHtmClient
-from .combined import CombinedData
-from .declarations import declaration, field, measurement, tag, timestamp
-from .declared_base import Declared
-from .errors import (
+from influxhtm._version import __version__
+from influxhtm.core.errors import (
     AlreadyExists,
     AuthenticationError,
     CheckpointInUse,
@@ -36,7 +31,12 @@ from .errors import (
     TLSError,
     ValidationError,
 )
-from .influxql import (
+from influxhtm.core.times import get_naive_times, set_naive_times
+from influxhtm.htm.client import InfluxHtmClient
+from influxhtm.htm.combined import CombinedData
+from influxhtm.htm.model_store import HtmModelStore
+from influxhtm.htm.sensor import Sensor
+from influxhtm.influxql import (
     Query,
     Row,
     bottom,
@@ -66,13 +66,13 @@ from .influxql import (
     sum_,
     top,
 )
-from .line_protocol import encode, to_line
-from .model_store import HtmModelStore
-from .records import HtmResult, ModelRecord, SensorReading
-from .repository import Repository
-from .sensor import Sensor
-from .settings import Settings
-from .times import get_naive_times, set_naive_times
+from influxhtm.io.settings import Settings
+from influxhtm.model.data_layout import HtmResult, ModelRecord, SensorReading
+from influxhtm.model.declarations import declaration, field, measurement, tag, timestamp
+from influxhtm.model.declared_base import Declared
+from influxhtm.model.line_protocol import encode, to_line
+from influxhtm.orm.async_client import AsyncInfluxHtmClient
+from influxhtm.orm.repository import Repository
 
 __all__ = [
     "__version__",
@@ -171,13 +171,13 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from . import nab
-    from .csv_import import ImportReport, import_csv
-    from .engines import create_model, register_engine
-    from .plotting import plot, plot_html, plot_png
-    from .running import Runner, RunReport
-    from .running.fleet import Fleet
-    from .server import LocalInfluxd
+    from influxhtm.htm.plotting import plot, plot_html, plot_png
+    from influxhtm.running import Runner, RunReport
+    from influxhtm.running.engines import create_model, register_engine
+    from influxhtm.running.fleet import Fleet
+    from influxhtm.tools import nab
+    from influxhtm.tools.csv_import import ImportReport, import_csv
+    from influxhtm.tools.server import LocalInfluxd
 
 
 def __getattr__(name: str) -> object:

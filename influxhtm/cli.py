@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import click
 
-from ._version import __version__
-from .errors import InfluxHtmError, ModelExists, ValidationError
+from influxhtm._version import __version__
+from influxhtm.core.errors import InfluxHtmError, ModelExists, ValidationError
 
 
 class Context:
@@ -34,7 +34,7 @@ class Context:
 
     def client(self, **overrides: Any) -> Any:
         """An `InfluxHtmClient` from the group's options (and `INFLUX_*`); `overrides` replace options."""
-        from .client import InfluxHtmClient
+        from influxhtm.htm.client import InfluxHtmClient
 
         o = {**self.options, **overrides}
         return InfluxHtmClient(
@@ -96,7 +96,7 @@ def one_line(text: str) -> str:
 
 def parse_range(since: str | None, until: str | None, before: str | None) -> tuple[int | None, int | None]:
     """Inclusive (first, last) nanoseconds of `--since`, and `--until` or `--before`; naive means UTC."""
-    from .times import inclusive_range
+    from influxhtm.core.times import inclusive_range
 
     return inclusive_range(since, until, before)
 
@@ -137,8 +137,8 @@ def load_label_windows(
         if key is not None:
             raise ValidationError({"label_key": ["--label-key needs --labels FILE"]})
         return [], None
-    from . import nab
-    from .scoring import label_key
+    from influxhtm.tools import nab
+    from influxhtm.tools.scoring import label_key
 
     chosen = label_key(labels, key, [sensor.component, sensor.measurement])
     return nab.load_windows(labels, chosen, tz=tz), chosen
@@ -240,7 +240,7 @@ pass_context = click.make_pass_decorator(Context)
 @command_errors
 def server(data_dir: str | None, server_port: int | None) -> None:
     """Run a managed local influxd in the foreground until Ctrl-C."""
-    from .server import LocalInfluxd
+    from influxhtm.tools.server import LocalInfluxd
 
     local = LocalInfluxd(data_dir, port=server_port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -337,7 +337,7 @@ def import_(
     """
     from tqdm.auto import tqdm
 
-    from .csv_import import count_rows, import_csv
+    from influxhtm.tools.csv_import import count_rows, import_csv
 
     if class_name is None and (measurement is None or component is None):
         raise InfluxHtmError("give --measurement and --component (a sensor), or --class module:Class")
@@ -386,7 +386,7 @@ def declared_class(name: str) -> type:
     """The declared class `module:Class` (the module is looked up from the current directory too)."""
     import pkgutil
 
-    from .declarations import is_declared
+    from influxhtm.model.declarations import is_declared
 
     if ":" not in name:
         raise InfluxHtmError(f"--class {name!r}: give it as module:Class (e.g. myapp.models:Climate)")
@@ -409,7 +409,7 @@ def declared_class(name: str) -> type:
 @command_errors
 def sensors(ctx: Context) -> None:
     """List the sensors of the database: measurement, component, points, first and last time."""
-    from .text_table import format_table
+    from influxhtm.tools.text_table import format_table
 
     client = ctx.client()
     rows = []
@@ -430,7 +430,7 @@ def sensors(ctx: Context) -> None:
 @command_errors
 def models(ctx: Context, measurement: str, component: str) -> None:
     """List the models of a sensor: id, engine, aggregation, results, last result, created, params."""
-    from .text_table import format_table
+    from influxhtm.tools.text_table import format_table
 
     sensor = ctx.client().get_sensor(measurement, component)
     rows = []
@@ -483,7 +483,7 @@ def build_model(
     unless the parameters give a range. With `anomaly_score="log-likelihood"`
     the model's anomaly score becomes its log-scaled likelihood (NAB's HTM score).
     """
-    from .engines import Model, create_model_for
+    from influxhtm.running.engines import Model, create_model_for
 
     kwargs = dict(params)
     if anomaly_score == "log-likelihood" and engine == "brainblocks":
@@ -493,7 +493,7 @@ def build_model(
     resolved = getattr(model, "params", None)
     registry = dict(resolved) if isinstance(resolved, dict) else dict(params)
     if anomaly_score == "log-likelihood":
-        from .engines.likelihood import LogLikelihoodScores
+        from influxhtm.running.engines.likelihood import LogLikelihoodScores
 
         model = LogLikelihoodScores(model)
         registry["anomaly_score"] = "log_likelihood"
@@ -556,7 +556,7 @@ def run(
     A model id that exists already must have been registered with the same
     parameters (or use --resume to continue it).
     """
-    from .running import Runner
+    from influxhtm.running import Runner
 
     if live and (until is not None or aggregation is not None):
         raise ValidationError({"live": ["--live takes neither --until/--before nor --aggregation"]})
@@ -722,7 +722,7 @@ def score(
     as_json: bool,
 ) -> None:
     """Score a model's stored results with the Numenta Anomaly Benchmark (NAB)."""
-    from .scoring import score_store
+    from influxhtm.tools.scoring import score_store
 
     sensor = ctx.client().get_sensor(measurement, component)
     store = sensor.get_htm_model(model_id)
@@ -814,8 +814,8 @@ def sweep_command(
     progress: bool | None,
 ) -> None:
     """Run an engine with every parameter set of a grid over sensors, one model per (sensor, set)."""
-    from .running import sweep
-    from .running.sweep import local_dask_cluster
+    from influxhtm.running import sweep
+    from influxhtm.running.sweep import local_dask_cluster
 
     client = ctx.client()
     sensors_ = [client.get_sensor(m, c) for m, c in sensor_pairs]
@@ -856,7 +856,7 @@ def sweep_command(
     if as_json:
         click.echo(json.dumps(records, indent=2, default=str))
     else:
-        from .text_table import format_table
+        from influxhtm.tools.text_table import format_table
 
         columns = ["sensor", "model_id", "points", "results", "elapsed", "params", "error"]
         rows = [
@@ -897,7 +897,7 @@ def demo(ctx: Context, output_dir: str, keep_server: bool, create: bool, progres
     Without --host or INFLUX_HOST it starts a managed local influxd (removed
     afterwards unless --keep-server).
     """
-    from .demo import SERIES, run_demo
+    from influxhtm.tools.demo import SERIES, run_demo
 
     series_name = Path(SERIES).stem
 
@@ -907,7 +907,7 @@ def demo(ctx: Context, output_dir: str, keep_server: bool, create: bool, progres
         client = ctx.client(create=create)
         click.echo(f"Using InfluxDB at {client.settings.url}, database {client.database!r}")
     else:
-        from .server import LocalInfluxd
+        from influxhtm.tools.server import LocalInfluxd
 
         data_dir = Path(output_dir) / "influxdb" if keep_server else None
         local = LocalInfluxd(data_dir)
@@ -980,7 +980,7 @@ def fleet_command(
     scheduler: str | None,
 ) -> None:
     """Keep a live model for every sensor of MEASUREMENTS (and --regex); Ctrl-C checkpoints and stops."""
-    from .running.fleet import Fleet, status_line
+    from influxhtm.running.fleet import Fleet, status_line
 
     pairs = [tag.split("=", 1) for tag in tags]
     if any(len(pair) != 2 for pair in pairs):

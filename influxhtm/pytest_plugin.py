@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import attrs
 import pytest
 
-from .settings import Settings
+from influxhtm.io.settings import Settings
 
 
 @attrs.frozen
@@ -52,7 +52,7 @@ def influxd() -> Iterator[Any]:
     if os.environ.get("INFLUX_HOST"):
         yield ExternalInfluxd(Settings.resolve())
         return
-    from .server import LocalInfluxd
+    from influxhtm.tools.server import LocalInfluxd
 
     server = LocalInfluxd()
     server.start()
@@ -70,7 +70,7 @@ def influx_settings(influxd: Any) -> Settings:
 @pytest.fixture
 def influx_database(influx_settings: Settings) -> Iterator[str]:
     """A fresh, empty database name (created), dropped after the test."""
-    from .connection import Connection
+    from influxhtm.io.connection import Connection
 
     name = f"test_{uuid.uuid4().hex[:12]}"
     connection = Connection(influx_settings)
@@ -85,7 +85,7 @@ def influx_database(influx_settings: Settings) -> Iterator[str]:
 @pytest.fixture
 def influx_client(influx_settings: Settings, influx_database: str) -> Iterator[Any]:
     """An `influxdb.InfluxDBClient` on a fresh database, dropped afterwards."""
-    from .connection import Connection
+    from influxhtm.io.connection import Connection
 
     connection = Connection(influx_settings)
     client = connection.influxdb_client(influx_database)

@@ -14,7 +14,7 @@ import inspect
 from typing import Any
 
 import influxhtm as ih
-from influxhtm.settings import Settings
+from influxhtm.io.settings import Settings
 
 KINDS = ("sync", "async")
 

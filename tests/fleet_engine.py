@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from influxhtm.engines.likelihood import AnomalyLikelihood
+from influxhtm.running.engines.likelihood import AnomalyLikelihood
 
 LIKELIHOOD = {"learning_period": 5, "estimation_samples": 5, "historic_window_size": 40,
               "reestimation_period": 3, "averaging_window": 3}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import influxhtm as ih
-from influxhtm.errors import InfluxHtmError, PartialWriteError, ValidationError
+from influxhtm.core.errors import InfluxHtmError, PartialWriteError, ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2024, 6, 1, tzinfo=UTC)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from counting_model import Counter
+from influxhtm.htm.client import InfluxHtmClient
 
-from influxhtm.client import InfluxHtmClient
-from influxhtm.errors import CheckpointMismatch
+from influxhtm.core.errors import CheckpointMismatch
+from influxhtm.core.times import to_ns
 from influxhtm.running import Runner
-from influxhtm.times import to_ns
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from influxhtm import nab
 from influxhtm.cli import cli
+from influxhtm.tools import nab
 
 NAB = nab.NAB_DATA_DIR
 MACHINE = "realKnownCause/machine_temperature_system_failure.csv"
@@ -227,7 +227,7 @@ def test_run_brainblocks_resume_and_parameter_conflict(conn, client, tmp_path):
     result = invoke(conn, "run", "plant", "pump", "-e", "brainblocks", "--id", "bb-nab", "--params", params,
                     "--anomaly-score", "log-likelihood", "--no-progress")  # fmt: skip
     results = client.get_sensor("plant", "pump").get_htm_model("bb-nab").get_results()
-    from influxhtm.engines.likelihood import log_likelihood
+    from influxhtm.running.engines.likelihood import log_likelihood
 
     assert len(results) == 400
     assert all(r.anomaly_score == pytest.approx(log_likelihood(r.anomaly_likelihood)) for r in results)

@@ -5,15 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from influxhtm import (
-    HtmResult,
-    InfluxHtmClient,
-    ModelExists,
-    ModelNotFound,
-    SensorNotFound,
-    SensorReading,
-    ValidationError,
-)
+from influxhtm import HtmResult, InfluxHtmClient, SensorReading, ValidationError
+from influxhtm.core.errors import ModelExists, ModelNotFound, SensorNotFound
 from influxhtm.influxql import admin
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -342,7 +335,7 @@ def test_combined_aggregated_matches_values_computed_here(client):
 
 
 def test_naive_times_utc_by_default_or_refused_everywhere(client):
-    from influxhtm.times import set_naive_times
+    from influxhtm.core.times import set_naive_times
 
     sensor = client.create_sensor("power", "a")
     naive = datetime(2024, 3, 1, 12, 0)

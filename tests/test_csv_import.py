@@ -6,9 +6,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from influxhtm import nab
-from influxhtm.csv_import import count_rows, import_csv, nab_key, parse_timestamp
-from influxhtm.errors import ConfigurationError, ValidationError
+from influxhtm.core.errors import ConfigurationError, ValidationError
+from influxhtm.tools import nab
+from influxhtm.tools.csv_import import count_rows, import_csv, nab_key, parse_timestamp
 
 NAB_FILES = sorted((nab.NAB_DATA_DIR / "data").glob("*/*.csv"))
 

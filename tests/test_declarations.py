@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import influxhtm.declarations as d
-from influxhtm.errors import ValidationError
-from influxhtm.times import set_naive_times
+import influxhtm.model.declarations as d
+from influxhtm.core.errors import ValidationError
+from influxhtm.core.times import set_naive_times
 
 T0 = datetime(2024, 1, 31, 12, 0, 0, 123456, tzinfo=UTC)
 

@@ -24,13 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import field_texts, tag_text
 
-import influxhtm.declarations as d
+import influxhtm.model.declarations as d
 from influxhtm import InfluxHtmClient
-from influxhtm.errors import ValidationError
-from influxhtm.protocol import decode
+from influxhtm.core.errors import ValidationError
+from influxhtm.core.times import MAX_NS, MIN_NS
+from influxhtm.io.http_api import decode
+from influxhtm.model.row_mappers import _decoder, objects_of
 from influxhtm.pytest_plugin import server_settings
-from influxhtm.rows import _decoder, objects_of
-from influxhtm.times import MAX_NS, MIN_NS
 
 EXAMPLES = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

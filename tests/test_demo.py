@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from influxhtm import nab
+from influxhtm.tools import nab
 
 KEY = "realKnownCause/machine_temperature_system_failure.csv"
 RESULTS = (
@@ -75,7 +75,7 @@ def demo_run(tmp_path_factory):
     )
     elapsed = time.monotonic() - started
     if external:
-        from influxhtm.client import InfluxHtmClient
+        from influxhtm.htm.client import InfluxHtmClient
 
         InfluxHtmClient(database).drop_database()
     return done, out, elapsed

@@ -120,8 +120,8 @@ def test_tutorial_query_with_transformation_and_arithmetic_runs(env_server, caps
 
     try:
         ns = run_blocks(DOCS / "tutorial.rst", title)
-        mixed = ns["first_hour"].select("temperature", ih.moving_average(ih.col("temperature"), 10))
-        with pytest.raises(ih.QueryError, match="mixing aggregate and non-aggregate"):
+        mixed = ns["first_hour"].select("temperature", ih.fn.moving_average(ih.col("temperature"), 10))
+        with pytest.raises(ih.errors.QueryError, match="mixing aggregate and non-aggregate"):
             mixed.all()  # as the text says: hence two queries
     finally:
         drop("tutorial_queries")

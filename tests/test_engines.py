@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import influxhtm
-from influxhtm.engines import (
+from influxhtm.core.errors import ConfigurationError, NotFound, ValidationError
+from influxhtm.running.engines import (
     ENGINES,
     AnomalyLikelihood,
     EngineNotInstalled,
@@ -29,11 +30,10 @@ from influxhtm.engines import (
     log_likelihood,
     register_engine,
 )
-from influxhtm.engines import brainblocks as bb_adapter
-from influxhtm.engines.brainblocks import BrainBlocksModel, validate_params
-from influxhtm.engines.likelihood import nab_params, tail_probability
-from influxhtm.engines.replay import ReplayModel
-from influxhtm.errors import ConfigurationError, NotFound, ValidationError
+from influxhtm.running.engines import brainblocks as bb_adapter
+from influxhtm.running.engines.brainblocks import BrainBlocksModel, validate_params
+from influxhtm.running.engines.likelihood import nab_params, tail_probability
+from influxhtm.running.engines.replay import ReplayModel
 
 NAB = Path(influxhtm.__file__).parent / "data" / "nab"
 SERIES = "artificialWithAnomaly/art_daily_jumpsup.csv"
@@ -125,7 +125,7 @@ def test_register_engine_then_create_by_name():
 
 
 def test_importing_engines_does_not_import_brainblocks():
-    code = "import sys, influxhtm.engines; print('brainblocks' in sys.modules, 'htm' in sys.modules)"
+    code = "import sys, influxhtm.running.engines; print('brainblocks' in sys.modules, 'htm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
@@ -505,9 +505,9 @@ def test_htmcore_scores_a_series(nab_points):
 
 
 def test_brainblocks_log_likelihood_score_is_a_registered_parameter():
-    from influxhtm.engines import create_model
-    from influxhtm.engines.likelihood import log_likelihood
-    from influxhtm.errors import ValidationError
+    from influxhtm.core.errors import ValidationError
+    from influxhtm.running.engines import create_model
+    from influxhtm.running.engines.likelihood import log_likelihood
 
     model = create_model("brainblocks", min_val=0.0, max_val=10.0, anomaly_score="log_likelihood")
     assert model.params["anomaly_score"] == "log_likelihood"

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pytest
 
 import influxhtm as ih
-from influxhtm import nab
-from influxhtm.errors import InfluxHtmError
+from influxhtm.core.errors import InfluxHtmError
 from influxhtm.influxql import admin
+from influxhtm.tools import nab
 
 
 @pytest.fixture

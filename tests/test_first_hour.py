@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import influxhtm as ih
-from influxhtm.batching import WriterStopped
-from influxhtm.errors import PartialWriteError
+from influxhtm.core.errors import PartialWriteError
 from influxhtm.influxql import Query, col
-from influxhtm.line_protocol import encode_point
+from influxhtm.model.line_protocol import encode_point
+from influxhtm.orm.batching import WriterStopped
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -62,9 +62,9 @@ def test_the_server_stores_keys_with_cr_or_nul_but_influxql_cannot_name_them(cli
     key = f"a{char}b"
     client.write_lines([f"m,t{key}=x f{key}=1,ok=2 1000"])
     assert f"f{key}" in client.field_keys("m") and f"t{key}" in client.tag_keys("m")
-    with pytest.raises(ih.QueryError, match="error parsing query"):
+    with pytest.raises(ih.errors.QueryError, match="error parsing query"):
         client.rows(Query().from_("m").select(col(f"f{key}", checked=False)))
-    with pytest.raises(ih.QueryError, match="error parsing query"):
+    with pytest.raises(ih.errors.QueryError, match="error parsing query"):
         client.rows(Query().from_("m").select("ok").where(col(f"t{key}", checked=False) == "x"))
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from fleet_engine import ewma
+from influxhtm.htm.client import InfluxHtmClient
 
-from influxhtm.client import InfluxHtmClient
-from influxhtm.errors import ValidationError
+from influxhtm.core.errors import ValidationError
 from influxhtm.influxql import admin
 from influxhtm.running.fleet import Fleet, FleetSpec, Shard
 from influxhtm.running.model_cache import pack_state, unpack_state
@@ -256,7 +256,7 @@ def test_the_cli_fleet_shows_its_status_and_checkpoints_every_model_on_sigterm(c
     script = tmp_path / "fleet_cli.py"
     script.write_text(
         "from fleet_engine import ewma\n"
-        "from influxhtm.engines import register_engine\n"
+        "from influxhtm.running.engines import register_engine\n"
         "register_engine('ewma', ewma, replace=True)\n"
         "from influxhtm.cli import main\n"
         "main()\n")

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from influxhtm import field, measurement, tag, timestamp
-from influxhtm.errors import ValidationError
+from influxhtm.core.errors import ValidationError
 
 
 class Color(enum.Enum):

@@ -57,12 +57,12 @@ def test_import_loads_none_of_the_heavy_libraries():
 def test_every_exported_name_is_there_when_asked_for():
     """The names imported on first use resolve to the same objects as their modules hold."""
     import influxhtm
-    import influxhtm.plotting
+    import influxhtm.htm.plotting
     import influxhtm.running
 
-    assert influxhtm.plot is influxhtm.plotting.plot
+    assert influxhtm.plot is influxhtm.htm.plotting.plot
     assert influxhtm.Runner is influxhtm.running.Runner
-    assert influxhtm.nab.__name__ == "influxhtm.nab"
+    assert influxhtm.tools.nab.__name__ == "influxhtm.tools.nab"
     for name in influxhtm.__all__:
         assert getattr(influxhtm, name) is not None, name
         assert name in dir(influxhtm)

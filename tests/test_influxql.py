@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from influxhtm.declarations import field, measurement, tag, timestamp
-from influxhtm.errors import InfluxHtmError, ValidationError
+from influxhtm.core.errors import InfluxHtmError, ValidationError
+from influxhtm.core.times import to_ns
 from influxhtm.influxql import (
     FUNCTIONS,
     HELPERS,
@@ -53,7 +53,7 @@ from influxhtm.influxql import (
     sum_,
     top,
 )
-from influxhtm.times import to_ns
+from influxhtm.model.declarations import field, measurement, tag, timestamp
 
 UTC = UTC
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -587,7 +587,7 @@ def test_admin_refusals(build, key):
 
 
 def test_text_that_cannot_travel_as_utf8_is_refused_before_sending():
-    from influxhtm.errors import ValidationError
+    from influxhtm.core.errors import ValidationError
 
     with pytest.raises(ValidationError, match="unicode"):
         str(Query().from_("m").where(component="a\ud800b"))

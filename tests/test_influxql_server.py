@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 import influxhtm.influxql as iql
-from influxhtm.connection import Connection
 from influxhtm.influxql import (
     KEYWORDS,
     Query,
@@ -41,6 +40,7 @@ from influxhtm.influxql import (
     stddev,
     sum_,
 )
+from influxhtm.io.connection import Connection
 from influxhtm.pytest_plugin import server_settings
 
 SEC = 10**9

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import field_texts, finite_floats, int64s, tag_text
 
-import influxhtm.declarations as d
-from influxhtm import line_protocol as lp
-from influxhtm.errors import ValidationError
+import influxhtm.model.declarations as d
+from influxhtm.core.errors import ValidationError
+from influxhtm.model import line_protocol as lp
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -286,8 +286,8 @@ def test_encoding_an_undeclared_object_is_refused():
 
 @pytest.mark.parametrize("key", ["time", "TIME", "Time", "tImE"])
 def test_any_spelling_of_time_is_refused_as_a_key(key):
-    from influxhtm.errors import ValidationError
-    from influxhtm.line_protocol import encode_point
+    from influxhtm.core.errors import ValidationError
+    from influxhtm.model.line_protocol import encode_point
 
     with pytest.raises(ValidationError, match="time column"):
         encode_point("m", {key: "x"}, {"v": 1.0}, 0)

@@ -15,15 +15,15 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from influxhtm.htm.client import InfluxHtmClient
 
-from influxhtm.client import InfluxHtmClient
-from influxhtm.errors import ValidationError
+from influxhtm.core.errors import ValidationError
+from influxhtm.core.times import now_ns
+from influxhtm.htm.model_store import HtmModelStore
 from influxhtm.influxql import admin
-from influxhtm.line_protocol import encode_point, key_problem, measurement_problem
-from influxhtm.model_store import HtmModelStore
+from influxhtm.model.line_protocol import encode_point, key_problem, measurement_problem
 from influxhtm.running import Runner, SubscriptionReceiver, parse_line, parse_lines
 from influxhtm.running.subscription import series_filter
-from influxhtm.times import now_ns
 
 
 # -- the parser ------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from influxhtm import nab
-from influxhtm.errors import NotFound, ValidationError
+from influxhtm.core.errors import NotFound, ValidationError
+from influxhtm.tools import nab
 
 RESULTS = nab.NAB_DATA_DIR / "results" / "numenta"
 SHARED = [

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 import influxhtm as ih
-from influxhtm import nab
+from influxhtm.tools import nab
 
 SERIES = [
     "artificialWithAnomaly/art_daily_jumpsup.csv",

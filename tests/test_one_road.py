@@ -12,8 +12,8 @@ import marshmallow.class_registry
 import pytest
 
 import influxhtm as ih
-from influxhtm.line_protocol import encoder_for
-from influxhtm.records import SensorReading
+from influxhtm.model.data_layout import SensorReading
+from influxhtm.model.line_protocol import encoder_for
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -96,7 +96,7 @@ def test_generated_source_shows_in_tracebacks():
 def test_csv_import_goes_through_the_write_pipeline_and_counts_refusals(client, tmp_path):
     """A batch the server refuses (a field type conflict in its shard) does not stop the import: later
     batches are written, and one PartialWriteError counts exactly what was written and dropped."""
-    from influxhtm.csv_import import import_csv
+    from influxhtm.tools.csv_import import import_csv
 
     week = timedelta(days=7)
     client.write_lines([f"power,component=pump value=1i {int(T0.timestamp()) * 10**9}"])  # an integer field
@@ -105,7 +105,7 @@ def test_csv_import_goes_through_the_write_pipeline_and_counts_refusals(client, 
     rows += [(T0 + 3 * week + timedelta(minutes=i), float(i)) for i in range(6)]  # another shard
     path.write_text("timestamp,value\n" + "".join(f"{t.isoformat()},{v}\n" for t, v in rows))
     sensor = client.create_sensor("power", "pump")
-    with pytest.raises(ih.PartialWriteError) as info:
+    with pytest.raises(ih.errors.PartialWriteError) as info:
         import_csv(sensor, path, batch_size=4)
     assert (info.value.written, info.value.dropped, info.value.not_sent) == (6, 4, 0)
     assert len(sensor.get_data(since=T0 + week)) == 6

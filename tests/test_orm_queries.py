@@ -116,7 +116,7 @@ def test_a_dataframe_with_a_utc_time_index(client):
 
 
 def test_server_errors_and_empty_text_are_reported(client):
-    with pytest.raises(ih.QueryError, match=re.escape("missing parameter")):
+    with pytest.raises(ih.errors.QueryError, match=re.escape("missing parameter")):
         client.query("SELECT temp FROM climate WHERE site = $s")
     with pytest.raises(ValidationError, match="text"):
         client.query("  ")

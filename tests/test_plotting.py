@@ -1,4 +1,4 @@
-"""Plots of combined data (influxhtm.plotting): PNG and self-contained HTML, built from NAB data.
+"""Plots of combined data (influxhtm.htm.plotting): PNG and self-contained HTML, built from NAB data.
 
 No server is needed: the frames are built from NAB's published Numenta results,
 laid out as `CombinedData.to_dataframe()` lays them out.
@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from influxhtm import plotting
-from influxhtm.errors import ConfigurationError, ValidationError
+from influxhtm.core.errors import ConfigurationError, ValidationError
+from influxhtm.htm import plotting
 
 NAB = Path(__file__).resolve().parent.parent / "influxhtm" / "data" / "nab"
 THRESHOLD = 0.5422  # NAB's optimised threshold for Numenta HTM, standard profile
@@ -318,7 +318,7 @@ def test_time_column_and_unsorted_index_are_accepted(frame):
 
 
 def test_naive_index_means_utc_or_the_process_wide_rule(monkeypatch, frame):
-    from influxhtm.times import set_naive_times
+    from influxhtm.core.times import set_naive_times
 
     naive = frame.iloc[:10].copy()
     naive.index = naive.index.tz_localize(None)

@@ -35,11 +35,12 @@ def test_mypy_is_strict_about_definitions_ignores_and_dead_code():
 def test_time_bounds_are_typed_as_times():
     import inspect
 
-    from influxhtm import times
-    from influxhtm.client import InfluxHtmClient
-    from influxhtm.model_store import HtmModelStore
+    from influxhtm.htm.client import InfluxHtmClient
+
+    from influxhtm.core import times
+    from influxhtm.htm.model_store import HtmModelStore
+    from influxhtm.htm.sensor import Sensor
     from influxhtm.running.sweep import sweep
-    from influxhtm.sensor import Sensor
 
     for function in (Sensor.get_data, Sensor.query, Sensor.delete_data, HtmModelStore.get_results, sweep,
                      times.inclusive_range, InfluxHtmClient.delete):

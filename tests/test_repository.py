@@ -7,7 +7,7 @@ from typing import Optional
 import pytest
 
 import influxhtm as ih
-from influxhtm.times import to_ns
+from influxhtm.core.times import to_ns
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -75,7 +75,7 @@ def test_the_issue_example_returns_typed_rows(repo):
 
 def test_grouped_by_tag_rows_carry_the_tag(repo):
     repo.add_all(readings(10, "a") + readings(20, "b"))
-    rows = list(repo.query().select(ih.count("value").as_("n"), ih.max_("value")).group_by("component"))
+    rows = list(repo.query().select(ih.fn.count("value").as_("n"), ih.fn.max_("value")).group_by("component"))
     assert sorted((r.component, r.n, r.max) for r in rows) == [("a", 10, 9.0), ("b", 20, 19.0)]
 
 
@@ -94,13 +94,13 @@ def test_group_by_time_with_open_ends_is_bounded_to_the_data(repo):
 def test_explicit_bounds_of_a_grouped_query_are_never_narrowed(repo):
     repo.add_all(readings(60, step=timedelta(minutes=1)))  # one hour of data in the middle of a day
     start, end = T0 - timedelta(hours=12), T0 + timedelta(hours=12)
-    q = repo.query().select(ih.count("value").as_("n")).since(start).before(end).group_by_time("1h").fill(0)
+    q = repo.query().select(ih.fn.count("value").as_("n")).since(start).before(end).group_by_time("1h").fill(0)
     assert str(q.statement()) == str(q) and q.statement().params == q.params
     rows = list(q)
     assert [r.time for r in rows] == [start + timedelta(hours=h) for h in range(24)]  # every bucket, 0 too
     assert sum(r.n for r in rows) == 60 and [r.n for r in rows if r.n] == [60]
     # one open end: only that end is set to the data, the explicit one stays
-    lower_only = repo.query().select(ih.count("value").as_("n")).since(start).group_by_time("1h").fill(0)
+    lower_only = repo.query().select(ih.fn.count("value").as_("n")).since(start).group_by_time("1h").fill(0)
     sent = lower_only.statement()
     assert sent.time_range() == (to_ns(start), to_ns(T0 + timedelta(minutes=59)) + 1)
     assert [r.time for r in lower_only] == [start + timedelta(hours=h) for h in range(13)]
@@ -172,7 +172,7 @@ def test_grouped_queries_are_bounded_by_every_field_not_the_first(client):
     repo.add_all(
         AB(time=T0 + timedelta(hours=h), a=1.0 if 3 <= h <= 5 else None, b=float(h)) for h in range(10)
     )
-    rows = list(repo.query().group_by_time("1h").select(ih.count("b")))
+    rows = list(repo.query().group_by_time("1h").select(ih.fn.count("b")))
     assert [r.count for r in rows] == [1] * 10
 
 

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import field_texts, finite_floats, int64s, tag_text
 
-import influxhtm.declarations as d
-from influxhtm import rows
-from influxhtm.connection import Connection
-from influxhtm.errors import ValidationError
-from influxhtm.line_protocol import encode, encode_point, to_line
+import influxhtm.model.declarations as d
+from influxhtm.core.errors import ValidationError
+from influxhtm.io.connection import Connection
+from influxhtm.model import row_mappers as rows
+from influxhtm.model.line_protocol import encode, encode_point, to_line
 
 SERVER = settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from counting_model import Counter
 
-from influxhtm.engines import create_model
-from influxhtm.errors import ValidationError
-from influxhtm.records import HtmResult
+from influxhtm.core.errors import ValidationError
+from influxhtm.core.times import to_ns
+from influxhtm.model.data_layout import HtmResult
 from influxhtm.running import Runner, RunReport
-from influxhtm.times import to_ns
+from influxhtm.running.engines import create_model
 
 NAB = Path(__file__).resolve().parents[1] / "influxhtm" / "data" / "nab"
 SERIES = NAB / "data" / "artificialWithAnomaly" / "art_daily_jumpsup.csv"

@@ -12,8 +12,8 @@ import pytest
 import requests
 from influxdb import InfluxDBClient
 
-from influxhtm.errors import InfluxdNotFound, ServerStartError
-from influxhtm.server import LocalInfluxd
+from influxhtm.core.errors import InfluxdNotFound, ServerStartError
+from influxhtm.tools.server import LocalInfluxd
 
 
 def influxd_children() -> list[int]:
@@ -152,7 +152,7 @@ def test_failed_start_reports_log_tail(tmp_path):
 def test_interpreter_exit_reaps_the_server(tmp_path):
     code = textwrap.dedent(
         """
-        from influxhtm.server import LocalInfluxd
+        from influxhtm.tools.server import LocalInfluxd
         s = LocalInfluxd().start()
         print(s.pid, s.log_path.parent, flush=True)
         raise SystemExit(0)  # no stop(): atexit must do it
@@ -216,7 +216,7 @@ def test_a_forgotten_owner_leaves_no_server():
     code = textwrap.dedent(
         """
         import gc
-        from influxhtm.server import LocalInfluxd
+        from influxhtm.tools.server import LocalInfluxd
         s = LocalInfluxd().start()
         print(s.pid, s.log_path.parent, flush=True)
         del s

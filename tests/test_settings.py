@@ -4,9 +4,9 @@ import logging
 
 import pytest
 
-from influxhtm.connection import Connection
-from influxhtm.errors import ConfigurationError, InfluxConnectionError
-from influxhtm.settings import Settings
+from influxhtm.core.errors import ConfigurationError, InfluxConnectionError
+from influxhtm.io.connection import Connection
+from influxhtm.io.settings import Settings
 
 ENV = {"INFLUX_HOST": "envhost", "INFLUX_PORT": "9999", "INFLUX_USER": "envuser", "INFLUX_PASS": "envpass"}
 
@@ -66,7 +66,7 @@ def test_good_ports(port):
 
 def test_password_hidden_in_repr_errors_and_logs(caplog):
     secret = "s3cr3t-Pa55"
-    from influxhtm.server import free_port
+    from influxhtm.tools.server import free_port
 
     s = Settings.resolve("127.0.0.1", free_port(), "user", secret, environ={}, retries=2, backoff=0.01)
     connection = Connection(s)

@@ -15,15 +15,15 @@ import pytest
 from clients import KINDS, Driver
 
 import influxhtm as ih
-from influxhtm.errors import (
+from influxhtm.core.errors import (
     DatabaseNotFound,
     InfluxConnectionError,
     PartialWriteError,
     QueryError,
     ValidationError,
 )
-from influxhtm.server import free_port
-from influxhtm.settings import Settings
+from influxhtm.io.settings import Settings
+from influxhtm.tools.server import free_port
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -83,7 +83,7 @@ def test_typed_rows_and_time_grouped_queries_are_bounded_by_the_data(d):
     rows = d.run(repo.query().select(ih.mean("value").as_("m")).group_by_time("1m").all())
     assert [r.time for r in rows] == [T0 + timedelta(minutes=i) for i in range(10)]  # no buckets from 1970
     assert [r.m for r in rows] == [sum(j * 0.5 for j in range(60 * i, 60 * i + 60)) / 60 for i in range(10)]
-    grouped = d.run(repo.query().select(ih.count("value").as_("n")).group_by("component").all())
+    grouped = d.run(repo.query().select(ih.fn.count("value").as_("n")).group_by("component").all())
     assert sorted((r.component, r.n) for r in grouped) == [("c0", 200), ("c1", 200), ("c2", 200)]
 
 

@@ -21,10 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import field_texts, tag_text
 
-import influxhtm.declarations as d
+import influxhtm.model.declarations as d
 from influxhtm import InfluxHtmClient
-from influxhtm.errors import ValidationError
-from influxhtm.line_protocol import (
+from influxhtm.core.errors import ValidationError
+from influxhtm.core.times import to_ns
+from influxhtm.htm.sensor import Sensor
+from influxhtm.model.line_protocol import (
     INT64_MAX,
     INT64_MIN,
     encode,
@@ -32,8 +34,6 @@ from influxhtm.line_protocol import (
     encoder_for,
     speedups,
 )
-from influxhtm.sensor import Sensor
-from influxhtm.times import to_ns
 
 EXAMPLES = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -309,7 +309,7 @@ def test_any_other_point_falls_back_and_fails_or_succeeds_as_in_python(
 
 
 def test_a_naive_time_follows_the_python_rule(sensor, monkeypatch):
-    from influxhtm.times import set_naive_times
+    from influxhtm.core.times import set_naive_times
 
     points = [{"time": datetime(2024, 1, 1, 12), "value": 1.0}]
     local = sensor_outcome(sensor, points)

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from strategies import tag_text
 
 import influxhtm as ih
+from influxhtm.core.times import to_ns
 from influxhtm.pytest_plugin import server_settings
-from influxhtm.times import to_ns
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 SEC = 10**9
@@ -99,7 +99,7 @@ points = st.lists(
     unique_by=lambda p: (p[0], p[1]),
 )
 seconds = st.integers(-40, 160).map(lambda s: T0 + timedelta(seconds=s))
-AGGREGATES = {"count": ih.count, "mean": ih.mean, "max": ih.max_, "sum": ih.sum_, "last": ih.last}
+AGGREGATES = {"count": ih.fn.count, "mean": ih.mean, "max": ih.fn.max_, "sum": ih.fn.sum_, "last": ih.fn.last}
 FILLS = [None, "none", "null", 0, 1.5, -2, "previous", "linear"]
 
 

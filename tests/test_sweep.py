@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from influxhtm.errors import ModelNotFound, ValidationError
+from influxhtm.core.errors import ModelNotFound, ValidationError
 from influxhtm.running import expand_grid, model_id_for, sweep
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)

@@ -17,10 +17,10 @@ from click.testing import CliRunner
 
 import influxhtm as ih
 from influxhtm.cli import cli
-from influxhtm.engines import ENGINES
-from influxhtm.errors import ValidationError
-from influxhtm.records import HtmResult, SensorReading
-from influxhtm.times import get_naive_times, set_naive_times, to_ns
+from influxhtm.core.errors import ValidationError
+from influxhtm.core.times import get_naive_times, set_naive_times, to_ns
+from influxhtm.model.data_layout import HtmResult, SensorReading
+from influxhtm.running.engines import ENGINES
 
 T0 = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from influxhtm.errors import AmbiguousTimeError, ValidationError
-from influxhtm.times import (
+from influxhtm.core.errors import AmbiguousTimeError, ValidationError
+from influxhtm.core.times import (
     from_ns,
     get_naive_times,
     inclusive_range,
@@ -44,7 +44,7 @@ def test_naive_times_are_utc_or_follow_timestamp_in_a_zone_with_daylight_saving(
         f"""
         import datetime, time
         time.tzset()
-        from influxhtm.times import set_naive_times, to_ns
+        from influxhtm.core.times import set_naive_times, to_ns
         naive = {naive!r}
         utc = naive.replace(tzinfo=datetime.UTC)
         print(to_ns(naive) == to_ns(utc) == to_ns(naive.isoformat()))  # the default: naive is UTC

@@ -158,7 +158,7 @@ def expected_p90(points: list[Any], start: Any) -> dict[Any, float]:
 def test_create_model_gives_every_model_its_params():
     """`create_model(...).params`: an engine's own, else the keyword arguments (a slotted model that
     has no room for them is seen through a wrapper that keeps its other attributes)."""
-    from influxhtm.engines import FunctionModel, create_model
+    from influxhtm.running.engines import FunctionModel, create_model
 
     class Slotted:
         __slots__ = ("offset",)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from influxhtm import InfluxHtmClient
-from influxhtm.records import SensorReading
+from influxhtm.model.data_layout import SensorReading
 
 T = 1_709_294_400_000_000_000
 

@@ -1,7 +1,7 @@
 """InfluxQL: the immutable query builder, quoting, bound parameters, functions and admin statements."""
 
-from .admin import Statement
-from .expressions import (
+from influxhtm.influxql.admin import Statement
+from influxhtm.influxql.expressions import (
     FUNCTIONS,
     HELPERS,
     Arithmetic,
@@ -70,8 +70,8 @@ from .expressions import (
     triple_exponential_derivative,
     triple_exponential_moving_average,
 )
-from .query import Query, QueryExecutor, Row, TimeBound, qualified_name, select
-from .quoting import KEYWORDS, is_bare_identifier, quote_ident
+from influxhtm.influxql.query import Query, QueryExecutor, Row, TimeBound, qualified_name, select
+from influxhtm.influxql.quoting import KEYWORDS, is_bare_identifier, quote_ident
 
 __all__ = [
     "FUNCTIONS",

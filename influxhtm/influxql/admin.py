@@ -13,12 +13,12 @@ from typing import Any, Iterable, Sequence
 
 import attrs
 
-from ..errors import ValidationError
-from ..times import format_duration
-from . import expressions as ex
-from .declared import describe_class
-from .query import Query, TimeArg, _duration, qualified_name, time_bound
-from .quoting import count_literal, quote_ident
+from influxhtm.core.errors import ValidationError
+from influxhtm.core.times import format_duration
+from influxhtm.influxql import expressions as ex
+from influxhtm.influxql.declared import describe_class
+from influxhtm.influxql.query import Query, TimeArg, _duration, qualified_name, time_bound
+from influxhtm.influxql.quoting import count_literal, quote_ident
 
 
 @attrs.frozen

@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 import attrs
 
-from ..declarations import declaration, is_declared
-from ..errors import ValidationError
+from influxhtm.core.errors import ValidationError
+from influxhtm.model.declarations import declaration, is_declared
 
 
 @attrs.frozen

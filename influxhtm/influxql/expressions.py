@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Union
 
 import attrs
 
-from ..errors import ValidationError
-from ..times import format_duration, to_ns
-from .quoting import check_int64, check_number, check_unicode, number_literal, quote_ident
+from influxhtm.core.errors import ValidationError
+from influxhtm.core.times import format_duration, to_ns
+from influxhtm.influxql.quoting import check_int64, check_number, check_unicode, number_literal, quote_ident
 
 #: Casts InfluxQL accepts after `::`.
 CASTS = frozenset({"field", "tag", "float", "integer", "string", "boolean"})
@@ -107,7 +107,7 @@ def bound_parameters(params: Mapping[str, Any] | None) -> dict[str, Any]:
         if not isinstance(name, str) or not _PARAMETER_NAME.fullmatch(name):
             raise ValidationError({"params": [f"{name!r} is not a parameter name (letters, digits, _)"]})
         if isinstance(value, timedelta):
-            from .query import _duration
+            from influxhtm.influxql.query import _duration
 
             out[name] = {"duration": format_duration(_duration(value, what=name))}
             continue
@@ -544,7 +544,7 @@ def _argument(function: str, argument: Any, *, star: bool) -> Selectable:
 
 # -- the function table ---------------------------------------------------------------------------
 def _unit(function: str, name: str, value: Any) -> str:
-    from .query import _duration
+    from influxhtm.influxql.query import _duration
 
     return format_duration(_duration(value, what=f"{function}.{name}"))
 

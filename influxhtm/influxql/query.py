@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Generic, Iterable, Iterato
 
 import attrs
 
-from ..errors import InfluxHtmError, ValidationError
-from ..times import _DURATION, format_duration, now_ns, parse_duration, timedelta_to_ns, to_ns
-from . import expressions as ex
-from .declared import ClassInfo, describe_class
-from .quoting import check_number, count_literal, number_literal, quote_ident
+from influxhtm.core.errors import InfluxHtmError, ValidationError
+from influxhtm.core.times import _DURATION, format_duration, now_ns, parse_duration, timedelta_to_ns, to_ns
+from influxhtm.influxql import expressions as ex
+from influxhtm.influxql.declared import ClassInfo, describe_class
+from influxhtm.influxql.quoting import check_number, count_literal, number_literal, quote_ident
 
 FILL_WORDS = ("none", "null", "previous", "linear")
 #: LIMIT/SLIMIT rendered with an offset when no limit was asked for (see `render`).

@@ -10,7 +10,7 @@ import math
 import re
 from decimal import Decimal
 
-from ..errors import ValidationError
+from influxhtm.core.errors import ValidationError
 
 #: Words InfluxDB 1.6's parser refuses as bare identifiers (the InfluxQL spec's keyword list,
 #: plus the operators and literals the scanner reads as tokens; probed against influxd 1.6.7).

@@ -4,11 +4,17 @@
 >>> print(runner.run_batch(since="2024-01-01T00:00:00Z", progress=True))                     # doctest: +SKIP
 """
 
-from .live import run_live
-from .report import LatencyStats, RunReport
-from .runner import BackgroundWriter, Runner
-from .subscription import ParsedPoint, Subscription, SubscriptionReceiver, parse_line, parse_lines
-from .sweep import expand_grid, model_id_for, sweep
+from influxhtm.running.live import run_live
+from influxhtm.running.report import LatencyStats, RunReport
+from influxhtm.running.runner import BackgroundWriter, Runner
+from influxhtm.running.subscription import (
+    ParsedPoint,
+    Subscription,
+    SubscriptionReceiver,
+    parse_line,
+    parse_lines,
+)
+from influxhtm.running.sweep import expand_grid, model_id_for, sweep
 
 __all__ = [
     "BackgroundWriter",

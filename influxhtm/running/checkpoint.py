@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointInUse, CheckpointMismatch, ValidationError
+from influxhtm.core.errors import CheckpointInUse, CheckpointMismatch, ValidationError
 
 #: What the `format` entry of a checkpoint says, and the version of its layout.
 FORMAT = "influxhtm-checkpoint"

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from ..records import RESULT_KEYS, HtmResult
-from ..result_forms import to_htm_result
-from ..rows import row_mapper
+from influxhtm.htm.result_conversion import to_htm_result
+from influxhtm.model.data_layout import RESULT_KEYS, HtmResult
+from influxhtm.model.row_mappers import row_mapper
 
 if TYPE_CHECKING:
-    from ..model_store import HtmModelStore
+    from influxhtm.htm.model_store import HtmModelStore
 
 #: Result key (snake_case or camelCase) -> its column in the row (time first, then RESULT_KEYS order).
 _SLOTS: dict[str, int] = {}

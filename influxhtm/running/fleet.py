@@ -37,19 +37,19 @@ from typing import Any
 
 import attrs
 
-from ..errors import InfluxConnectionError, ServerError, ValidationError
-from ..influxql import Query
-from ..line_protocol import Batch
-from ..records import SensorReading
-from ..settings import Settings
-from ..times import from_ns, to_ns
-from ..writing import post_pipelined
-from . import checkpoint as checkpoints
-from .live import BACKOFF, SETTLE_SECONDS
-from .model_cache import ModelCache
-from .report import StreamingStats
-from .routing import Selector, SensorKey, owner_of
-from .subscription import PushedPoint, Subscription, SubscriptionReceiver
+from influxhtm.core.errors import InfluxConnectionError, ServerError, ValidationError
+from influxhtm.core.times import from_ns, to_ns
+from influxhtm.influxql import Query
+from influxhtm.io.settings import Settings
+from influxhtm.io.writing import post_pipelined
+from influxhtm.model.data_layout import SensorReading
+from influxhtm.model.line_protocol import Batch
+from influxhtm.running import checkpoint as checkpoints
+from influxhtm.running.live import BACKOFF, SETTLE_SECONDS
+from influxhtm.running.model_cache import ModelCache
+from influxhtm.running.report import StreamingStats
+from influxhtm.running.routing import Selector, SensorKey, owner_of
+from influxhtm.running.subscription import PushedPoint, Subscription, SubscriptionReceiver
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class FleetSpec:
         return {**self.params, **self.overrides.get(key, {})}
 
     def model_id_of(self, key: SensorKey) -> str:
-        from .sweep import model_id_for
+        from influxhtm.running.sweep import model_id_for
 
         return self.model_id or model_id_for(self.engine, self.params_of(key))
 
@@ -137,8 +137,8 @@ class Shard:
 
     def __init__(self, spec: FleetSpec, client: Any, *, owns: Callable[[SensorKey], bool] | None = None,
                  stop: threading.Event | None = None):
-        from ..engines import get_engine
-        from .sweep import engine_name
+        from influxhtm.running.engines import get_engine
+        from influxhtm.running.sweep import engine_name
 
         if isinstance(spec.engine, str):
             get_engine(spec.engine)
@@ -170,7 +170,7 @@ class Shard:
         return self.sensors[key].identity
 
     def _make(self, key: SensorKey) -> Any:
-        from ..engines import create_model
+        from influxhtm.running.engines import create_model
 
         fresh = self._fresh.pop(key, None)
         if fresh is not None:
@@ -179,9 +179,9 @@ class Shard:
 
     def add(self, key: SensorKey) -> Tracked:
         """Run sensor `key`: register its model (or find it registered) and read where it stopped."""
-        from ..engines import create_model_for
-        from ..errors import ModelNotFound
-        from ..model_store import get_model
+        from influxhtm.core.errors import ModelNotFound
+        from influxhtm.htm.model_store import get_model
+        from influxhtm.running.engines import create_model_for
 
         tracked = self.sensors.get(key)
         if tracked is not None:
@@ -284,7 +284,7 @@ class Shard:
 
     def _read_measurement(self, measurement: str, group: list[SensorKey], upto: int | None,
                           found: dict[SensorKey, list[tuple[int, float]]]) -> bool:
-        from ..influxql.expressions import MAX_IN_VALUES
+        from influxhtm.influxql.expressions import MAX_IN_VALUES
 
         lasts = [self.sensors[key].last_ns for key in group]
         lo = None if any(last is None for last in lasts) else min(x for x in lasts if x is not None)
@@ -504,7 +504,7 @@ class _Registered:
 
 
 def _encoder(store: Any) -> Callable[[Any, Any, int], str]:
-    from .encoding import ResultEncoder
+    from influxhtm.running.encoding import ResultEncoder
 
     encoder = store.__dict__.get("_fleet_encoder")
     if encoder is None:
@@ -686,7 +686,7 @@ class Fleet:
         """Run until `stop()` (or `max_points` points, in one process); checkpoints every model at the end."""
         started = time.perf_counter()
         if self.scheduler is not None:
-            from .fleet_dask import run_on_dask
+            from influxhtm.running.fleet_dask import run_on_dask
 
             totals = run_on_dask(self, on_status=on_status)
             return self._report(totals, started)
@@ -736,7 +736,7 @@ class Fleet:
 
 def status_line(status: Mapping[str, Any], rate: float) -> str:
     """The one-line status: sensors, models in memory, points/s, p50/p95 lag, errors."""
-    from .report import format_seconds
+    from influxhtm.running.report import format_seconds
 
     def lag(value: float | None) -> str:
         return "-" if value is None else format_seconds(value)

@@ -27,10 +27,10 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .routing import SensorKey, owner_of
+from influxhtm.running.routing import SensorKey, owner_of
 
 if TYPE_CHECKING:
-    from .fleet import Fleet, FleetSpec, Timing
+    from influxhtm.running.fleet import Fleet, FleetSpec, Timing
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ def shard_task(spec: FleetSpec, timing: Timing, me: str, workers: list[str], sto
     """Run one worker's shard until the generation's stop event; its final status."""
     from distributed import Event, Queue, secede
 
-    from ..client import InfluxHtmClient
-    from .fleet import Shard, run_shard_loop
+    from influxhtm.htm.client import InfluxHtmClient
+    from influxhtm.running.fleet import Shard, run_shard_loop
 
     secede()  # a long-running task: leave the worker's thread pool free
     client = InfluxHtmClient.from_settings(spec.database, spec.settings, create=spec.create)
@@ -256,7 +256,7 @@ def run_on_dask(fleet: Fleet, on_status: Callable[[dict[str, Any]], None] | None
     """Run `fleet` on its Dask cluster (`fleet.scheduler`: a Client or a scheduler address)."""
     from distributed import Client
 
-    from .subscription import Subscription, SubscriptionReceiver
+    from influxhtm.running.subscription import Subscription, SubscriptionReceiver
 
     owned = not isinstance(fleet.scheduler, Client)
     dask = Client(fleet.scheduler) if owned else fleet.scheduler

@@ -39,16 +39,16 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InfluxConnectionError, ServerError, ValidationError
-from ..line_protocol import Batch
-from ..records import SensorReading
-from ..times import TimeLike, from_ns, to_ns
-from ..writing import post_pipelined
-from .report import RunReport, StreamingStats
-from .subscription import PushedPoint, Subscription, SubscriptionReceiver, series_filter
+from influxhtm.core.errors import InfluxConnectionError, ServerError, ValidationError
+from influxhtm.core.times import TimeLike, from_ns, to_ns
+from influxhtm.io.writing import post_pipelined
+from influxhtm.model.data_layout import SensorReading
+from influxhtm.model.line_protocol import Batch
+from influxhtm.running.report import RunReport, StreamingStats
+from influxhtm.running.subscription import PushedPoint, Subscription, SubscriptionReceiver, series_filter
 
 if TYPE_CHECKING:
-    from .runner import Runner
+    from influxhtm.running.runner import Runner
 
 log = logging.getLogger(__name__)
 

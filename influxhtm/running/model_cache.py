@@ -29,7 +29,7 @@ from typing import Any
 
 import attrs
 
-from . import checkpoint as checkpoints
+from influxhtm.running import checkpoint as checkpoints
 
 #: zlib level of checkpoints: level 1 is about 5x smaller and fast (see the module's text).
 COMPRESSION = 1

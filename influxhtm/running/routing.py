@@ -20,8 +20,8 @@ from typing import Any
 
 import attrs
 
-from ..errors import ValidationError
-from ..records import REGISTRY_MEASUREMENT, RESULT_SUFFIX
+from influxhtm.core.errors import ValidationError
+from influxhtm.model.data_layout import REGISTRY_MEASUREMENT, RESULT_SUFFIX
 
 #: A sensor: (measurement, component).
 SensorKey = tuple[str, str]
@@ -85,7 +85,7 @@ class Selector:
 
     def discover(self, client: Any) -> set[SensorKey]:
         """The sensors in the database now (series read from the server)."""
-        from .subscription import parse_line
+        from influxhtm.running.subscription import parse_line
 
         if self.regex is None:
             names: Iterable[str] = self.measurements

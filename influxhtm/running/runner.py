@@ -1,7 +1,7 @@
 """`Runner`: feed a sensor's points to a model and store its results, over a time slice or live.
 
 A model is any object with ``run(point) -> result`` or a plain callable
-``f(point) -> result`` (see `influxhtm.engines.base`); ``point`` is a
+``f(point) -> result`` (see `influxhtm.running.engines.base`); ``point`` is a
 `SensorReading`, ``result`` anything `HtmModelStore.write_result` accepts, or
 None for "no result for this point". A result without a time gets the point's.
 
@@ -29,27 +29,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ValidationError, check_positive_int
-from ..line_protocol import Batch
-from ..records import SensorReading
-from ..times import TimeLike, from_ns, inclusive_range, parse_duration, to_ns
-from ..writing import WritePipeline
-from . import checkpoint as checkpoints
-from .encoding import ResultEncoder
-from .report import RunReport
+from influxhtm.core.errors import ValidationError, check_positive_int
+from influxhtm.core.times import TimeLike, from_ns, inclusive_range, parse_duration, to_ns
+from influxhtm.io.writing import WritePipeline
+from influxhtm.model.data_layout import SensorReading
+from influxhtm.model.line_protocol import Batch
+from influxhtm.running import checkpoint as checkpoints
+from influxhtm.running.encoding import ResultEncoder
+from influxhtm.running.report import RunReport
 
 if TYPE_CHECKING:
     import threading as _threading
 
-    from ..model_store import HtmModelStore
-    from ..sensor import Sensor
+    from influxhtm.htm.model_store import HtmModelStore
+    from influxhtm.htm.sensor import Sensor
 
 log = logging.getLogger(__name__)
 
 
 def as_model(model: Any) -> Any:
     """The model itself when it has `run`, else a wrapper of a plain callable (the engines' rule)."""
-    from ..engines.base import as_model as engines_as_model
+    from influxhtm.running.engines.base import as_model as engines_as_model
 
     return engines_as_model(model)
 
@@ -66,8 +66,8 @@ class Runner:
         checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 10_000,
     ):
-        from ..model_store import HtmModelStore
-        from ..sensor import Sensor
+        from influxhtm.htm.model_store import HtmModelStore
+        from influxhtm.htm.sensor import Sensor
 
         if not isinstance(sensor, Sensor):
             raise ValidationError({"sensor": [f"{sensor!r} is not a Sensor (client.create_sensor(...))"]})
@@ -277,7 +277,7 @@ class Runner:
         return tqdm(total=total, unit="pt", desc=f"{self.sensor} {self.store.model_id}")
 
     def _count(self, lo: int | None, hi: int | None) -> int:
-        from ..influxql import count
+        from influxhtm.influxql import count
 
         row = self.sensor.query(lo, hi).select(count("value")).first()
         return 0 if row is None else int(row.count)
@@ -298,7 +298,7 @@ class Runner:
 
         See `influxhtm.running.live` for the guarantees and the two modes ("poll", "subscription").
         """
-        from .live import run_live
+        from influxhtm.running.live import run_live
 
         with self.holding_checkpoint():
             return run_live(self, poll_interval=poll_interval, stop=stop, max_points=max_points, mode=mode,
@@ -309,7 +309,7 @@ class Runner:
 
 
 class BackgroundWriter:
-    """Writes batches of line protocol through the one write pipeline (`influxhtm.writing`), so the
+    """Writes batches of line protocol through the one write pipeline (`influxhtm.io.writing`), so the
     model keeps working while results travel.
 
     At most `depth` batches wait; an error sending one is raised by the next `put`, `flush` or

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
-from ..errors import InfluxHtmError, ValidationError
+from influxhtm.core.errors import InfluxHtmError, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ class Subscription:
         self.active = False
 
     def create(self) -> None:
-        from ..influxql import admin
+        from influxhtm.influxql import admin
 
         self.client.create_database()  # a subscription needs the database to exist
         self.client.execute(admin.create_subscription(
@@ -361,7 +361,7 @@ class Subscription:
 
     def drop(self) -> None:
         """Drop the subscription; a failure is logged (the server may be gone), never raised."""
-        from ..influxql import admin
+        from influxhtm.influxql import admin
 
         if not self.active:
             return

@@ -1,7 +1,7 @@
 """`sweep`: run every (sensor, parameter set) pair as its own model, on any executor.
 
 Each run is a batch run of a fresh model from ``engine(**params)`` (an engine
-name from `influxhtm.engines`, or a picklable factory callable). Its model id is
+name from `influxhtm.running.engines`, or a picklable factory callable). Its model id is
 derived from the engine and the parameters (a stable hash), and its parameters
 are stored in the model registry, so every experiment can be found and redone.
 
@@ -43,15 +43,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._process import die_with_parent, exit_cause
-from ..errors import InfluxHtmError, ValidationError
-from ..settings import Settings
-from ..times import TimeLike, inclusive_range
+from influxhtm.core.errors import InfluxHtmError, ValidationError
+from influxhtm.core.processes import die_with_parent, exit_cause
+from influxhtm.core.times import TimeLike, inclusive_range
+from influxhtm.io.settings import Settings
 
 if TYPE_CHECKING:
     import pandas
 
-    from ..sensor import Sensor
+    from influxhtm.htm.sensor import Sensor
 
 COLUMNS = (
     "sensor",
@@ -160,9 +160,9 @@ class SweepTask:
 
 def run_task(task: SweepTask) -> dict[str, Any]:
     """Run one (sensor, parameters) pair in this process, with its own connection; returns its table row."""
-    from ..client import InfluxHtmClient
-    from ..engines import create_model_for
-    from .runner import Runner
+    from influxhtm.htm.client import InfluxHtmClient
+    from influxhtm.running.engines import create_model_for
+    from influxhtm.running.runner import Runner
 
     started = time.perf_counter()
     client = InfluxHtmClient.from_settings(task.database, task.settings, create=task.create)
@@ -461,11 +461,11 @@ def sweep(
     points, results, elapsed (seconds) and error (None, or "Type: message" for a run that
     failed, e.g. "ProcessDied: worker process died: killed by signal SIGSEGV"; the other
     runs go on). `progress`: a bar of finished runs on stderr (None: when it is a terminal and
-    the sweep takes more than a moment; see `influxhtm.progress`).
+    the sweep takes more than a moment; see `influxhtm.core.progress`).
     """
     import pandas
 
-    from ..sensor import Sensor
+    from influxhtm.htm.sensor import Sensor
 
     if isinstance(sensors, Sensor):
         sensors = [sensors]
@@ -475,7 +475,7 @@ def sweep(
             raise ValidationError({"sensors": [f"item {index}, {sensor!r}, is not a Sensor"]})
     name = engine_name(engine)
     if isinstance(engine, str):
-        from ..engines import get_engine
+        from influxhtm.running.engines import get_engine
 
         get_engine(engine)  # unknown names fail here, before anything runs
     lo, hi = inclusive_range(since, until, before)
@@ -491,7 +491,7 @@ def sweep(
         return pandas.DataFrame(columns=list(COLUMNS))
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise ValidationError({"executor": [f"{executor!r} is not an Executor or a dask Client (no submit)"]})
-    from ..progress import progress_bar
+    from influxhtm.core.progress import progress_bar
 
     with progress_bar(progress, total=len(tasks), unit="run", desc=f"sweep {name}") as bar:
         if executor is None:

@@ -275,9 +275,9 @@ def auth_server(admin_password: str, **http: Any) -> Iterator[Any]:
     """A managed influxd with ``auth-enabled`` (and the other `http` settings given) and a user
     ``admin`` with all privileges and `admin_password`: with auth on and no user yet, InfluxDB lets
     anyone create the first admin."""
-    from influxhtm.connection import Connection
-    from influxhtm.server import LocalInfluxd
-    from influxhtm.settings import Settings
+    from influxhtm.io.connection import Connection
+    from influxhtm.io.settings import Settings
+    from influxhtm.tools.server import LocalInfluxd
 
     with LocalInfluxd(config={"http": {"auth-enabled": True, **http}}) as server:
         with Connection(Settings(host=server.host, port=server.port)) as anonymous:

@@ -18,10 +18,10 @@ import warnings
 import pytest
 from user_visible import all_text
 
-from influxhtm.connection import Connection
-from influxhtm.errors import AuthenticationError, InfluxConnectionError, QueryError, TLSError
-from influxhtm.server import LocalInfluxd
-from influxhtm.settings import Settings
+from influxhtm.core.errors import AuthenticationError, InfluxConnectionError, QueryError, TLSError
+from influxhtm.io.connection import Connection
+from influxhtm.io.settings import Settings
+from influxhtm.tools.server import LocalInfluxd
 
 PASSWORD = "Adm1n-pa55-Zq7x"
 WRONG = "Wr0ng-pa55-Kp3y"
@@ -102,7 +102,7 @@ def test_password_in_a_failing_statement_is_redacted(auth_server, caplog):
 
 
 def test_unreachable_server_error_has_no_password(caplog):
-    from influxhtm.server import free_port
+    from influxhtm.tools.server import free_port
 
     settings = Settings(host="127.0.0.1", port=free_port(), username="admin", password=PASSWORD,
                         retries=1, backoff=0.01)
@@ -128,7 +128,7 @@ def test_self_signed_certificate_fails_by_default_and_is_not_retried(tls_server,
     settings = settings_for(tls_server, backoff=5.0, retries=5)
     assert settings.ssl and settings.verify_ssl is True  # verification is on by default
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="influxhtm.connection"):
+    with caplog.at_level(logging.WARNING, logger="influxhtm.io.connection"):
         with pytest.raises(TLSError) as info:
             Connection(settings).ping()
     assert time.monotonic() - started < 2.0  # the first backoff alone would take 2.5 s or more
@@ -169,7 +169,7 @@ def test_verification_can_be_turned_off_explicitly(tls_server):
 
 
 def test_a_missing_ca_file_is_a_configuration_error(tmp_path):
-    from influxhtm.errors import ConfigurationError
+    from influxhtm.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="verify_ssl="):
         Settings(ssl=True, verify_ssl=str(tmp_path / "missing.pem"))

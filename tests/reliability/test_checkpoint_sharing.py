@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from counting_model import Counter
 
-from influxhtm.errors import CheckpointInUse
+from influxhtm.core.errors import CheckpointInUse
+from influxhtm.core.times import to_ns
 from influxhtm.running import Runner
-from influxhtm.times import to_ns
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -32,9 +32,9 @@ POINTS = 400
 # The first run: the same Counter class (imported under the module name this process knows), slowed down.
 FIRST_RUN = """
 import importlib, sys
-from influxhtm.client import InfluxHtmClient
+from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.running import Runner
-from influxhtm.settings import Settings
+from influxhtm.io.settings import Settings
 
 database, host, port, path, root, module = sys.argv[1:7]
 sys.path.insert(0, root)

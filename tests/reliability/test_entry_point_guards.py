@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import influxhtm as ih
-from influxhtm.errors import ValidationError
-from influxhtm.times import from_ns, set_naive_times, to_ns
+from influxhtm.core.errors import ValidationError
+from influxhtm.core.times import from_ns, set_naive_times, to_ns
 
 POINTS = [{"time": 1_700_000_000_000_000_000 + i, "value": float(i)} for i in range(3)]
 

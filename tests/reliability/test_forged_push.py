@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from influxhtm.core.times import now_ns, to_ns
 from influxhtm.influxql import admin
 from influxhtm.running import Runner
-from influxhtm.times import now_ns, to_ns
 
 MS = 1_000_000
 

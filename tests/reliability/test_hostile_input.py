@@ -34,11 +34,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import influxhtm as ih
-from influxhtm.connection import Connection
-from influxhtm.errors import ModelExists, NotFound, QueryError, SensorNotFound, ValidationError
+from influxhtm.core.errors import ModelExists, NotFound, QueryError, SensorNotFound, ValidationError
+from influxhtm.core.times import to_ns
 from influxhtm.influxql import col
-from influxhtm.line_protocol import encode_point
-from influxhtm.times import to_ns
+from influxhtm.io.connection import Connection
+from influxhtm.model.line_protocol import encode_point
 
 #: Examples per property (set INFLUXHTM_FUZZ_EXAMPLES higher for a longer hunt).
 EXAMPLES = int(os.environ.get("INFLUXHTM_FUZZ_EXAMPLES", "100"))
@@ -670,7 +670,7 @@ def test_model_paths_store_and_find_exactly_their_model(influx_settings, fresh, 
                     continue
                 ok, error = attempt(lambda p=probe: sensor.get_htm_model(p), NotFound, ValidationError)
                 assert not ok and (
-                    isinstance(error, ih.ModelNotFound) or not probe.strip() or invalid_unicode(error)
+                    isinstance(error, ih.errors.ModelNotFound) or not probe.strip() or invalid_unicode(error)
                 ), error
             sensor.delete_htm_model(model_id)
             tally.queries += 3

@@ -15,9 +15,9 @@ import tracemalloc
 
 import pytest
 
+from influxhtm.core.times import now_ns
 from influxhtm.running import Runner
 from influxhtm.running.report import LatencyStats, StreamingStats, format_seconds
-from influxhtm.times import now_ns
 
 
 def exact(samples: list[float], p: float) -> float:

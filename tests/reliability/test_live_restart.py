@@ -12,13 +12,13 @@ import threading
 import time
 
 import pytest
+from influxhtm.htm.client import InfluxHtmClient
 
-from influxhtm.client import InfluxHtmClient
+from influxhtm.core.times import now_ns
 from influxhtm.influxql import admin
+from influxhtm.io.settings import Settings
 from influxhtm.running import Runner
-from influxhtm.server import LocalInfluxd
-from influxhtm.settings import Settings
-from influxhtm.times import now_ns
+from influxhtm.tools.server import LocalInfluxd
 
 POINTS = 150
 PAUSE = 0.02  # seconds between two points: the writer runs about 3 s plus the downtime

@@ -14,11 +14,11 @@ import uuid
 
 import pytest
 
-from influxhtm.connection import Connection
-from influxhtm.errors import InfluxHtmError, PartialWriteError
-from influxhtm.line_protocol import Batch
-from influxhtm.server import LocalInfluxd
-from influxhtm.settings import Settings
+from influxhtm.core.errors import InfluxHtmError, PartialWriteError
+from influxhtm.io.connection import Connection
+from influxhtm.io.settings import Settings
+from influxhtm.model.line_protocol import Batch
+from influxhtm.tools.server import LocalInfluxd
 
 MAX_BODY = 4096
 MAX_VALUES_PER_TAG = 5

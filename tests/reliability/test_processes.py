@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pytest
 
-from influxhtm.errors import ServerStartError
+from influxhtm.core.errors import ServerStartError
 from influxhtm.running import sweep
-from influxhtm.server import LocalInfluxd, remove_stale_workdirs
+from influxhtm.tools.server import LocalInfluxd, remove_stale_workdirs
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -312,7 +312,7 @@ def test_on_dask_a_run_whose_worker_dies_twice_fails_after_one_retry(
 # -- items 3 and 4: the owner of a managed influxd and its signals -----------------
 OWNER = """
 import os, signal, sys, time
-from influxhtm.server import LocalInfluxd
+from influxhtm.tools.server import LocalInfluxd
 from influxdb import InfluxDBClient
 
 server = LocalInfluxd(sys.argv[1] if len(sys.argv) > 1 else None).start()
@@ -375,7 +375,7 @@ def test_an_own_sigterm_handler_is_kept(tmp_path):
     code = textwrap.dedent(
         """
         import os, signal, sys, time
-        from influxhtm.server import LocalInfluxd
+        from influxhtm.tools.server import LocalInfluxd
         got = []
         def handler(signum, frame):
             got.append(signum)
@@ -398,7 +398,7 @@ def test_sigterm_under_pytest_ends_the_run_instead_of_failing_one_test(tmp_path)
         """
         import os, signal, time
         from pathlib import Path
-        from influxhtm.server import LocalInfluxd
+        from influxhtm.tools.server import LocalInfluxd
 
         def test_first():
             server = LocalInfluxd().start()
@@ -443,7 +443,7 @@ def test_stale_directories_of_live_owners_and_unmarked_ones_are_kept(tmp_path, m
         path = tmp_path / f"influxhtm-influxd-{name}"
         path.mkdir()
         if mark is None:
-            from influxhtm._process import owner_mark
+            from influxhtm.core.processes import owner_mark
 
             mark = owner_mark()
         if mark:

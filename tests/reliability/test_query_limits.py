@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from influxhtm import InfluxHtmClient, InfluxTimeoutError, Settings
-from influxhtm.errors import ValidationError
+from influxhtm import InfluxHtmClient, Settings
+from influxhtm.core.errors import InfluxTimeoutError, ValidationError
 from influxhtm.influxql import Query, col
 from influxhtm.influxql.expressions import MAX_IN_VALUES
 

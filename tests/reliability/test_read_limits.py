@@ -22,13 +22,13 @@ import requests
 from click.testing import CliRunner
 
 import influxhtm as ih
-from influxhtm import nab
 from influxhtm.cli import cli
-from influxhtm.errors import ServerError
+from influxhtm.core.errors import ServerError
+from influxhtm.core.times import to_ns
+from influxhtm.model.data_layout import HtmResult
 from influxhtm.pytest_plugin import server_settings
-from influxhtm.records import HtmResult
-from influxhtm.server import LocalInfluxd
-from influxhtm.times import to_ns
+from influxhtm.tools import nab
+from influxhtm.tools.server import LocalInfluxd
 
 LIMIT = 100
 N = 5_000
@@ -153,7 +153,7 @@ def test_hand_written_queries_return_every_row(sensor, client, report_read_back)
 
 
 def test_aggregates_with_more_groups_than_the_limit_are_complete(repo):
-    q = repo.query().select(ih.count("value").as_("n")).group_by_time("1m").group_by("component")
+    q = repo.query().select(ih.fn.count("value").as_("n")).group_by_time("1m").group_by("component")
     rows = list(q)
     assert len(rows) == 2 * N  # N buckets for each of the two components
     assert sum(r.n for r in rows) == N and {r.n for r in rows} == {0, 1}

@@ -16,15 +16,15 @@ import uuid
 
 import pytest
 from click.testing import CliRunner
+from influxhtm.htm.client import InfluxHtmClient
 from user_visible import all_text
 
 from influxhtm.cli import cli
-from influxhtm.client import InfluxHtmClient
-from influxhtm.connection import Connection
-from influxhtm.errors import AuthenticationError, ConfigurationError, InfluxConnectionError
+from influxhtm.core.errors import AuthenticationError, ConfigurationError, InfluxConnectionError
 from influxhtm.influxql import Query, admin
-from influxhtm.server import free_port
-from influxhtm.settings import Settings
+from influxhtm.io.connection import Connection
+from influxhtm.io.settings import Settings
+from influxhtm.tools.server import free_port
 
 ADMIN_PASSWORD = "Adm1n-S3cret-Hw4k"
 SECRET = "Us3r-S3cret-Pz9q"

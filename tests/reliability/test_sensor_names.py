@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from influxhtm.errors import SensorNotFound
+from influxhtm.core.errors import SensorNotFound
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

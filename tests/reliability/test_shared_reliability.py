@@ -18,7 +18,7 @@ import pytest
 from clients import KINDS, Driver
 
 import influxhtm as ih
-from influxhtm.errors import (
+from influxhtm.core.errors import (
     AuthenticationError,
     InfluxTimeoutError,
     PartialWriteError,
@@ -26,9 +26,9 @@ from influxhtm.errors import (
     ServerError,
     TLSError,
 )
+from influxhtm.io.settings import Settings
 from influxhtm.pytest_plugin import server_settings
-from influxhtm.server import LocalInfluxd
-from influxhtm.settings import Settings
+from influxhtm.tools.server import LocalInfluxd
 
 MAX_BODY = 4096
 MAX_VALUES_PER_TAG = 5
@@ -138,7 +138,7 @@ def test_reads_over_max_row_limit_are_complete(on_limited, compare, reliability_
     assert (read_back, lost, duplicated) == (2_500, 0, 0)
     streamed = d.collect(q)
     assert sorted(streamed, key=lambda f: (f.time, f.line)) == objects
-    rows = d.run(q.select(ih.count("value").as_("n")).group_by_time("1s").all())
+    rows = d.run(q.select(ih.fn.count("value").as_("n")).group_by_time("1s").all())
     assert len(rows) == 2_500 and {r.n for r in rows} == {1}
     sensor = d.client.create_sensor("shared_machine", "pump")
     d.run(sensor.write([{"time": T0 + timedelta(seconds=i), "value": float(i)} for i in range(1_000)]))

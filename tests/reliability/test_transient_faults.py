@@ -17,13 +17,13 @@ from datetime import datetime
 
 import pytest
 import requests
+from influxhtm.htm.client import InfluxHtmClient
 
 from influxhtm import field, measurement, tag, timestamp
-from influxhtm.client import InfluxHtmClient
-from influxhtm.connection import Connection
-from influxhtm.errors import InfluxConnectionError, InfluxHtmError, QueryError, ServerError
-from influxhtm.server import LocalInfluxd, free_port
-from influxhtm.settings import Settings
+from influxhtm.core.errors import InfluxConnectionError, InfluxHtmError, QueryError, ServerError
+from influxhtm.io.connection import Connection
+from influxhtm.io.settings import Settings
+from influxhtm.tools.server import LocalInfluxd, free_port
 
 T0 = 1_600_000_000_000_000_000
 FAST = {"backoff": 0.02, "max_backoff": 0.2}
@@ -70,7 +70,7 @@ def stored(connection, database, read_points):
 
 
 def retry_warnings(caplog) -> int:
-    return sum(1 for r in caplog.records if r.name == "influxhtm.connection" and "retry" in r.getMessage())
+    return sum(1 for r in caplog.records if r.name == "influxhtm.io.connection" and "retry" in r.getMessage())
 
 
 # -- connection refused: the real server goes away and comes back --------------
@@ -88,7 +88,7 @@ def test_refused_while_server_is_down_then_written_after_restart(
             restarter.start()
             body, more = points(100, 200)
             started = time.monotonic()
-            with caplog.at_level(logging.WARNING, logger="influxhtm.connection"):
+            with caplog.at_level(logging.WARNING, logger="influxhtm.io.connection"):
                 connection.write(body, database=database)  # refused until the server is back
             waited = time.monotonic() - started
             restarter.join()
@@ -110,7 +110,7 @@ def test_refused_while_server_is_down_then_written_after_restart(
 def test_refused_retries_are_bounded_in_attempts(caplog):
     settings = Settings(host="127.0.0.1", port=free_port(), retries=3, **FAST)
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="influxhtm.connection"):
+    with caplog.at_level(logging.WARNING, logger="influxhtm.io.connection"):
         with pytest.raises(InfluxConnectionError) as info:
             Connection(settings).write("m v=1 1", database="db")
     assert time.monotonic() - started < 5

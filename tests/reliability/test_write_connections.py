@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from influxhtm import InfluxHtmClient, field, measurement, tag, timestamp
-from influxhtm.errors import PartialWriteError, ServerError
-from influxhtm.line_protocol import Batch
-from influxhtm.settings import Settings
-from influxhtm.writing import DEFAULT_CONNECTIONS, WritePipeline
+from influxhtm.core.errors import PartialWriteError, ServerError
+from influxhtm.io.settings import Settings
+from influxhtm.io.writing import DEFAULT_CONNECTIONS, WritePipeline
+from influxhtm.model.line_protocol import Batch
 
 T0 = datetime.fromisoformat("2024-01-04T00:00:00+00:00")
 DELAY = 0.4

@@ -21,10 +21,10 @@ from typing import Optional
 import pytest
 
 import influxhtm as ih
-from influxhtm.errors import PartialWriteError, ValidationError
-from influxhtm.line_protocol import Batch, scan_points, to_line
-from influxhtm.server import LocalInfluxd
-from influxhtm.settings import Settings
+from influxhtm.core.errors import PartialWriteError, ValidationError
+from influxhtm.io.settings import Settings
+from influxhtm.model.line_protocol import Batch, scan_points, to_line
+from influxhtm.tools.server import LocalInfluxd
 
 MAX_BODY = 4096
 #: A note whose text holds a whole line of line protocol between two newlines.

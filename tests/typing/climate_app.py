@@ -87,8 +87,8 @@ def summaries(repo: ih.Repository[Climate]) -> list[SiteSummary]:
         repo.query()
         .select(
             ih.mean("temperature").as_("mean_celsius"),
-            (ih.max_("temperature") * 1.8 + 32).as_("max_fahrenheit"),
-            ih.count("temperature").as_("readings"),
+            (ih.fn.max_("temperature") * 1.8 + 32).as_("max_fahrenheit"),
+            ih.fn.count("temperature").as_("readings"),
         )
         .where(site=ih.regex("^(north|south)$"))
         .group_by("site")
@@ -126,7 +126,7 @@ def smoothed_fahrenheit(repo: ih.Repository[Climate], site: str, window: int) ->
     """Arithmetic on a moving average of the raw values."""
     query = (
         repo.query()
-        .select((ih.moving_average(col("temperature"), window) * 1.8 + 32).as_("f"))
+        .select((ih.fn.moving_average(col("temperature"), window) * 1.8 + 32).as_("f"))
         .where(site=site, room=[Room.KITCHEN.value])
         .since(START)
         .before(START + timedelta(hours=1))
@@ -140,7 +140,7 @@ def hourly_percentiles(repo: ih.Repository[Climate], site: str) -> dict[datetime
         .where(site=site)
         .between(START, START + timedelta(hours=3) - timedelta(microseconds=1))
         .group_by_time("1h")
-        .select(ih.percentile("temperature", 90).as_("p90"))
+        .select(ih.fn.percentile("temperature", 90).as_("p90"))
     )
     return {row.time: float(row.p90) for row in query if row.p90 is not None}
 

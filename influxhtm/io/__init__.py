@@ -1,0 +1,1 @@
+"""The io layer: settings, the HTTP connection and the one write pipeline."""

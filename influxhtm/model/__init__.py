@@ -1,0 +1,1 @@
+"""The model layer: declared measurements; their schema, encoders and row mappers."""

@@ -1,0 +1,1 @@
+"""The orm layer: the client and repositories of declared classes."""

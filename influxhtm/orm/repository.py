@@ -1,0 +1,503 @@
+"""`Repository`: write declared objects and read them back, typed.
+
+Writes are validated, encoded and posted in batches while the next batch is
+being encoded (one batch in flight at a time, so memory stays constant for any
+generator). Queries from `query()` are bound to the repository: iterating gives
+instances of the declared class for plain selects, and typed rows (time, group
+tags, aggregate aliases) for aggregated or grouped ones.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import tzinfo
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
+
+from influxhtm.core.errors import ValidationError, check_positive_int
+from influxhtm.core.progress import progress_bar
+from influxhtm.core.times import TimeLike, from_ns, to_ns
+from influxhtm.influxql import Query, admin, col
+from influxhtm.influxql import count as count_of
+from influxhtm.io.connection import QUERY_CHUNK_SIZE
+from influxhtm.io.writing import (
+    C_SLICE,
+    UnmadeBatch,
+    chunks,
+    encode_in_c,
+    encode_in_slices,
+    join_slices,
+    post_pipelined,
+)
+from influxhtm.model.declarations import declaration
+from influxhtm.model.frames import BadRow, frame_rows, is_dataframe
+from influxhtm.model.line_protocol import Batch, encode_pairs_in_c, encoder_for
+from influxhtm.model.row_mappers import objects_of
+
+if TYPE_CHECKING:
+    import pandas
+
+    from influxhtm.htm.client import InfluxHtmClient
+    from influxhtm.tools.csv_import import ImportReport
+
+#: The declared class a repository stores.
+T = TypeVar("T")
+#: What a query gives (the class, or `Row`).
+U = TypeVar("U")
+
+
+class Repository(Generic[T]):
+    """Objects of one declared measurement class in one database, stored in `measurement`
+    (default: the declared one) with the fixed `tags` (as PyPika's `Table(name)`).
+
+    Every point written carries the fixed tags; every query reads that measurement
+    with those tag conditions. A fixed tag that is also a declared tag must agree
+    with each object's value (a mapping may leave it out).
+
+    For type checkers, `client.repository(Climate)` is a `Repository[Climate]`: its
+    `query()` is a `Query[Climate]` (`all()` a `list[Climate]`, `first()` a
+    `Climate | None`), and a query that selects or groups is a `Query[Row]`.
+    """
+
+    def __init__(
+        self,
+        client: InfluxHtmClient,
+        cls: type[T],
+        measurement: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ):
+        self.client = client
+        self.cls = cls
+        self.declaration = declaration(cls)
+        self.measurement = self.declaration.measurement if measurement is None else measurement
+        self.tags = dict(tags or {})
+        self._encoder: Callable[[Any], str] | None = None
+        #: Fixed tags that are declared tags, by attribute name: a mapping that leaves them out gets them.
+        self._fixed_attrs = {c.attr: self.tags[c.key] for c in self.declaration.tags if c.key in self.tags}
+        #: Fixed tags that are declared tags, by key: read objects take them from here (one shared
+        #: string each, and a query need not select them).
+        self._fixed_keys = {c.key: self.tags[c.key] for c in self.declaration.tags if c.key in self.tags}
+
+    def __repr__(self) -> str:
+        own = self.measurement == self.declaration.measurement
+        where = "" if own else f", measurement={self.measurement!r}"
+        fixed = f", tags={self.tags!r}" if self.tags else ""
+        return f"Repository({self.cls.__name__}{where}{fixed}, database={self.client.database!r})"
+
+    # -- writing -------------------------------------------------------------
+    @property
+    def _encode(self) -> Callable[[Any], str]:
+        """The encoder, made at the first write: the measurement and fixed tags are checked then
+        (a name line protocol cannot carry can still be read, e.g. to find it holds nothing)."""
+        if self._encoder is None:
+            self._encoder = encoder_for(self.cls, self.measurement, self.tags)
+        return self._encoder
+
+    @property
+    def encoder(self) -> Callable[..., str]:
+        """The generated line encoder of this class, measurement and fixed tags: `encoder(obj)`,
+        or `encoder(obj, ns)` to stamp the point with `ns` nanoseconds (see `encoder_for`)."""
+        return self._encode
+
+    def add(self, obj: T | Mapping[str, Any]) -> None:
+        """Write one object."""
+        self.add_all([obj])
+
+    def add_all(
+        self,
+        objects: Iterable[T | Mapping[str, Any]] | pandas.DataFrame,
+        batch_size: int = 10_000,
+        *,
+        progress: bool | None = None,
+        connections: int | None = None,
+    ) -> int:
+        """Write objects (instances, mappings, or the rows of a DataFrame) in batches; returns how
+        many were written.
+
+        Each batch is validated whole before it is sent: a bad object stops the
+        write before its batch leaves, and the error names its index and field.
+        While batches travel over up to `connections` connections (default
+        `writing.DEFAULT_CONNECTIONS`; 1 stores them strictly in order), the next is encoded.
+        A DataFrame's time is its `time` column or its DatetimeIndex; a missing cell (NaN, None, NaT) in an
+        optional column is absent, in a required one an error (see `influxhtm.model.frames`).
+        `progress`: a progress bar on stderr (None: when it is a terminal and the write
+        takes more than a moment; see `influxhtm.core.progress`).
+        """
+        check_positive_int(batch_size, "batch_size")
+        if isinstance(objects, (self.cls, Mapping)):
+            raise ValidationError({"objects": ["give an iterable of objects (use add() for one)"]})
+        total = len(objects) if isinstance(objects, Sequence) else None
+        if is_dataframe(objects):
+            total = len(objects)  # type: ignore[arg-type]
+            objects = frame_rows(self.declaration, objects, self._fixed_attrs)
+        with progress_bar(progress, total=total, unit="pt", desc=f"writing {self.measurement}") as bar:
+            return post_pipelined(
+                self.client,
+                _counted(self._batches(objects, batch_size), bar.update),
+                total=total,
+                retention_policy=self.declaration.retention_policy,
+                connections=connections,
+            )
+
+    def import_csv(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        time_column: str | None = None,
+        tz: str | tzinfo = "UTC",
+        ambiguous: str | None = None,
+        batch_size: int = 5000,
+        progress: bool | None = None,
+    ) -> ImportReport:
+        """Write the rows of a CSV file as objects of the declared class; returns an `ImportReport`.
+
+        The header names the columns: the time (`time_column`, default: the declared time's
+        name or `time`) and declared tags and fields (attribute names or InfluxDB keys); cells
+        are read as text (`Cls.load(row, coerce=True)`: `"5"` for an int, `"yes"` for a bool,
+        an empty cell is absent). Naive times are read in `tz`. A row that cannot be read is
+        reported by its line number and every other row is written, as the sensor import
+        does (see `influxhtm.tools.csv_import`); a header naming an unknown column refuses the file.
+        """
+        from influxhtm.tools.csv_import import import_declared
+
+        return import_declared(
+            self,
+            path,
+            time_column=time_column,
+            tz=tz,
+            ambiguous=ambiguous,
+            batch_size=batch_size,
+            progress=progress,
+        )
+
+    def line(self, obj: Any) -> str:
+        """The line protocol of one object (a mapping is loaded and checked first)."""
+        return self._encode(obj if type(obj) is self.cls else self._coerce(obj))
+
+    def fast_batches(self, points: list[Any], batch_size: int) -> Iterator[Batch] | None:
+        """Batches of a list of plain `{time, <field>}` dicts made by the C encoder, when it is built,
+        the declaration's every tag is fixed here and its one field a float (a sensor's points), and
+        every point is checked fit first (an int ns or aware datetime time in range, a finite
+        number); else None. Exact nanoseconds are kept."""
+        encode = self._encode
+        if not points or encode_pairs_in_c(encode, points, 0, len(points), check_only=True) is not True:
+            return None
+
+        def encode_range(start: int, stop: int) -> str:
+            text = encode_pairs_in_c(encode, points, start, stop)
+            if text is None:  # the list changed since it was checked: the checked path
+                return self._checked_batch(points[start:stop], start).data.decode("utf-8")
+            result: str = text
+            return result
+
+        return (
+            Batch.joined(join_slices(encode_range, i, min(i + batch_size, len(points)), C_SLICE),
+                         min(batch_size, len(points) - i))
+            for i in range(0, len(points), batch_size)
+        )
+
+    def _batches(self, objects: Iterable[Any], batch_size: int, offset: int = 0) -> Iterator[Batch]:
+        """One `Batch` per chunk of objects, validated and encoded (error indexes start at `offset`)."""
+        encode = self._encode
+        cls = self.cls
+        for chunk in chunks(objects, batch_size):
+            body = encode_in_c(encode, chunk)
+            lines: Callable[[], list[str]] = partial(list, map(encode, chunk))  # if a string holds "\n"
+            if body is not None:  # all of the class, formatted in C (see line_protocol.encode_slice)
+                yield Batch.joined(body, len(chunk), lines)
+            elif set(map(type, chunk)) == {cls}:
+                # Instances were validated when they were built: formatting cannot fail.
+                yield Batch.joined(encode_in_slices(encode, chunk), len(chunk), lines)
+            else:
+                try:
+                    batch = self._checked_batch(chunk, offset)
+                except ValidationError as error:
+                    raise UnmadeBatch(error, len(chunk)) from None
+                yield batch
+            offset += len(chunk)
+
+    def _checked_batch(self, chunk: list[Any], offset: int) -> Batch:
+        """A batch with mappings or foreign objects: coerce each, report every problem by index."""
+        encode: Callable[..., str] = self._encode
+        lines: list[str] = []
+        errors: dict[int, Any] = {}
+        for index, obj in enumerate(chunk, start=offset):
+            try:
+                if isinstance(obj, Mapping):  # stamped with its exact time, as the C path does
+                    lines.append(encode(self._coerce(obj), self._exact_ns(obj)))
+                    continue
+                if type(obj) is not self.cls:
+                    obj = self._coerce(obj)
+                lines.append(encode(obj))
+            except ValidationError as error:
+                errors[index] = error.errors or str(error)
+        if errors:
+            raise ValidationError(errors)
+        return Batch.of_lines(lines)
+
+    def _exact_ns(self, mapping: Mapping[str, Any]) -> int:
+        """The nanoseconds of a (loaded, so valid) mapping's time: an instance holds microseconds."""
+        column = self.declaration.time
+        raw = mapping[column.key] if column.key in mapping else mapping[column.attr]
+        return to_ns(raw, name=column.attr, naive=self.declaration.naive_times)
+
+    def _coerce(self, obj: Any, *, text: bool = False) -> Any:
+        """An instance of the class from an instance or a mapping (`text`: of text cells, coerced)."""
+        if isinstance(obj, self.cls):
+            return obj
+        if isinstance(obj, Mapping):
+            if self._fixed_attrs:
+                obj = {**self._fixed_attrs, **obj}
+            return self.cls.load(obj, coerce=text)  # type: ignore[attr-defined]
+        if isinstance(obj, BadRow):
+            raise obj.error
+        raise ValidationError({"object": [f"{obj!r} is not a {self.cls.__name__} or a mapping"]})
+
+    # -- reading -------------------------------------------------------------
+    def query(self) -> Query[T]:
+        """A query of this measurement, bound to the repository (iterate it, or `.all()`, ...)."""
+        query: Query[T] = Query().from_(self.cls)
+        if self.measurement != query.measurement:
+            query = attrs.evolve(query, measurement=Query().from_(self.measurement).measurement)
+        if self.tags:
+            query = query.where(*(col(key, checked=False) == value for key, value in self.tags.items()))
+        return query.bind(self)
+
+    def statement(self, query: Query) -> Query:
+        """The query as it is sent: a time-grouped one gets its open time ends set to the data
+        (`InfluxHtmClient.bounded`: no empty buckets filled from 1970); an explicit end is kept."""
+        if query.interval is None:
+            return query
+        return self.client.bounded(query, lambda: self._data_bounds(query))
+
+    def _data_bounds(self, query: Query) -> tuple[int, int] | None:
+        """First and last time of the points the query's conditions match (over every field)."""
+        base = data_bounds_query(query)
+        first = list(self.iter_rows(base))
+        if not first:
+            return None
+        last = list(self.iter_rows(base.order_by("time", "desc")))
+        return first[0][0], last[0][0]
+
+    def _partial(self, query: Query) -> bool:
+        """True when the query selects too few columns to build instances (then rows are typed rows)."""
+        if not query.select_items:
+            return False
+        needed = {c.key for c in (*self.declaration.tags, *self.declaration.fields) if not c.optional}
+        return not needed <= {*query.output_names, *self._fixed_keys}
+
+    def iter_query(self, query: Query, chunk_size: int = 10_000) -> Iterator[Any]:
+        """Stream the results: instances for plain selects, typed rows for aggregates, groups or a
+        selection of some columns."""
+        query = self.statement(query)
+        if self.gives_typed_rows(query):
+            yield from typed_rows(self.client.result_series(query))
+            return
+        for objects in self._object_chunks(query, chunk_size):
+            yield from objects
+
+    def iter_rows(
+        self, query: Query, columns: tuple[str, ...] = (), chunk_size: int = 10_000
+    ) -> Iterator[tuple[Any, ...]]:
+        """Tuples `(time ns, *columns)` of the answer, streamed (see `Query.rows`); a column that
+        is a series tag of a grouped answer takes the tag's value."""
+        wanted = ("time", *columns)
+        for series in self.client.stream_series(self.statement(query), chunk_size):
+            names = series["columns"]
+            if tuple(names) == wanted:
+                yield from map(tuple, series["values"])
+                continue
+            tags = series.get("tags") or {}
+            position = {name: i for i, name in enumerate(names)}
+            picks = [position.get(name) for name in wanted]
+            constants = [tags.get(name) for name in wanted]
+            for values in series["values"]:
+                yield tuple(values[i] if i is not None else c for i, c in zip(picks, constants))
+
+    def _object_chunks(self, query: Query, chunk_size: int) -> Iterator[list[Any]]:
+        """Instances of a plain select, one list per chunk of the answer as it arrives."""
+        mapper = self.instance_mapper()
+        for series in self.client.stream_series(query, chunk_size):
+            yield mapper.objects(series)
+
+    def instance_mapper(self) -> InstanceMapper:
+        """Instances of this repository's class from the series of an answer (fixed tags filled in)."""
+        return InstanceMapper(self.cls, self._fixed_keys)
+
+    def gives_typed_rows(self, query: Query) -> bool:
+        """True when the query's rows are typed rows (aggregates, groups, some columns), not instances."""
+        grouped = query.is_aggregate or query.group_tags or query.interval is not None
+        return bool(grouped or self._partial(query))
+
+    def all(self, query: Query[U]) -> list[U]:
+        """Every result in a list, filled chunk by chunk as the answer streams in."""
+        if self.gives_typed_rows(query):  # (time-grouped is typed, so `statement` leaves the rest alone)
+            return list(self.iter_query(query))
+        out: list[Any] = []
+        for objects in self._object_chunks(self.statement(query), QUERY_CHUNK_SIZE):
+            out += objects
+        return out
+
+    def first(self, query: Query[U]) -> U | None:
+        """The first result, or None."""
+        for item in self.iter_query(query.limit(1) if query.limit_value is None else query):
+            return item
+        return None
+
+    def count(self, query: Query) -> int:
+        """How many points match the query's conditions and bounds."""
+        return count_from(self.client.result_series(count_query(query)))
+
+    def exists(self, query: Query) -> bool:
+        return self.first(query) is not None
+
+    def to_dataframe(self, query: Query) -> pandas.DataFrame:
+        """The results as a DataFrame with a UTC `time` index."""
+        return frame_of(self.iter_query(query))
+
+    # -- deleting ------------------------------------------------------------
+    def delete(
+        self,
+        *conditions: Any,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        before: TimeLike | None = None,
+        **tags: Any,
+    ) -> None:
+        """Delete points by tag conditions and time bounds (a field condition is refused).
+
+        `since` and `until` are inclusive; `before` is an exclusive end.
+        """
+        decl = self.declaration
+        fixed = [col(key) == value for key, value in self.tags.items()]
+        keys = {c.attr: c.key for c in decl.tags}
+        keyed = {keys.get(name, name): value for name, value in tags.items()}
+        fields = [c.key for c in decl.fields]
+        bounds = {"since": since, "until": until, "before": before}
+        statement = admin.delete(self.measurement, *fixed, *conditions, fields=fields, **bounds, **keyed)
+        self.client.execute(statement)
+
+    def drop(self) -> None:
+        """Drop the whole measurement (with every tag, not only the fixed ones)."""
+        self.client.execute(admin.drop_measurement(self.measurement))
+
+
+class InstanceMapper:
+    """Instances of a declared class from the series of an answer (`rows.objects_of`: the C
+    decoder when built), with a repository's fixed tags filled in."""
+
+    def __init__(self, cls: type, fixed: Mapping[str, str] | None = None):
+        self.cls = cls
+        self.fixed = dict(fixed or {})
+
+    def objects(self, series: Mapping[str, Any]) -> list[Any]:
+        tags = {**self.fixed, **series["tags"]} if series.get("tags") else self.fixed
+        return objects_of(self.cls, series["columns"], tags or None, series["values"])
+
+    def rows(self, series: Mapping[str, Any]) -> Iterator[Any]:
+        return iter(self.objects(series))
+
+
+def typed_rows(series_list: Iterable[Mapping[str, Any]]) -> Iterator[Any]:
+    """Typed rows (time, group tags, columns as attributes) of every series of an answer."""
+    for series in series_list:
+        tags = series.get("tags") or {}
+        columns = series["columns"]
+        row_class = _row_class(tuple(columns), tuple(sorted(tags)))
+        for values in series["values"]:
+            data = dict(zip(columns, values))
+            data.update(tags)
+            data["time"] = from_ns(data["time"])
+            yield row_class(**{_attr_name(k): v for k, v in data.items()})
+
+
+def count_query(query: Query) -> Query:
+    """The statement that counts the points a query's conditions and bounds match."""
+    return _filter_only(query).select(count_of("*"))
+
+
+def count_from(series_list: Sequence[Mapping[str, Any]]) -> int:
+    """The count in the answer of `count_query`."""
+    if not series_list:
+        return 0
+    return int(max(v for v in series_list[0]["values"][0][1:] if v is not None))
+
+
+def data_bounds_query(query: Query) -> Query:
+    """The first point the query's conditions match (over every field); `.order_by("time", "desc")`
+    for the last."""
+    return _filter_only(query).limit(1)
+
+
+def frame_of(items: Iterable[Any]) -> pandas.DataFrame:
+    """Instances or typed rows as a DataFrame with a UTC `time` index."""
+    import pandas
+
+    frame = pandas.DataFrame.from_records([attrs.asdict(item, recurse=False) for item in items])
+    if frame.empty:
+        return frame
+    frame["time"] = pandas.to_datetime(frame["time"], utc=True)
+    return frame.set_index("time")
+
+
+def _counted(batches: Iterable[Batch], update: Callable[[int], object]) -> Iterator[Batch]:
+    """The batches, reporting each one's points to `update` (a progress bar) as it is handed on."""
+    for batch in batches:
+        yield batch
+        update(len(batch))
+
+
+def _filter_only(query: Query) -> Query:
+    """The query's measurement, conditions and time bounds, without selection, grouping or paging."""
+    return attrs.evolve(
+        query,
+        select_items=(),
+        interval=None,
+        interval_offset=None,
+        group_tags=(),
+        fill_value=None,
+        order=None,
+        limit_value=None,
+        offset_value=None,
+        slimit_value=None,
+        soffset_value=None,
+        executor=None,
+    )
+
+
+_NOT_IDENT = re.compile(r"\W")
+
+
+def _attr_name(column: str) -> str:
+    name = _NOT_IDENT.sub("_", column)
+    if not name or name[0].isdigit() or keyword.iskeyword(name):
+        name = "_" + name
+    return name
+
+
+@lru_cache(maxsize=256)
+def _row_class(columns: tuple[str, ...], tags: tuple[str, ...]) -> type:
+    """A frozen attrs class for rows of these columns and group tags.
+
+    Two different columns whose names map to the same attribute (`"a b"` and `"a_b"`) raise
+    ValidationError: one of them would be dropped. Name them apart with `.as_(...)`."""
+    by_attr: dict[str, list[str]] = {}
+    for column in dict.fromkeys((*columns, *tags)):
+        by_attr.setdefault(_attr_name(column), []).append(column)
+    clashes = {attr: keys for attr, keys in by_attr.items() if len(keys) > 1}
+    if clashes:
+        attr, keys = next(iter(clashes.items()))
+        raise ValidationError(
+            {
+                "columns": [
+                    f"columns {', '.join(map(repr, keys))} would all be the row attribute {attr!r}: "
+                    "name them apart with .as_(...) in the select"
+                ]
+            }
+        )
+    return attrs.make_class("Row", list(by_attr), frozen=True, slots=True)

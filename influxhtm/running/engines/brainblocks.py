@@ -1,0 +1,343 @@
+"""Adapter for BrainBlocks (PyPI ``brainblocks``), an HTM-like library from The Aerospace Corporation.
+
+Per point: ``ScalarTransformer`` (encoder) -> ``PatternPooler`` (spatial pooler
+analogue) -> ``SequenceLearner`` (temporal memory analogue), learning online.
+The result carries:
+
+- ``raw_score``: the SequenceLearner's anomaly score in [0, 1] (fraction of
+  active columns it did not predict); 1.0 for a value outside
+  [min_val, max_val], as BrainBlocks' own ``AnomalyDetector`` template does;
+- ``anomaly_score``: the raw score by default; with the parameter
+  ``anomaly_score="log_likelihood"``, the log-scaled anomaly likelihood, the
+  score Numenta's NAB detector reports and NAB's default thresholds are tuned for;
+- ``anomaly_likelihood``: Numenta's anomaly likelihood of the raw scores
+  (:class:`~influxhtm.running.engines.likelihood.AnomalyLikelihood`); apply
+  :func:`~influxhtm.running.engines.likelihood.log_likelihood` to it for a NAB-style
+  score.
+
+Every parameter is checked before any block is built: BrainBlocks' C++ core
+does not check its arguments and crashes the interpreter on some mistakes
+(for instance a SequenceLearner ``num_c`` that differs from the pooler's
+``num_s``).
+
+``brainblocks`` is imported only when a model is built, so influxhtm works
+without it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import Any, Mapping, Sequence
+
+from influxhtm.core.errors import ValidationError
+from influxhtm.running.engines.base import EngineNotInstalled
+from influxhtm.running.engines.likelihood import AnomalyLikelihood, log_likelihood, validate_likelihood_params
+
+#: Parameters and their defaults (BrainBlocks' ``AnomalyDetector`` template values).
+DEFAULT_PARAMS: dict[str, Any] = {
+    # ScalarTransformer: the value range, statelets and active statelets
+    "min_val": None,
+    "max_val": None,
+    "num_i": 1024,
+    "num_ai": 128,
+    # PatternPooler
+    "num_s": 512,
+    "num_as": 8,
+    "pct_pool": 0.8,
+    "pct_conn": 0.5,
+    "pct_learn": 0.3,
+    # SequenceLearner (num_c, its number of columns, must equal num_s; None means num_s)
+    "num_c": None,
+    "num_spc": 10,
+    "num_dps": 10,
+    "num_rpd": 12,
+    "d_thresh": 6,
+    # receptor permanences, shared by the pooler and the learner (0..99 in BrainBlocks)
+    "perm_thr": 20,
+    "perm_inc": 2,
+    "perm_dec": 1,
+    "seed": 0,
+    "learn": True,
+    # what the result's anomaly_score is: "raw" or "log_likelihood"
+    "anomaly_score": "raw",
+    # AnomalyLikelihood parameters (see influxhtm.running.engines.likelihood.DEFAULTS)
+    "likelihood": {},
+}
+
+ANOMALY_SCORES = ("raw", "log_likelihood")
+_POSITIVE_INTS = ("num_i", "num_ai", "num_s", "num_as", "num_spc", "num_dps", "num_rpd", "d_thresh")
+_PERMANENCES = ("perm_thr", "perm_inc", "perm_dec")
+_FRACTIONS = ("pct_pool", "pct_conn", "pct_learn")
+PERM_MAX = 99
+
+#: Outputs kept by each block (BrainBlocks' default num_t); replayed after loading a state.
+_HISTORY = 2
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def validate_params(
+    params: Mapping[str, Any] | None = None, value_range: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """Complete `params` with DEFAULT_PARAMS and check every one; return the resolved dict.
+
+    `value_range` = (lo, hi), for example the sensor's min and max, fills
+    min_val/max_val where `params` does not give them. Raises ValidationError
+    naming every bad parameter and its value.
+    """
+    params = dict(params or {})
+    errors: dict[str, list[str]] = {}
+
+    def bad(key: str, message: str) -> None:
+        errors.setdefault(key, []).append(message)
+
+    for key in sorted(set(params) - set(DEFAULT_PARAMS), key=str):
+        bad(str(key), f"unknown parameter {key!r} (known: {', '.join(DEFAULT_PARAMS)})")
+    resolved: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_PARAMS.items()}
+    resolved.update({k: v for k, v in params.items() if k in DEFAULT_PARAMS})
+
+    if value_range is not None:
+        try:
+            lo, hi = value_range
+        except (TypeError, ValueError):
+            bad("value_range", f"must be a pair (lo, hi), got {value_range!r}")
+        else:
+            if resolved["min_val"] is None:
+                resolved["min_val"] = lo
+            if resolved["max_val"] is None:
+                resolved["max_val"] = hi
+
+    for key in ("min_val", "max_val"):
+        value = resolved[key]
+        if value is None:
+            bad(key, "is required: give min_val and max_val, or value_range=(lo, hi)")
+        elif not _is_number(value) or not math.isfinite(value):
+            bad(key, f"must be a finite number, got {value!r}")
+        else:
+            resolved[key] = float(value)
+    if "min_val" not in errors and "max_val" not in errors:
+        lo, hi = resolved["min_val"], resolved["max_val"]
+        if lo == hi:  # a constant series: widen the range so the encoder has room
+            resolved["min_val"], resolved["max_val"] = lo - 0.5, hi + 0.5
+        elif lo > hi:
+            bad("min_val", f"{lo!r} is greater than max_val {hi!r}")
+
+    for key in _POSITIVE_INTS:
+        value = resolved[key]
+        if not _is_int(value):
+            bad(key, f"must be an integer, got {value!r}")
+        elif value < 1:
+            bad(key, f"must be >= 1, got {value!r}")
+    for key in _PERMANENCES:
+        value = resolved[key]
+        if not _is_int(value):
+            bad(key, f"must be an integer, got {value!r}")
+        elif not 0 <= value <= PERM_MAX:
+            bad(key, f"must be between 0 and {PERM_MAX}, got {value!r}")
+    for key in _FRACTIONS:
+        value = resolved[key]
+        if not _is_number(value) or not math.isfinite(value):
+            bad(key, f"must be a number, got {value!r}")
+        elif not 0.0 < value <= 1.0:
+            bad(key, f"must be in (0, 1], got {value!r}")
+        else:
+            resolved[key] = float(value)
+    if not _is_int(resolved["seed"]) or resolved["seed"] < 0:
+        bad("seed", f"must be a non-negative integer, got {resolved['seed']!r}")
+    if not isinstance(resolved["learn"], bool):
+        bad("learn", f"must be True or False, got {resolved['learn']!r}")
+    if resolved["anomaly_score"] not in ANOMALY_SCORES:
+        bad("anomaly_score", f"must be one of {', '.join(ANOMALY_SCORES)}, got {resolved['anomaly_score']!r}")
+
+    def both_ok(*keys: str) -> bool:
+        return not any(k in errors for k in keys)
+
+    if both_ok("num_ai", "num_i") and resolved["num_ai"] > resolved["num_i"]:
+        bad("num_ai", f"{resolved['num_ai']!r} exceeds num_i {resolved['num_i']!r}")
+    if both_ok("num_as", "num_s") and resolved["num_as"] > resolved["num_s"]:
+        bad("num_as", f"{resolved['num_as']!r} exceeds num_s {resolved['num_s']!r}")
+    if both_ok("d_thresh", "num_rpd") and resolved["d_thresh"] > resolved["num_rpd"]:
+        bad("d_thresh", f"{resolved['d_thresh']!r} exceeds num_rpd {resolved['num_rpd']!r}")
+    num_c = resolved["num_c"]
+    if num_c is None:
+        resolved["num_c"] = resolved["num_s"]
+    elif not _is_int(num_c):
+        bad("num_c", f"must be an integer, got {num_c!r}")
+    elif both_ok("num_s") and num_c != resolved["num_s"]:
+        bad(
+            "num_c",
+            f"{num_c!r} must equal the PatternPooler's num_s {resolved['num_s']!r} "
+            "(the SequenceLearner has one column per pooler statelet)",
+        )
+
+    if not isinstance(resolved["likelihood"], Mapping):
+        bad(
+            "likelihood", f"must be a mapping of AnomalyLikelihood parameters, got {resolved['likelihood']!r}"
+        )
+    else:
+        try:
+            resolved["likelihood"] = validate_likelihood_params(resolved["likelihood"], prefix="likelihood.")
+        except ValidationError as exc:
+            for key, messages in exc.errors.items():
+                errors.setdefault(key, []).extend(messages)
+
+    if errors:
+        raise ValidationError(errors)
+    return resolved
+
+
+def _import_blocks() -> Any:
+    try:
+        from brainblocks import blocks
+    except ImportError as exc:
+        raise EngineNotInstalled(
+            f"engine 'brainblocks' needs the brainblocks package (pip install brainblocks): {exc}"
+        ) from exc
+    return blocks
+
+
+class BrainBlocksModel:
+    """An online BrainBlocks anomaly model: ``run(point) -> result dict``.
+
+    `params` are checked by :func:`validate_params`; `value_range` = (lo, hi)
+    fills min_val/max_val when they are not given. The resolved parameters are
+    in ``self.params`` (JSON-able, for the model registry).
+    """
+
+    engine = "brainblocks"
+
+    def __init__(
+        self, params: Mapping[str, Any] | None = None, *, value_range: Sequence[float] | None = None
+    ):
+        self.params = validate_params(params, value_range)
+        self._build()
+
+    @classmethod
+    def for_range(cls, lo: float, hi: float, **params: Any) -> BrainBlocksModel:
+        """A model whose value range defaults to [lo, hi] (e.g. the sensor's min and max)."""
+        return cls(params, value_range=(lo, hi))
+
+    def _build(self) -> None:
+        blocks = _import_blocks()
+        p = self.params
+        self._st = blocks.ScalarTransformer(p["min_val"], p["max_val"], p["num_i"], p["num_ai"])
+        self._pp = blocks.PatternPooler(
+            p["num_s"], p["num_as"], p["perm_thr"], p["perm_inc"], p["perm_dec"],
+            p["pct_pool"], p["pct_conn"], p["pct_learn"], seed=p["seed"],
+        )  # fmt: skip
+        self._sl = blocks.SequenceLearner(
+            p["num_c"], p["num_spc"], p["num_dps"], p["num_rpd"], p["d_thresh"],
+            p["perm_thr"], p["perm_inc"], p["perm_dec"], seed=p["seed"],
+        )  # fmt: skip
+        self._pp.input.add_child(self._st.output, 0)
+        self._sl.input.add_child(self._pp.output, 0)
+        self._pp.init()
+        self._sl.init()
+        self._likelihood = AnomalyLikelihood(**p["likelihood"])
+        self._recent: list[float] = []  # the last _HISTORY values, to re-establish activity on load
+        self.iteration = 0
+
+    def _step(self, value: float, learn: bool) -> float:
+        self._st.set_value(value)
+        self._st.feedforward()
+        self._pp.feedforward(learn)
+        self._sl.feedforward(learn)
+        return float(self._sl.get_anomaly_score())
+
+    def run(self, point: Any) -> dict[str, Any]:
+        """Learn from one point (``.time``, ``.value``) and score it."""
+        value = point.value
+        if not _is_number(value) or not math.isfinite(value):
+            raise ValidationError({"value": [f"must be a finite number, got {value!r} at {point.time!r}"]})
+        value = float(value)
+        raw = self._step(value, self.params["learn"])
+        if not self.params["min_val"] <= value <= self.params["max_val"]:
+            raw = 1.0
+        self._recent = [*self._recent, value][-_HISTORY:]
+        self.iteration += 1
+        likelihood = self._likelihood.update(raw, value)
+        score = log_likelihood(likelihood) if self.params["anomaly_score"] == "log_likelihood" else raw
+        return {
+            "time": point.time,
+            "anomaly_score": score,
+            "raw_score": raw,
+            "anomaly_likelihood": likelihood,
+        }
+
+    __call__ = run
+
+    def reset(self) -> None:
+        """Start a new sequence: forget the recent activity, keep what was learned."""
+        for block in (self._st, self._pp, self._sl):
+            block.clear()
+        self._recent = []
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        """What the blocks learned (their saved memories), the likelihood state and parameters.
+
+        BrainBlocks saves a block's memory (its synapses) but neither its random
+        generator nor its last outputs. `set_state` re-establishes the last
+        activity by replaying the last two values without learning, so the next
+        score is the same as an uninterrupted model's; later scores may still
+        differ slightly, because new synapses are grown with a fresh random
+        stream (on NAB art_daily_jumpsup, about 2% of the following scores).
+        """
+        with tempfile.TemporaryDirectory(prefix="influxhtm-bb-") as tmp:
+            memories = {}
+            for name, block in (("pooler", self._pp), ("learner", self._sl)):
+                path = os.path.join(tmp, f"{name}.bin")
+                block.save(path)
+                with open(path, "rb") as fh:
+                    memories[name] = fh.read()
+        return {
+            "engine": self.engine,
+            "version": 1,
+            "params": self.params,
+            "iteration": self.iteration,
+            "recent": list(self._recent),
+            "memories": memories,
+            "likelihood": self._likelihood.get_state(),
+        }
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from `get_state`'s result (the parameters come with it); see get_state."""
+        if not isinstance(state, Mapping) or state.get("engine") != self.engine or state.get("version") != 1:
+            raise ValidationError({"state": ["not a brainblocks model state (version 1)"]})
+        self.params = validate_params(state["params"])
+        self._build()
+        with tempfile.TemporaryDirectory(prefix="influxhtm-bb-") as tmp:
+            for name, block in (("pooler", self._pp), ("learner", self._sl)):
+                path = os.path.join(tmp, f"{name}.bin")
+                with open(path, "wb") as fh:
+                    fh.write(state["memories"][name])
+                if not block.load(path):
+                    raise ValidationError({f"state.memories.{name}": ["BrainBlocks could not load it"]})
+        for value in state["recent"]:
+            self._step(float(value), learn=False)
+        self._recent = [float(v) for v in state["recent"]]
+        self.iteration = int(state["iteration"])
+        self._likelihood.set_state(state["likelihood"])
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.get_state()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.set_state(state)
+
+    def __repr__(self) -> str:
+        return f"BrainBlocksModel(iteration={self.iteration}, params={self.params!r})"
+
+
+def create(value_range: Sequence[float] | None = None, **params: Any) -> BrainBlocksModel:
+    """Engine factory: ``create(value_range=(lo, hi), num_s=..., ...)``."""
+    return BrainBlocksModel(params, value_range=value_range)
