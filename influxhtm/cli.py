@@ -22,7 +22,7 @@ from typing import Any, Callable
 import click
 
 from influxhtm._version import __version__
-from influxhtm.core.errors import InfluxHtmError, ModelExists, ValidationError
+from influxhtm.core.errors import InfluxHtmError, ValidationError
 
 
 class Context:
@@ -337,7 +337,7 @@ def import_(
     """
     from tqdm.auto import tqdm
 
-    from influxhtm.tools.csv_import import count_rows, import_csv
+    from influxhtm.orm.csv_import import count_rows, import_csv
 
     if class_name is None and (measurement is None or component is None):
         raise InfluxHtmError("give --measurement and --component (a sensor), or --class module:Class")
@@ -474,32 +474,6 @@ def delete_model(ctx: Context, measurement: str, component: str, model_id: str) 
 # --------------------------------------------------------------------------- run
 
 
-def build_model(
-    engine: str, params: dict[str, Any], sensor: Any, anomaly_score: str
-) -> tuple[Any, dict[str, Any]]:
-    """A model of `engine` with `params`, and the parameters to register for it.
-
-    An engine whose factory takes `value_range` gets the sensor's min and max
-    unless the parameters give a range. With `anomaly_score="log-likelihood"`
-    the model's anomaly score becomes its log-scaled likelihood (NAB's HTM score).
-    """
-    from influxhtm.running.engines import Model, create_model_for
-
-    kwargs = dict(params)
-    if anomaly_score == "log-likelihood" and engine == "brainblocks":
-        kwargs["anomaly_score"] = "log_likelihood"  # the engine's own parameter: registered, reproducible
-        anomaly_score = "raw"
-    model: Model = create_model_for(sensor, engine, **kwargs)
-    resolved = getattr(model, "params", None)
-    registry = dict(resolved) if isinstance(resolved, dict) else dict(params)
-    if anomaly_score == "log-likelihood":
-        from influxhtm.running.engines.likelihood import LogLikelihoodScores
-
-        model = LogLikelihoodScores(model)
-        registry["anomaly_score"] = "log_likelihood"
-    return model, registry
-
-
 @cli.command()
 @click.argument("measurement")
 @click.argument("component")
@@ -556,23 +530,16 @@ def run(
     A model id that exists already must have been registered with the same
     parameters (or use --resume to continue it).
     """
-    from influxhtm.running import Runner
+    from influxhtm.running.experiment import experiment
 
     if live and (until is not None or aggregation is not None):
         raise ValidationError({"live": ["--live takes neither --until/--before nor --aggregation"]})
     client = ctx.client()
     sensor = client.get_sensor(measurement, component)
-    model, registry_params = build_model(engine, parse_params(params), sensor, anomaly_score)
-    store = sensor.create_htm_model(
-        model_id, params=registry_params, engine=engine, aggregation=aggregation, exist_ok=True
+    runner = experiment(
+        sensor, model_id, engine, parse_params(params), aggregation=aggregation, anomaly_score=anomaly_score,
+        same_params=not resume,
     )
-    known = store.params if store.registered else None
-    if known is not None and known != json.loads(json.dumps(registry_params)) and not resume:
-        raise ModelExists(
-            f"model {model_id!r} of {sensor} exists with other parameters; choose another --id, "
-            f"or delete it first (influxhtm delete-model {measurement} {component} {model_id})"
-        )
-    runner = Runner(sensor, store, model)
     if not live:
         report = runner.run_batch(
             since=since,

@@ -71,7 +71,7 @@ _SHORT_MOVES: dict[str, str] = {
     # tools
     "nab": "tools.nab",
     "scoring": "tools.scoring",
-    "csv_import": "tools.csv_import",
+    "csv_import": "orm.csv_import",
     "demo": "tools.demo",
     "server": "tools.server",
     "text_table": "tools.text_table",

@@ -8,6 +8,7 @@ come from influxhtm's own pytest plugin, registered through its `pytest11` entry
 from collections.abc import Iterator
 
 import pytest
+
 from influxhtm.htm.client import InfluxHtmClient
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from counting_model import Counter
-from influxhtm.htm.client import InfluxHtmClient
 
 from influxhtm.core.errors import CheckpointMismatch
 from influxhtm.core.times import to_ns
+from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.running import Runner
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)

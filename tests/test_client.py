@@ -219,7 +219,7 @@ def test_delete_models_touches_only_this_sensor(client):
             sensor.create_htm_model(model_id).write_result({"time": minutes(1), "anomaly_score": 0.5})
     a.delete_htm_model("x")
     assert [s.model_id for s in a.list_htm_models()] == ["y"]
-    a.deleteHtmModels()
+    a.delete_htm_models()
     assert a.list_htm_models() == []
     assert [s.model_id for s in b.list_htm_models()] == ["x", "y"]
     assert len(b.get_htm_model("x").get_results()) == 1

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from influxhtm.core.errors import ConfigurationError, ValidationError
+from influxhtm.orm.csv_import import count_rows, import_csv, nab_key, parse_timestamp
 from influxhtm.tools import nab
-from influxhtm.tools.csv_import import count_rows, import_csv, nab_key, parse_timestamp
 
 NAB_FILES = sorted((nab.NAB_DATA_DIR / "data").glob("*/*.csv"))
 

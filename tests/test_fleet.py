@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from fleet_engine import ewma
-from influxhtm.htm.client import InfluxHtmClient
 
 from influxhtm.core.errors import ValidationError
+from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.influxql import admin
 from influxhtm.running.fleet import Fleet, FleetSpec, Shard
 from influxhtm.running.model_cache import pack_state, unpack_state

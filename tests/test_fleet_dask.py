@@ -13,9 +13,9 @@ import time
 
 import pytest
 from fleet_engine import ewma
-from influxhtm.htm.client import InfluxHtmClient
 from test_fleet import STEP, T0, results, wait_for, write
 
+from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.running.fleet import Fleet
 from influxhtm.running.routing import owner_of
 

@@ -15,10 +15,10 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from influxhtm.htm.client import InfluxHtmClient
 
 from influxhtm.core.errors import ValidationError
 from influxhtm.core.times import now_ns
+from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.htm.model_store import HtmModelStore
 from influxhtm.influxql import admin
 from influxhtm.model.line_protocol import encode_point, key_problem, measurement_problem

@@ -96,7 +96,7 @@ def test_generated_source_shows_in_tracebacks():
 def test_csv_import_goes_through_the_write_pipeline_and_counts_refusals(client, tmp_path):
     """A batch the server refuses (a field type conflict in its shard) does not stop the import: later
     batches are written, and one PartialWriteError counts exactly what was written and dropped."""
-    from influxhtm.tools.csv_import import import_csv
+    from influxhtm.orm.csv_import import import_csv
 
     week = timedelta(days=7)
     client.write_lines([f"power,component=pump value=1i {int(T0.timestamp()) * 10**9}"])  # an integer field

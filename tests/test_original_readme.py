@@ -120,7 +120,7 @@ def test_the_readme_line_by_line(env_client, capsys):
         htmModelStore.writeResult(results)
 
     assert myHtmModel.seen == 120
-    assert len(htmModelStore.getResults()) == 120
+    assert len(htmModelStore.get_results()) == 120
 
     oneWeekAgo = datetime.datetime.now() - datetime.timedelta(days=7)
     data = sensor.getCombinedSensorData(since=oneWeekAgo, aggregation="10m")

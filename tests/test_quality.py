@@ -35,9 +35,8 @@ def test_mypy_is_strict_about_definitions_ignores_and_dead_code():
 def test_time_bounds_are_typed_as_times():
     import inspect
 
-    from influxhtm.htm.client import InfluxHtmClient
-
     from influxhtm.core import times
+    from influxhtm.htm.client import InfluxHtmClient
     from influxhtm.htm.model_store import HtmModelStore
     from influxhtm.htm.sensor import Sensor
     from influxhtm.running.sweep import sweep

@@ -7,9 +7,9 @@ exact nanoseconds, and read them as `(time ns, *columns)` tuples of a bound quer
 from __future__ import annotations
 
 import pytest
-from influxhtm.influxql.functions import count
 
 from influxhtm import InfluxHtmClient, mean
+from influxhtm.influxql.functions import count
 
 
 @pytest.fixture

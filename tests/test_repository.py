@@ -94,7 +94,8 @@ def test_group_by_time_with_open_ends_is_bounded_to_the_data(repo):
 def test_explicit_bounds_of_a_grouped_query_are_never_narrowed(repo):
     repo.add_all(readings(60, step=timedelta(minutes=1)))  # one hour of data in the middle of a day
     start, end = T0 - timedelta(hours=12), T0 + timedelta(hours=12)
-    q = repo.query().select(ih.fn.count("value").as_("n")).since(start).before(end).group_by_time("1h").fill(0)
+    q = repo.query().select(ih.fn.count("value").as_("n")).since(start).before(end)
+    q = q.group_by_time("1h").fill(0)
     assert str(q.statement()) == str(q) and q.statement().params == q.params
     rows = list(q)
     assert [r.time for r in rows] == [start + timedelta(hours=h) for h in range(24)]  # every bucket, 0 too

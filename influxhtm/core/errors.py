@@ -41,6 +41,19 @@ class ValidationError(InfluxHtmError, ValueError):
         self.errors: dict[Any, Any] = dict(errors or {})
 
 
+def show_value(value: object) -> str:
+    """`repr(value)`, cut to 80 characters: how an error names an offending value."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_name(value: object, what: str) -> str:
+    """A non-empty text name (measurement, component, model id)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError({what: [f"{value!r} is not a valid {what}: give a non-empty text"]})
+    return value
+
+
 def check_positive_int(value: object, name: str) -> int:
     """`value` if it is a positive int (not a bool); else a ValidationError naming `name`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -235,3 +235,28 @@ def format_rfc3339(ns: int) -> str:
     seconds, frac = divmod(ns, 1_000_000_000)
     base = (EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{frac:09d}Z"
+
+
+def is_duration(text: str) -> bool:
+    """Whether `text` is InfluxQL duration text (`10m`, `1h30m`)."""
+    return bool(_DURATION.fullmatch(text.strip()))
+
+
+def duration_ns(value: str | timedelta | int, *, what: str, signed: bool = False) -> int:
+    """Nanoseconds of a duration given as text (`10m`), a timedelta or int ns; `what` names it in errors."""
+    if isinstance(value, timedelta):
+        ns = timedelta_to_ns(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        ns = value
+    elif isinstance(value, str):
+        text = value.strip()
+        negative = signed and text.startswith("-")
+        ns = parse_duration(text[1:] if negative else text, name=what)
+        ns = -ns if negative else ns
+    else:
+        raise ValidationError({what: [f"{value!r} is not a duration: use text like 10m, or a timedelta"]})
+    if ns == 0 and signed:
+        return 0
+    if ns <= 0 and not signed:
+        raise ValidationError({what: [f"{value!r} must be longer than zero"]})
+    return ns

@@ -22,9 +22,11 @@ from influxhtm.htm.combined import (
     choose_models,
     results_by_model,
     results_query,
+    values_from,
+    values_query,
 )
 from influxhtm.htm.model_store import _htm_results, to_htm_result
-from influxhtm.htm.sensor import Sensor, _check_limit, _frame_points, _is_dataframe, values_from, values_query
+from influxhtm.htm.sensor import Sensor, _frame_points, _is_dataframe
 from influxhtm.influxql import Query, admin, col
 from influxhtm.io.async_writing import batches_in_thread, batches_of_async, chunks_of, post_pipelined
 from influxhtm.io.writing import UnmadeBatch
@@ -259,7 +261,7 @@ class AsyncHtmModelStore:
         """Results in ascending time; `limit`: the latest N."""
         query = self.query(since, until, before=before)
         if limit is not None:
-            query = query.order_by("time", "desc").limit(_check_limit(limit))
+            query = query.order_by("time", "desc").limit(check_positive_int(limit, "limit"))
         results = await self.results.all(query)
         if limit is not None:
             results.reverse()

@@ -12,23 +12,26 @@ so that an anomaly inside a bucket is not averaged away.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from influxhtm.core.errors import ModelNotFound, ValidationError, check_name
+from influxhtm.core.errors import ModelNotFound, ValidationError, check_name, check_positive_int
 from influxhtm.core.times import TimeLike, format_rfc3339, from_ns, parse_duration, to_ns
-from influxhtm.htm.sensor import sensor_values
+from influxhtm.htm.protocols import SensorSeries
 from influxhtm.model.data_layout import RESULT_KEYS
 
 if TYPE_CHECKING:
     import pandas
 
-    from influxhtm.htm.sensor import Sensor
+    from influxhtm.influxql import Query
 
+#: The aggregates a sensor's values may be read with (`agg`).
+AGGREGATES = ("mean", "median", "mode", "count", "sum", "min", "max", "first", "last", "spread", "stddev")
 #: How each result field is aggregated over a bucket.
 RESULT_AGGREGATES = {
     "anomalyScore": "max",
@@ -84,8 +87,6 @@ class CombinedData:
         values = [[_rfc3339(row[0]), *row[1:]] for row in self.values]
         return {"series": [{"name": self.name, "columns": list(self.columns), "values": values}]}
 
-    toDict = to_dict
-
     def to_dataframe(self) -> pandas.DataFrame:
         """A DataFrame with a UTC `time` index; nulls become NaN."""
         import pandas
@@ -112,7 +113,7 @@ def _rfc3339(value: datetime) -> str:
 
 
 def combine(
-    sensor: Sensor,
+    sensor: SensorSeries,
     since: TimeLike | None,
     until: TimeLike | None,
     aggregation: str | None,
@@ -153,7 +154,7 @@ def assemble(
     )
 
 
-def _model_ids(sensor: Sensor, models: Iterable[str] | str | None) -> list[str]:
+def _model_ids(sensor: SensorSeries, models: Iterable[str] | str | None) -> list[str]:
     """The ids to combine: every model of the sensor, or the given ones (each must exist)."""
     return choose_models(sensor, [store.model_id for store in sensor.list_htm_models()], models)
 
@@ -193,7 +194,7 @@ def _span(
 
 
 def _results(
-    sensor: Sensor, model_ids: list[str], span: tuple[int, int], aggregation: str | None
+    sensor: SensorSeries, model_ids: list[str], span: tuple[int, int], aggregation: str | None
 ) -> dict[str, dict[int, dict[str, Any]]]:
     """model id -> time ns -> field -> value, over `span`, in one query."""
     return results_by_model(sensor.client.result_series(results_query(sensor, model_ids, span, aggregation)))
@@ -227,3 +228,67 @@ def results_by_model(series_list: Iterable[Mapping[str, Any]]) -> dict[str, dict
         for row in series["values"]:
             by_time[row[0]] = {c: v for c, v in zip(columns[1:], row[1:]) if v is not None}
     return found
+
+
+def sensor_values(
+    sensor: SensorSeries,
+    since: TimeLike | None,
+    until: TimeLike | None,
+    limit: int | None,
+    aggregation: str | None,
+    agg: str,
+) -> list[tuple[int, Any]]:
+    """(time ns, value) pairs of the sensor, ascending: the one query behind `Sensor.get_data` and
+    the combined data. `limit` keeps the latest N; with `aggregation`, one pair per non-empty bucket."""
+    return list(iter_sensor_values(sensor, since, until, limit, aggregation, agg))
+
+
+def iter_sensor_values(
+    sensor: SensorSeries, since: Any, until: Any, limit: int | None, aggregation: str | None, agg: str
+) -> Iterator[tuple[int, Any]]:
+    """`sensor_values`, streamed (with `limit`, the latest N are collected, then handed out ascending)."""
+    bound = partial(sensor.client.bounded, bounds=sensor.time_bounds_ns)
+    query = values_query(sensor.query(since, until), limit, aggregation, agg, bound)
+    rows = query.rows("value")
+    if limit is None:
+        yield from ((ns, value) for ns, value in rows if value is not None)
+    else:
+        yield from values_from(rows, limit)
+
+
+def values_query(
+    query: Query[Any],
+    limit: int | None,
+    aggregation: str | None,
+    agg: str,
+    bound: Callable[[Query[Any]], Query[Any]],
+) -> Query[Any]:
+    """The statement of `sensor_values` from the sensor's query (`bound(q)`: a time-grouped query with
+    its open ends set to the data, `InfluxHtmClient.bounded`)."""
+    if aggregation is not None:
+        parse_duration(aggregation, name="aggregation")  # text such as "10m", as everywhere else
+        grouped = query.select(aggregate(agg, "value")).group_by_time(aggregation)
+        query = bound(grouped).fill("none")
+    else:
+        query = query.select("value")
+    if limit is not None:
+        query = query.order_by("time", "desc").limit(check_positive_int(limit, "limit"))
+    return query
+
+
+def values_from(rows: Iterable[Sequence[Any]], limit: int | None) -> list[tuple[int, Any]]:
+    """The (time ns, value) pairs of `values_query`'s rows, ascending."""
+    pairs = [(row[0], row[1]) for row in rows if row[1] is not None]
+    if limit is not None:
+        pairs.reverse()
+    return pairs
+
+
+def aggregate(name: str, column: str) -> Any:
+    """The builder's aggregate `name(column)` aliased to `column`."""
+    from influxhtm import influxql
+
+    if name not in AGGREGATES:
+        raise ValidationError({"agg": [f"{name!r} is not an aggregate; use one of {', '.join(AGGREGATES)}"]})
+    function = getattr(influxql, name + "_" if name in ("sum", "min", "max") else name)
+    return function(column).as_(column)

@@ -12,19 +12,16 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from influxhtm.core.errors import ModelExists, ModelNotFound, ValidationError, check_name, check_positive_int
 from influxhtm.core.times import TimeLike, from_ns, inclusive_range
+from influxhtm.htm.protocols import SensorSeries
 from influxhtm.htm.result_conversion import to_htm_result
-from influxhtm.htm.sensor import _check_limit
 from influxhtm.influxql import Query
 from influxhtm.io.writing import UnmadeBatch
 from influxhtm.model.data_layout import REGISTRY_MEASUREMENT, RESULT_KEYS, HtmResult, ModelRecord
 from influxhtm.orm.repository import Repository
-
-if TYPE_CHECKING:
-    from influxhtm.htm.sensor import Sensor
 
 _MISSING = object()
 
@@ -34,7 +31,7 @@ class HtmModelStore:
 
     def __init__(
         self,
-        sensor: Sensor,
+        sensor: SensorSeries,
         model_id: str,
         params: Mapping[str, Any] | None = None,
         engine: str | None = None,
@@ -85,8 +82,6 @@ class HtmModelStore:
         self.results.add(htm_result)
         return htm_result
 
-    writeResult = write_result
-
     def write_results(self, results: Iterable[Any], *, batch_size: int = 5000) -> int:
         """Store many results in batches; returns how many were written (a `None` result is skipped).
 
@@ -114,8 +109,6 @@ class HtmModelStore:
             yield from converted
             offset += len(chunk)
 
-    writeResults = write_results
-
     def result_line(self, result: HtmResult) -> str:
         """The line protocol of one result of this model."""
         return self.results.line(result)
@@ -135,13 +128,11 @@ class HtmModelStore:
         """Results in ascending time, `since`/`until` inclusive (`before` exclusive); `limit`: latest N."""
         query = self._query().select(*RESULT_KEYS.values()).within(*inclusive_range(since, until, before))
         if limit is not None:
-            query = query.order_by("time", "desc").limit(_check_limit(limit))
+            query = query.order_by("time", "desc").limit(check_positive_int(limit, "limit"))
         results = cast("list[HtmResult]", query.all())  # every result column selected: instances
         if limit is not None:
             results.reverse()
         return results
-
-    getResults = get_results
 
     def last_result_time(self) -> datetime | None:
         """The time of the latest stored result, or None when there is none."""
@@ -205,7 +196,7 @@ def _htm_results(results: Sequence[Any], offset: int) -> list[HtmResult]:
     return converted
 
 
-def registry(sensor: Sensor) -> Repository:
+def registry(sensor: SensorSeries) -> Repository:
     """The sensor's registry entries: `ModelRecord` points in `influxhtm_models` with the sensor's
     measurement and component as fixed tags."""
     return Repository(
@@ -213,7 +204,7 @@ def registry(sensor: Sensor) -> Repository:
     )
 
 
-def _store_from_record(sensor: Sensor, record: ModelRecord) -> HtmModelStore:
+def _store_from_record(sensor: SensorSeries, record: ModelRecord) -> HtmModelStore:
     return HtmModelStore(
         sensor,
         record.model_id,
@@ -224,13 +215,13 @@ def _store_from_record(sensor: Sensor, record: ModelRecord) -> HtmModelStore:
     )
 
 
-def registered_models(sensor: Sensor) -> list[HtmModelStore]:
+def registered_models(sensor: SensorSeries) -> list[HtmModelStore]:
     """The registry's models of this sensor, by id."""
     stores = [_store_from_record(sensor, record) for record in registry(sensor).query()]
     return sorted(stores, key=lambda s: s.model_id)
 
 
-def get_model(sensor: Sensor, model_id: str) -> HtmModelStore:
+def get_model(sensor: SensorSeries, model_id: str) -> HtmModelStore:
     check_name(model_id, "model_id")
     record = registry(sensor).query().where(id=model_id).first()
     if record is not None:
@@ -240,20 +231,20 @@ def get_model(sensor: Sensor, model_id: str) -> HtmModelStore:
     raise ModelNotFound(f"no model {model_id!r} for sensor {sensor}")
 
 
-def list_models(sensor: Sensor) -> list[HtmModelStore]:
+def list_models(sensor: SensorSeries) -> list[HtmModelStore]:
     stores = {s.model_id: s for s in registered_models(sensor)}
     for model_id in _result_ids(sensor):
         stores.setdefault(model_id, HtmModelStore(sensor, model_id, registered=False))
     return [stores[k] for k in sorted(stores)]
 
 
-def _result_ids(sensor: Sensor) -> list[str]:
+def _result_ids(sensor: SensorSeries) -> list[str]:
     """Model ids that have results for this sensor (also models written before the registry existed)."""
     return sensor.client.tag_values(sensor.result_measurement, "id", component=sensor.component)
 
 
 def create_model(
-    sensor: Sensor,
+    sensor: SensorSeries,
     model_id: str,
     params: Mapping[str, Any] | None,
     engine: str | None,

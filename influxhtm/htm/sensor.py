@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from functools import partial
 from itertools import islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from influxhtm.core.errors import ValidationError, check_positive_int
-from influxhtm.core.times import MAX_NS, MIN_NS, TimeLike, from_ns, inclusive_range, parse_duration, to_ns
+from influxhtm.core.errors import ValidationError, check_name, check_positive_int, show_value
+from influxhtm.core.times import MAX_NS, MIN_NS, TimeLike, from_ns, inclusive_range, to_ns
+from influxhtm.htm.combined import CombinedData, aggregate, combine, iter_sensor_values
+from influxhtm.htm.model_store import HtmModelStore, create_model, get_model, list_models
 from influxhtm.influxql import Query
 from influxhtm.model.data_layout import RESULT_SUFFIX, SensorReading
 from influxhtm.model.line_protocol import (
     Batch,
-    _show,
     encode_point,
     escape_measurement,
     escape_tag_value,
@@ -25,29 +25,17 @@ from influxhtm.model.line_protocol import (
     measurement_problem,
     tag_value_problem,
 )
+from influxhtm.orm.client import DatabaseClient
 from influxhtm.orm.repository import Repository
 
 if TYPE_CHECKING:
     import pandas
 
-    from influxhtm.htm.client import InfluxHtmClient
-    from influxhtm.htm.combined import CombinedData
-    from influxhtm.htm.model_store import HtmModelStore
-
-AGGREGATES = ("mean", "median", "mode", "count", "sum", "min", "max", "first", "last", "spread", "stddev")
-
-
-def check_name(value: object, what: str) -> str:
-    """A non-empty text name (measurement, component, model id)."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError({what: [f"{value!r} is not a valid {what}: give a non-empty text"]})
-    return value
-
 
 class Sensor:
     """The series of `measurement` tagged `component=<component>`; field `value`, always a float."""
 
-    def __init__(self, client: InfluxHtmClient, measurement: str, component: str):
+    def __init__(self, client: DatabaseClient, measurement: str, component: str):
         self.client = client
         self.measurement = check_name(measurement, "measurement")
         self.component = check_name(component, "component")
@@ -232,7 +220,7 @@ class Sensor:
         try:
             value = float_value(value)  # a numpy float32 by its shortest text
         except OverflowError:  # an int beyond the float range
-            raise ValidationError({"value": [f"{_show(value)} is too large for a float"]}) from None
+            raise ValidationError({"value": [f"{show_value(value)} is too large for a float"]}) from None
         if not math.isfinite(value):
             raise ValidationError({"value": [f"{value!r} cannot be stored: InfluxDB has no NaN or infinity"]})
         tags = dict(base_tags)
@@ -281,8 +269,6 @@ class Sensor:
         """The bound query whose objects are the sensor's readings (a row without a value is empty)."""
         return self.query(since, until).select("value")  # the component is the repository's fixed tag
 
-    getData = get_data
-
     def iter_data(
         self,
         since: TimeLike | None = None,
@@ -300,18 +286,16 @@ class Sensor:
 
     def time_bounds_ns(self) -> tuple[int, int] | None:
         """First and last time in nanoseconds, or None for an empty sensor."""
-        first = list(self.query().select(_aggregate("first", "value")).rows())
+        first = list(self.query().select(aggregate("first", "value")).rows())
         if not first:
             return None
-        last = list(self.query().select(_aggregate("last", "value")).rows())
+        last = list(self.query().select(aggregate("last", "value")).rows())
         return first[0][0], last[0][0]
 
     def time_bounds(self) -> tuple[datetime, datetime] | None:
         """First and last time of the sensor's data, or None when it has none."""
         bounds = self.time_bounds_ns()
         return None if bounds is None else (from_ns(bounds[0]), from_ns(bounds[1]))
-
-    timeBounds = time_bounds
 
     def value_range(self) -> tuple[float, float] | None:
         """Smallest and largest value, or None for an empty sensor (engines use it for encoders)."""
@@ -344,8 +328,6 @@ class Sensor:
             self.measurement, since=since, until=until, before=before, component=self.component
         )
 
-    deleteData = delete_data
-
     def to_dataframe(
         self,
         since: TimeLike | None = None,
@@ -368,20 +350,14 @@ class Sensor:
         exist_ok: bool = False,
     ) -> HtmModelStore:
         """Register a model for this sensor and return its store (ModelExists if the id is taken)."""
-        from influxhtm.htm.model_store import create_model
-
         return create_model(self, model_id, params, engine, aggregation, exist_ok)
 
     def get_htm_model(self, model_id: str) -> HtmModelStore:
         """The store of a model of this sensor, or ModelNotFound."""
-        from influxhtm.htm.model_store import get_model
-
         return get_model(self, model_id)
 
     def list_htm_models(self) -> list[HtmModelStore]:
         """Every model of this sensor: registered ones, and any with results but no registry entry."""
-        from influxhtm.htm.model_store import list_models
-
         return list_models(self)
 
     def delete_htm_model(self, model_id: str) -> None:
@@ -392,12 +368,6 @@ class Sensor:
         """Delete every model of this sensor (other sensors' models are untouched)."""
         for store in self.list_htm_models():
             store.delete()
-
-    createHtmModel = create_htm_model
-    getHtmModel = get_htm_model
-    listHtmModels = list_htm_models
-    deleteHtmModel = delete_htm_model
-    deleteHtmModels = delete_htm_models
 
     # -- combined data -------------------------------------------------------
     def get_combined_sensor_data(
@@ -415,82 +385,8 @@ class Sensor:
 
         `since` and `until` are inclusive; `before` is an exclusive end.
         """
-        from influxhtm.htm.combined import combine
-
         lo, hi = inclusive_range(since, until, before)
         return combine(self, lo, hi, aggregation, agg, models, limit)
-
-    getCombinedSensorData = get_combined_sensor_data
-
-
-def sensor_values(
-    sensor: Sensor,
-    since: TimeLike | None,
-    until: TimeLike | None,
-    limit: int | None,
-    aggregation: str | None,
-    agg: str,
-) -> list[tuple[int, Any]]:
-    """(time ns, value) pairs of the sensor, ascending: the one query behind `Sensor.get_data` and
-    the combined data. `limit` keeps the latest N; with `aggregation`, one pair per non-empty bucket."""
-    return list(iter_sensor_values(sensor, since, until, limit, aggregation, agg))
-
-
-def iter_sensor_values(
-    sensor: Sensor, since: Any, until: Any, limit: int | None, aggregation: str | None, agg: str
-) -> Iterator[tuple[int, Any]]:
-    """`sensor_values`, streamed (with `limit`, the latest N are collected, then handed out ascending)."""
-    bound = partial(sensor.client.bounded, bounds=sensor.time_bounds_ns)
-    query = values_query(sensor.query(since, until), limit, aggregation, agg, bound)
-    rows = query.rows("value")
-    if limit is None:
-        yield from ((ns, value) for ns, value in rows if value is not None)
-    else:
-        yield from values_from(rows, limit)
-
-
-def values_query(
-    query: Query[Any],
-    limit: int | None,
-    aggregation: str | None,
-    agg: str,
-    bound: Callable[[Query[Any]], Query[Any]],
-) -> Query[Any]:
-    """The statement of `sensor_values` from the sensor's query (`bound(q)`: a time-grouped query with
-    its open ends set to the data, `InfluxHtmClient.bounded`)."""
-    if aggregation is not None:
-        parse_duration(aggregation, name="aggregation")  # text such as "10m", as everywhere else
-        grouped = query.select(_aggregate(agg, "value")).group_by_time(aggregation)
-        query = bound(grouped).fill("none")
-    else:
-        query = query.select("value")
-    if limit is not None:
-        query = query.order_by("time", "desc").limit(_check_limit(limit))
-    return query
-
-
-def values_from(rows: Iterable[Sequence[Any]], limit: int | None) -> list[tuple[int, Any]]:
-    """The (time ns, value) pairs of `values_query`'s rows, ascending."""
-    pairs = [(row[0], row[1]) for row in rows if row[1] is not None]
-    if limit is not None:
-        pairs.reverse()
-    return pairs
-
-
-def _aggregate(name: str, column: str) -> Any:
-    """The builder's aggregate `name(column)` aliased to `column`."""
-    from influxhtm import influxql
-
-    if name not in AGGREGATES:
-        raise ValidationError({"agg": [f"{name!r} is not an aggregate; use one of {', '.join(AGGREGATES)}"]})
-    function = getattr(influxql, name + "_" if name in ("sum", "min", "max") else name)
-    return function(column).as_(column)
-
-
-def _check_limit(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValidationError({"limit": [f"{limit!r} is not a positive integer"]})
-    return limit
 
 
 def _is_dataframe(value: object) -> bool:

@@ -14,10 +14,10 @@ from typing import Any, Iterable, Sequence
 import attrs
 
 from influxhtm.core.errors import ValidationError
-from influxhtm.core.times import format_duration
+from influxhtm.core.times import duration_ns, format_duration
 from influxhtm.influxql import expressions as ex
 from influxhtm.influxql.declared import describe_class
-from influxhtm.influxql.query import Query, TimeArg, _duration, qualified_name, time_bound
+from influxhtm.influxql.query import Query, TimeArg, qualified_name, time_bound
 from influxhtm.influxql.quoting import count_literal, quote_ident
 
 
@@ -135,7 +135,7 @@ def show_series(
 def _rp_duration(value: str | timedelta | None, what: str) -> str:
     if value is None or (isinstance(value, str) and value.strip().upper() == "INF"):
         return "INF"
-    return format_duration(_duration(value, what=what))
+    return format_duration(duration_ns(value, what=what))
 
 
 def _replication(value: int) -> str:
@@ -158,7 +158,8 @@ def create_database(
     if replication is not None:
         options.append("REPLICATION " + _replication(replication))
     if shard_duration is not None:
-        options.append("SHARD DURATION " + format_duration(_duration(shard_duration, what="shard_duration")))
+        shard = format_duration(duration_ns(shard_duration, what="shard_duration"))
+        options.append("SHARD DURATION " + shard)
     if policy_name is not None:
         options.append("NAME " + quote_ident(policy_name, what="policy_name"))
     if options:
@@ -193,7 +194,7 @@ def create_retention_policy(
         f"REPLICATION {_replication(replication)}"
     )
     if shard_duration is not None:
-        text += " SHARD DURATION " + format_duration(_duration(shard_duration, what="shard_duration"))
+        text += " SHARD DURATION " + format_duration(duration_ns(shard_duration, what="shard_duration"))
     if default:
         text += " DEFAULT"
     return Statement(text, method="POST")
@@ -215,7 +216,8 @@ def alter_retention_policy(
     if replication is not None:
         options.append("REPLICATION " + _replication(replication))
     if shard_duration is not None:
-        options.append("SHARD DURATION " + format_duration(_duration(shard_duration, what="shard_duration")))
+        shard = format_duration(duration_ns(shard_duration, what="shard_duration"))
+        options.append("SHARD DURATION " + shard)
     if default:
         options.append("DEFAULT")
     if not options:
@@ -258,9 +260,9 @@ def create_continuous_query(
     body, params = query.render()
     resample = ""
     if resample_every is not None:
-        resample += " EVERY " + format_duration(_duration(resample_every, what="resample_every"))
+        resample += " EVERY " + format_duration(duration_ns(resample_every, what="resample_every"))
     if resample_for is not None:
-        resample += " FOR " + format_duration(_duration(resample_for, what="resample_for"))
+        resample += " FOR " + format_duration(duration_ns(resample_for, what="resample_for"))
     text = (
         f"CREATE CONTINUOUS QUERY {quote_ident(name, what='name')} "
         f"ON {quote_ident(database, what='database')}"

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Union
 import attrs
 
 from influxhtm.core.errors import ValidationError
-from influxhtm.core.times import format_duration, to_ns
+from influxhtm.core.times import duration_ns, format_duration, to_ns
 from influxhtm.influxql.quoting import check_int64, check_number, check_unicode, number_literal, quote_ident
 
 #: Casts InfluxQL accepts after `::`.
@@ -107,9 +107,7 @@ def bound_parameters(params: Mapping[str, Any] | None) -> dict[str, Any]:
         if not isinstance(name, str) or not _PARAMETER_NAME.fullmatch(name):
             raise ValidationError({"params": [f"{name!r} is not a parameter name (letters, digits, _)"]})
         if isinstance(value, timedelta):
-            from influxhtm.influxql.query import _duration
-
-            out[name] = {"duration": format_duration(_duration(value, what=name))}
+            out[name] = {"duration": format_duration(duration_ns(value, what=name))}
             continue
         binder = Binder()
         bind_value(binder, value, what=name, time=isinstance(value, datetime))
@@ -544,9 +542,7 @@ def _argument(function: str, argument: Any, *, star: bool) -> Selectable:
 
 # -- the function table ---------------------------------------------------------------------------
 def _unit(function: str, name: str, value: Any) -> str:
-    from influxhtm.influxql.query import _duration
-
-    return format_duration(_duration(value, what=f"{function}.{name}"))
+    return format_duration(duration_ns(value, what=f"{function}.{name}"))
 
 
 def _int_at_least(minimum: int) -> Callable[[str, str, Any], str]:

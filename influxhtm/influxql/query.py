@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Generic, Iterable, Iterato
 import attrs
 
 from influxhtm.core.errors import InfluxHtmError, ValidationError
-from influxhtm.core.times import _DURATION, format_duration, now_ns, parse_duration, timedelta_to_ns, to_ns
+from influxhtm.core.times import (
+    duration_ns,
+    format_duration,
+    is_duration,
+    now_ns,
+    parse_duration,
+    timedelta_to_ns,
+    to_ns,
+)
 from influxhtm.influxql import expressions as ex
 from influxhtm.influxql.declared import ClassInfo, describe_class
 from influxhtm.influxql.quoting import check_number, count_literal, number_literal, quote_ident
@@ -92,29 +100,9 @@ def time_bound(value: TimeArg, *, what: str) -> TimeBound:
     """A bound from an aware/naive datetime, int ns, ISO text, a timedelta or duration text (before now)."""
     if isinstance(value, timedelta):
         return TimeBound(ago=timedelta_to_ns(value))
-    if isinstance(value, str) and _DURATION.fullmatch(value.strip()):
+    if isinstance(value, str) and is_duration(value):
         return TimeBound(ago=parse_duration(value, name=what))
     return TimeBound(ns=to_ns(value, name=what))
-
-
-def _duration(value: str | timedelta | int, *, what: str, signed: bool = False) -> int:
-    """Nanoseconds of a duration given as text (`10m`), a timedelta or int ns."""
-    if isinstance(value, timedelta):
-        ns = timedelta_to_ns(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        ns = value
-    elif isinstance(value, str):
-        text = value.strip()
-        negative = signed and text.startswith("-")
-        ns = parse_duration(text[1:] if negative else text, name=what)
-        ns = -ns if negative else ns
-    else:
-        raise ValidationError({what: [f"{value!r} is not a duration: use text like 10m, or a timedelta"]})
-    if ns == 0 and signed:
-        return 0
-    if ns <= 0 and not signed:
-        raise ValidationError({what: [f"{value!r} must be longer than zero"]})
-    return ns
 
 
 def _signed_duration_text(ns: int) -> str:
@@ -315,8 +303,8 @@ class Query(Generic[T]):
 
     def group_by_time(self, interval: str | timedelta, offset: str | timedelta | None = None) -> "Query[Row]":
         """GROUP BY time(interval[, offset]); the offset may be negative (`"-15m"`)."""
-        ns = _duration(interval, what="interval")
-        off = None if offset is None else _duration(offset, what="offset", signed=True)
+        ns = duration_ns(interval, what="interval")
+        off = None if offset is None else duration_ns(offset, what="offset", signed=True)
         return _rows(attrs.evolve(self, interval=ns, interval_offset=off))
 
     def group_by(self, *tags: str) -> "Query[Row]":

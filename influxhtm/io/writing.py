@@ -29,18 +29,16 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from influxhtm.core.errors import PartialWriteError
 from influxhtm.io.connection import merge_refusals
+from influxhtm.io.protocols import LineWriter
 from influxhtm.model.line_protocol import Batch, encode_slice, encode_slice_in_c
-
-if TYPE_CHECKING:
-    from influxhtm.htm.client import InfluxHtmClient
 
 
 def post_pipelined(
-    client: InfluxHtmClient,
+    client: LineWriter,
     batches: Iterable[Batch],
     *,
     total: int | None = None,
@@ -87,7 +85,7 @@ class WritePipeline:
 
     def __init__(
         self,
-        client: InfluxHtmClient,
+        client: LineWriter,
         *,
         retention_policy: str | None = None,
         depth: int | None = None,

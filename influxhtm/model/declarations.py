@@ -39,25 +39,39 @@ import operator
 import sys
 import types
 import typing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Callable, ClassVar, Optional, TypeVar, Union
 
 import attrs
 
-from influxhtm.core.errors import ValidationError
+from influxhtm.core.errors import ValidationError, show_value
 from influxhtm.core.times import (
-    EPOCH,
-    MAX_NS,
-    MIN_NS,
     NAIVE_TIME_POLICIES,
     check_naive_policy,
-    from_ns,
-    to_ns,
 )
-from influxhtm.model import codegen
+from influxhtm.model import codegen, schema
 from influxhtm.model import line_protocol as lp
+from influxhtm.model.columns import (
+    FIELD,
+    FIELD_TYPES,
+    MAX_TIME,
+    MIN_TIME,
+    TAG,
+    TIME,
+    Column,
+    Declaration,
+    _fail,
+    convert_time,
+    declaration,
+    is_declared,
+)
 
 __all__ = [
+    "FIELD",
+    "MAX_TIME",
+    "MIN_TIME",
+    "TAG",
+    "TIME",
     "Column",
     "convert_time",
     "Declaration",
@@ -71,14 +85,6 @@ __all__ = [
     "NAIVE_TIME_POLICIES",
 ]
 
-TIME = "time"
-TAG = "tag"
-FIELD = "field"
-FIELD_TYPES = (float, int, bool, str)
-
-#: The earliest and latest instants with whole microseconds that InfluxDB can store.
-MIN_TIME = EPOCH + timedelta(microseconds=-(-MIN_NS // 1000))
-MAX_TIME = EPOCH + timedelta(microseconds=MAX_NS // 1000)
 _RESERVED = {"load", "load_many", "dump"}
 #: A declared class: the decorator gives back the class it was given (for type checkers).
 C = TypeVar("C", bound=type)
@@ -139,84 +145,9 @@ def _default(default: Any, factory: Optional[Callable[[], Any]]) -> Any:
     return default
 
 
-# -- the description -----------------------------------------------------------
-@attrs.frozen
-class Column:
-    """One declared attribute: its Python name, InfluxDB key, kind and value type."""
-
-    attr: str
-    key: str
-    kind: str  # "time", "tag" or "field"
-    type: Any  # float, int, bool, str, datetime (the time) or an Enum subclass
-    optional: bool = False
-
-    @property
-    def is_enum(self) -> bool:
-        return isinstance(self.type, type) and issubclass(self.type, enum.Enum)
-
-
-@attrs.frozen
-class Declaration:
-    """What a declared class stores: measurement, retention policy, time, tags, fields."""
-
-    cls: type
-    measurement: str
-    retention_policy: Optional[str]
-    naive_times: Optional[str]
-    time: Column
-    tags: tuple[Column, ...]
-    fields: tuple[Column, ...]
-    _lookup: dict[str, Column] = attrs.field(eq=False, repr=False, hash=False)
-    #: Code generated for this class (encoders per measurement and fixed tags, row mappers, its
-    #: schema), made once and kept here, so it lives exactly as long as the class (see `codegen`).
-    generated: dict[Any, Any] = attrs.field(factory=dict, eq=False, repr=False, hash=False)
-
-    def generated_once(self, key: Any, make: Callable[[], Any]) -> Any:
-        """`make()` the first time `key` is asked for, then the same object."""
-        try:
-            return self.generated[key]
-        except KeyError:
-            value = self.generated[key] = make()
-            return value
-
-    @property
-    def columns(self) -> tuple[Column, ...]:
-        """Time, then tags, then fields, in declaration order."""
-        return (self.time, *self.tags, *self.fields)
-
-    def column(self, key_or_attr: str) -> Column:
-        """The column with this InfluxDB key or Python attribute name."""
-        try:
-            return self._lookup[key_or_attr]
-        except (KeyError, TypeError):
-            known = ", ".join(c.attr if c.attr == c.key else f"{c.attr} ({c.key})" for c in self.columns)
-            raise ValidationError(
-                {key_or_attr: [f"{key_or_attr!r} is not a column of {self.cls.__name__} (columns: {known})"]}
-            ) from None
-
-
-def declaration(cls_or_obj: Any) -> Declaration:
-    """The declaration of a declared class or of one of its instances."""
-    cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)
-    decl = cls.__dict__.get("__influxhtm__")
-    if not isinstance(decl, Declaration):
-        raise ValidationError(
-            {"cls": [f"{cls.__qualname__} is not a declared measurement: decorate it with @measurement(...)"]}
-        )
-    return decl
-
-
-def is_declared(cls_or_obj: Any) -> bool:
-    """Whether this class (or the class of this object) was declared with `@measurement`."""
-    cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)
-    return isinstance(cls.__dict__.get("__influxhtm__"), Declaration)
-
-
 def schema_for(cls_or_obj: Any) -> Any:
     """The marshmallow schema (an instance) generated for a declared class."""
-    from influxhtm.model.schema import schema_for as _schema_for
-
-    return _schema_for(declaration(cls_or_obj).cls)
+    return schema.schema_for(declaration(cls_or_obj).cls)
 
 
 # -- the decorator ---------------------------------------------------------------
@@ -567,21 +498,15 @@ def _add_methods(cls: type) -> None:
     def load(klass: type, data: Any, *, unknown: str = "raise", coerce: bool = False) -> Any:
         """An instance from a mapping (keys: attribute names or InfluxDB keys), validated;
         `coerce=True` reads text values (CSV cells) as their column's type (see `influxhtm.model.schema`)."""
-        from influxhtm.model.schema import load as _load
-
-        return _load(klass, data, unknown=unknown, coerce=coerce)
+        return schema.load(klass, data, unknown=unknown, coerce=coerce)
 
     def load_many(klass: type, items: Any, *, unknown: str = "raise", coerce: bool = False) -> list[Any]:
         """Instances from many mappings; every problem is reported at once, keyed by index."""
-        from influxhtm.model.schema import load_many as _load_many
-
-        return _load_many(klass, items, unknown=unknown, coerce=coerce)
+        return schema.load_many(klass, items, unknown=unknown, coerce=coerce)
 
     def dump(self: Any) -> dict[str, Any]:
         """A JSON-ready dict keyed by attribute name (time as ISO 8601 UTC text)."""
-        from influxhtm.model.schema import dump as _dump
-
-        return _dump(self)
+        return schema.dump(self)
 
     if "load" not in cls.__dict__:
         cls.load = classmethod(load)  # type: ignore[attr-defined]
@@ -604,31 +529,12 @@ def _wrap_validator(attr: str, validator: Any) -> Any:
         except ValidationError:
             raise
         except (ValueError, TypeError) as error:
-            raise ValidationError({attr: [f"{lp._show(value)} is refused: {error}"]}) from None
+            raise ValidationError({attr: [f"{show_value(value)} is refused: {error}"]}) from None
 
     return run
 
 
 # -- converters: one per attribute, fast on the common path ---------------------
-def _fail(name: str, value: Any, reason: str) -> ValidationError:
-    return ValidationError({name: [f"{lp._show(value)} {reason}"]})
-
-
-def convert_time(value: Any, name: str = TIME, naive: Optional[str] = None) -> datetime:
-    """A UTC-aware datetime within InfluxDB's range from any accepted time."""
-    if value.__class__ is datetime and value.tzinfo is UTC:
-        result = value
-    else:
-        if value is None:
-            raise _fail(
-                name, value, "is not a time: give a datetime, an ISO 8601 text or integer nanoseconds"
-            )
-        result = from_ns(to_ns(value, name=name, naive=naive))
-    if MIN_TIME <= result <= MAX_TIME:
-        return result
-    raise _fail(name, value, "is outside InfluxDB's time range (1677-09-21 to 2262-04-11)")
-
-
 def _converter(column: Column, naive: Optional[str]) -> Callable[[Any], Any]:
     name = column.attr
     if column.kind == TIME:

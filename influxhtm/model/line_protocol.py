@@ -38,14 +38,12 @@ import os
 import re
 import sys
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from influxhtm.core.errors import ValidationError
+from influxhtm.core.errors import ValidationError, show_value
 from influxhtm.core.times import EPOCH, MAX_NS, MIN_NS
 from influxhtm.model.codegen import compile_function
-
-if TYPE_CHECKING:
-    from influxhtm.model.declarations import Declaration
+from influxhtm.model.columns import Declaration, declaration
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -180,9 +178,7 @@ def _fail(name: str, value: object, reason: str) -> ValidationError:
     return ValidationError({name: [f"{_show(value)} {reason}"]})
 
 
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+_show = show_value
 
 
 # -- escaped tag values, cached (tag values repeat: components, ids) ---------------
@@ -303,8 +299,6 @@ def encoder_for(
     class's encoder; one for another measurement or fixed tags refuses it. A
     fixed tag that is also a declared tag must agree with the object's value.
     """
-    from influxhtm.model.declarations import declaration
-
     decl = declaration(cls)
     name = decl.measurement if measurement is None else measurement
     fixed = check_fixed_tags(name, tags)

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from influxhtm.core.errors import ValidationError
 from influxhtm.core.times import EPOCH
 from influxhtm.model.codegen import compile_function
-from influxhtm.model.declarations import FIELD, TAG, Column, Declaration, convert_time, declaration
+from influxhtm.model.columns import FIELD, TAG, Column, Declaration, convert_time, declaration
 
 __all__ = ["from_result", "from_results", "objects_of", "row_mapper"]
 

@@ -34,9 +34,9 @@ import marshmallow
 from marshmallow import fields as mf
 from marshmallow import validate as mv
 
-from influxhtm.core.errors import ValidationError
+from influxhtm.core.errors import ValidationError, show_value
 from influxhtm.model import line_protocol as lp
-from influxhtm.model.declarations import FIELD, TAG, TIME, Column, Declaration, convert_time, declaration
+from influxhtm.model.columns import FIELD, TAG, TIME, Column, Declaration, convert_time, declaration
 
 __all__ = ["FiniteFloat", "TimeField", "dump", "format_time", "load", "load_many", "schema_for"]
 
@@ -90,7 +90,7 @@ def _line_protocol_check(column: Column) -> Any:
         text = value.value if column.is_enum else value
         problem = check(text) if isinstance(text, str) else None
         if problem:
-            raise marshmallow.ValidationError(f"{lp._show(text)} {problem}")
+            raise marshmallow.ValidationError(f"{show_value(text)} {problem}")
 
     return validator
 

@@ -1,4 +1,6 @@
-"""`InfluxHtmClient`: the gateway to sensors, models and repositories of one database.
+"""`DatabaseClient`: statements, queries, writes and repositories of one database.
+
+The orm layer's client; `influxhtm.htm.client.InfluxHtmClient` adds the sensors on top.
 
 The constructor does no I/O: settings are resolved (arguments, then `INFLUX_*`).
 No statement that needs admin rights is sent on the way of a write: a write goes
@@ -12,40 +14,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from influxhtm.core.errors import (
     AuthenticationError,
     DatabaseNotFound,
     NotFound,
     QueryError,
-    SensorNotFound,
     ValidationError,
     check_name,
 )
 from influxhtm.core.times import TimeLike, from_ns, inclusive_range
-from influxhtm.htm.sensor import Sensor
 from influxhtm.influxql import Query, admin, col
 from influxhtm.influxql.expressions import bound_parameters
 from influxhtm.io.connection import Connection
 from influxhtm.io.settings import Settings
-from influxhtm.model.data_layout import REGISTRY_MEASUREMENT, RESULT_SUFFIX
 from influxhtm.model.declarations import is_declared
 from influxhtm.model.line_protocol import Batch
 from influxhtm.model.row_mappers import from_results
+from influxhtm.orm.repository import Repository
 
 if TYPE_CHECKING:
     from influxhtm.orm.batching import BatchingWriter
 
 log = logging.getLogger(__name__)
-if TYPE_CHECKING:
-    from influxhtm.orm.repository import Repository
-
 T = TypeVar("T")
 
 
-class InfluxHtmClient:
-    """Sensors, HTM model stores and repositories over one InfluxDB database.
+class DatabaseClient:
+    """Statements, queries, writes and repositories over one InfluxDB database.
 
     `create`: when a write (or a retention policy, or a continuous query) finds that the
     database does not exist, create it and go on (True, the default; CREATE DATABASE needs
@@ -71,7 +68,7 @@ class InfluxHtmClient:
         self.create = check_create(create)
 
     @classmethod
-    def from_settings(cls, database: str, settings: Settings, *, create: bool = True) -> InfluxHtmClient:
+    def from_settings(cls, database: str, settings: Settings, *, create: bool = True) -> Self:
         """A client with ready-made settings (e.g. a worker process of a sweep)."""
         client = cls.__new__(cls)
         client.database = check_database(database)
@@ -81,13 +78,13 @@ class InfluxHtmClient:
         return client
 
     def __repr__(self) -> str:
-        return f"InfluxHtmClient(database={self.database!r}, url={self.settings.url!r})"
+        return f"{type(self).__name__}(database={self.database!r}, url={self.settings.url!r})"
 
     def __getstate__(self) -> dict[str, Any]:
         return {"database": self.database, "settings": self.settings, "create": self.create}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        fresh = InfluxHtmClient.from_settings(
+        fresh = type(self).from_settings(
             state["database"], state["settings"], create=state.get("create", True)
         )
         self.__dict__.update(fresh.__dict__)
@@ -95,7 +92,7 @@ class InfluxHtmClient:
     def close(self) -> None:
         self.connection.close()
 
-    def __enter__(self) -> InfluxHtmClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -358,63 +355,6 @@ class InfluxHtmClient:
     def drop_continuous_query(self, name: str) -> None:
         self.execute(admin.drop_continuous_query(name, database=self.database))
 
-    # -- sensors -------------------------------------------------------------
-    def create_sensor(self, measurement: str, component: str) -> Sensor:
-        """A sensor for `measurement` and `component` (both required); nothing is written yet."""
-        return Sensor(self, measurement, component)
-
-    def get_sensor(self, measurement: str, component: str) -> Sensor:
-        """The existing sensor, or SensorNotFound."""
-        sensor = Sensor(self, measurement, component)
-        if (sensor.measurement, sensor.component) not in self._sensor_keys():
-            raise SensorNotFound(f"no sensor {measurement!r}/{component!r} in database {self.database!r}")
-        return sensor
-
-    def list_sensors(self) -> list[Sensor]:
-        """Every series with a measurement and a `component` tag, read from the server.
-
-        Model results (told by the model registry: the series of `<measurement>_model`
-        that carry a registered model `id`) and the registry itself are not sensors; a
-        sensor of its own named `<measurement>_model` is, even next to such results.
-        """
-        return [Sensor(self, m, c) for m, c in sorted(self._sensor_keys())]
-
-    def _sensor_keys(self) -> set[tuple[str, str]]:
-        """(measurement, component) of every sensor: series with a `component` tag that are not results.
-
-        Results are told by the model registry, not by the name: a registered model of
-        sensor (m, c) stores its results in the series (m_model, c, id=<model id>). A
-        sensor of its own named (m_model, c) writes series without an `id` tag, so it
-        is listed even when a model of (m, c) has results there.
-        """
-        series = self.result_series(admin.show_tag_values("component"))
-        keys = {
-            (s["name"], row[1]) for s in series if s["name"] != REGISTRY_MEASUREMENT for row in s["values"]
-        }
-        registry = Query().from_(REGISTRY_MEASUREMENT).select("params").group_by("measurement", "component")
-        results = {
-            (s["tags"]["measurement"] + RESULT_SUFFIX, s["tags"]["component"])
-            for s in self.result_series(registry)
-        }
-        # Results written before the registry existed: series with an `id` tag among anomaly fields.
-        for name in {m for m, _ in keys if m.endswith(RESULT_SUFFIX)}:
-            if self._looks_like_results(name):
-                tagged = self.rows(admin.show_tag_values("component", name, col("id") != ""))
-                results |= {(name, row[1]) for row in tagged}
-        # Sensor data that shares a name with results: the series without an `id` tag.
-        for name in {m for m, _ in results & keys}:
-            plain = self.rows(admin.show_tag_values("component", name, col("id") == ""))
-            results -= {(name, row[1]) for row in plain}
-        return keys - results
-
-    def _looks_like_results(self, measurement: str) -> bool:
-        fields = {row[0] for row in self.rows(admin.show_field_keys(measurement))}
-        return "anomalyScore" in fields and "value" not in fields
-
-    createSensor = create_sensor
-    getSensor = get_sensor
-    listSensors = list_sensors
-
     # -- repositories ----------------------------------------------------------
     def writer(self, *, batch_size: int = 5000, flush_interval: float | None = 1.0) -> BatchingWriter:
         """A fire-and-forget batching writer of declared objects (a context manager that sends what
@@ -430,8 +370,6 @@ class InfluxHtmClient:
         """A `Repository` of a declared measurement class over this database, stored in
         `measurement` (default: the declared one) with the fixed `tags` (a `Repository[Cls]`
         for type checkers)."""
-        from influxhtm.orm.repository import Repository
-
         return Repository(self, cls, measurement=measurement, tags=tags)
 
 

@@ -25,6 +25,7 @@ from influxhtm.core.times import TimeLike, from_ns, to_ns
 from influxhtm.influxql import Query, admin, col
 from influxhtm.influxql import count as count_of
 from influxhtm.io.connection import QUERY_CHUNK_SIZE
+from influxhtm.io.protocols import ClientSession
 from influxhtm.io.writing import (
     C_SLICE,
     UnmadeBatch,
@@ -42,8 +43,7 @@ from influxhtm.model.row_mappers import objects_of
 if TYPE_CHECKING:
     import pandas
 
-    from influxhtm.htm.client import InfluxHtmClient
-    from influxhtm.tools.csv_import import ImportReport
+    from influxhtm.orm.csv_import import ImportReport
 
 #: The declared class a repository stores.
 T = TypeVar("T")
@@ -66,7 +66,7 @@ class Repository(Generic[T]):
 
     def __init__(
         self,
-        client: InfluxHtmClient,
+        client: ClientSession,
         cls: type[T],
         measurement: str | None = None,
         tags: Mapping[str, str] | None = None,
@@ -161,9 +161,9 @@ class Repository(Generic[T]):
         are read as text (`Cls.load(row, coerce=True)`: `"5"` for an int, `"yes"` for a bool,
         an empty cell is absent). Naive times are read in `tz`. A row that cannot be read is
         reported by its line number and every other row is written, as the sensor import
-        does (see `influxhtm.tools.csv_import`); a header naming an unknown column refuses the file.
+        does (see `influxhtm.orm.csv_import`); a header naming an unknown column refuses the file.
         """
-        from influxhtm.tools.csv_import import import_declared
+        from influxhtm.orm.csv_import import import_declared
 
         return import_declared(
             self,

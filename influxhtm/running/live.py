@@ -37,18 +37,32 @@ import logging
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from influxhtm.core.errors import InfluxConnectionError, ServerError, ValidationError
 from influxhtm.core.times import TimeLike, from_ns, to_ns
+from influxhtm.htm.sensor import Sensor
 from influxhtm.io.writing import post_pipelined
 from influxhtm.model.data_layout import SensorReading
 from influxhtm.model.line_protocol import Batch
+from influxhtm.running.encoding import ResultEncoder
 from influxhtm.running.report import RunReport, StreamingStats
 from influxhtm.running.subscription import PushedPoint, Subscription, SubscriptionReceiver, series_filter
 
-if TYPE_CHECKING:
-    from influxhtm.running.runner import Runner
+
+class LiveRunner(Protocol):
+    """What the live loop uses of its `influxhtm.running.runner.Runner` (which calls `run_live`)."""
+
+    sensor: Sensor
+    model: Any
+    encoder: ResultEncoder
+    checkpoint: Path | None
+    checkpoint_every: int
+
+    def resume_ns(self) -> int | None: ...
+
+    def save_checkpoint(self, last_ns: int | None) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +93,7 @@ class LiveRun:
 
     def __init__(
         self,
-        runner: Runner,
+        runner: LiveRunner,
         *,
         poll_interval: float,
         stop: threading.Event | None,
@@ -322,7 +336,7 @@ class LiveRun:
 
 
 def run_live(
-    runner: Runner,
+    runner: LiveRunner,
     *,
     poll_interval: float = 1.0,
     stop: threading.Event | None = None,

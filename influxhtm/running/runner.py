@@ -36,6 +36,7 @@ from influxhtm.model.data_layout import SensorReading
 from influxhtm.model.line_protocol import Batch
 from influxhtm.running import checkpoint as checkpoints
 from influxhtm.running.encoding import ResultEncoder
+from influxhtm.running.live import run_live
 from influxhtm.running.report import RunReport
 
 if TYPE_CHECKING:
@@ -298,14 +299,9 @@ class Runner:
 
         See `influxhtm.running.live` for the guarantees and the two modes ("poll", "subscription").
         """
-        from influxhtm.running.live import run_live
-
         with self.holding_checkpoint():
             return run_live(self, poll_interval=poll_interval, stop=stop, max_points=max_points, mode=mode,
                             since=since, chunk_size=chunk_size, retention_policy=retention_policy)
-
-    runBatch = run_batch
-    runLive = run_live
 
 
 class BackgroundWriter:

@@ -161,23 +161,17 @@ class SweepTask:
 def run_task(task: SweepTask) -> dict[str, Any]:
     """Run one (sensor, parameters) pair in this process, with its own connection; returns its table row."""
     from influxhtm.htm.client import InfluxHtmClient
-    from influxhtm.running.engines import create_model_for
-    from influxhtm.running.runner import Runner
+    from influxhtm.running.experiment import experiment
 
     started = time.perf_counter()
     client = InfluxHtmClient.from_settings(task.database, task.settings, create=task.create)
     try:
         sensor = client.create_sensor(task.measurement, task.component)
-        model = create_model_for(sensor, task.engine, **task.params)  # invalid parameters register nothing
-        params = getattr(model, "params", None)
-        store = sensor.create_htm_model(
-            task.model_id,
-            params=params if isinstance(params, dict) else task.params,
-            engine=task.engine_name,
+        runner = experiment(
+            sensor, task.model_id, task.engine, task.params, engine_name=task.engine_name,
             aggregation=task.aggregation,
-            exist_ok=True,
         )
-        report = Runner(sensor, store, model).run_batch(task.since, task.until, aggregation=task.aggregation)
+        report = runner.run_batch(task.since, task.until, aggregation=task.aggregation)
     except Exception as error:  # noqa: BLE001 - one failed run is a row, not the end of the sweep
         return task.row(elapsed=time.perf_counter() - started, error=describe_error(error))
     finally:

@@ -27,8 +27,8 @@ from typing import Any
 
 import attrs
 
+from influxhtm.orm.csv_import import ImportReport, count_rows, import_csv
 from influxhtm.tools import nab
-from influxhtm.tools.csv_import import ImportReport, count_rows, import_csv
 from influxhtm.tools.scoring import StoreScore, score_series_of, score_store
 from influxhtm.tools.text_table import format_table
 
@@ -126,9 +126,8 @@ def run_demo(
     """Run the whole demo against `client`'s database; see the module docstring for the steps."""
     from tqdm.auto import tqdm
 
-    from influxhtm.running import Runner
-    from influxhtm.running.engines import create_model
     from influxhtm.running.engines.likelihood import nab_params
+    from influxhtm.running.experiment import experiment
 
     started = time.perf_counter()
     out = Path(output_dir)
@@ -166,20 +165,15 @@ def run_demo(
         f"[2/5] Running the brainblocks HTM engine over {sensor} ({points:,} points) as model "
         f"{BRAINBLOCKS_ID!r}"
     )
-    engine_model = create_model(
-        "brainblocks", value_range=value_range, likelihood=nab_params(points), anomaly_score="log_likelihood"
-    )
-    params = getattr(engine_model, "params", {})  # the resolved parameters: the run is reproducible
-    store = sensor.create_htm_model(BRAINBLOCKS_ID, params=params, engine="brainblocks")
-    run = Runner(sensor, store, engine_model).run_batch(progress=progress)
+    params = {"value_range": value_range, "likelihood": nab_params(points), "anomaly_score": "log_likelihood"}
+    brainblocks = experiment(sensor, BRAINBLOCKS_ID, "brainblocks", params, exist_ok=False)
+    run = brainblocks.run_batch(progress=progress)
     echo(f"      {run}")
 
     numenta_path = results_file(SERIES)
     echo(f"[3/5] Storing Numenta's recorded HTM results as model {NUMENTA_ID!r} (replay engine)")
-    replay = create_model("replay", path=str(numenta_path))
-    replay_params = {"path": str(numenta_path)}
-    store = sensor.create_htm_model(NUMENTA_ID, params=replay_params, engine="replay")
-    run = Runner(sensor, store, replay).run_batch(progress=progress)
+    replay = experiment(sensor, NUMENTA_ID, "replay", {"path": str(numenta_path)}, exist_ok=False)
+    run = replay.run_batch(progress=progress)
     echo(f"      {run}")
 
     echo("[4/5] Scoring both models with NAB (profiles: " + ", ".join(PROFILE_ORDER) + ")")

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from influxhtm.cli import cli
 from influxhtm.core.errors import ValidationError
-from influxhtm.tools.csv_import import import_csv
+from influxhtm.orm.csv_import import import_csv
 
 ROWS = [
     ("2024-03-31 01:30:00", 1.0),  # line 2: before the gap (CET, +01:00)

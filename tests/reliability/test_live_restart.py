@@ -12,9 +12,9 @@ import threading
 import time
 
 import pytest
-from influxhtm.htm.client import InfluxHtmClient
 
 from influxhtm.core.times import now_ns
+from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.influxql import admin
 from influxhtm.io.settings import Settings
 from influxhtm.running import Runner

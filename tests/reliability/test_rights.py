@@ -19,15 +19,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
-from influxhtm.htm.client import InfluxHtmClient
 
 import influxhtm as ih
 from influxhtm.cli import cli
 from influxhtm.core.errors import AuthenticationError, DatabaseNotFound
+from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.io.connection import Connection
 from influxhtm.io.settings import Settings
+from influxhtm.orm.csv_import import import_csv
 from influxhtm.running import Runner, sweep
-from influxhtm.tools.csv_import import import_csv
 
 ADMIN_PASSWORD = "Adm1n-R1ghts-Qx7v"
 USER_PASSWORD = "Us3r-R1ghts-Vb2m"

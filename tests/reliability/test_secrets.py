@@ -16,11 +16,11 @@ import uuid
 
 import pytest
 from click.testing import CliRunner
-from influxhtm.htm.client import InfluxHtmClient
 from user_visible import all_text
 
 from influxhtm.cli import cli
 from influxhtm.core.errors import AuthenticationError, ConfigurationError, InfluxConnectionError
+from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.influxql import Query, admin
 from influxhtm.io.connection import Connection
 from influxhtm.io.settings import Settings

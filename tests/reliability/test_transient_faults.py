@@ -17,10 +17,10 @@ from datetime import datetime
 
 import pytest
 import requests
-from influxhtm.htm.client import InfluxHtmClient
 
 from influxhtm import field, measurement, tag, timestamp
 from influxhtm.core.errors import InfluxConnectionError, InfluxHtmError, QueryError, ServerError
+from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.io.connection import Connection
 from influxhtm.io.settings import Settings
 from influxhtm.tools.server import LocalInfluxd, free_port

@@ -41,14 +41,13 @@ import attrs
 from influxhtm.core.errors import AmbiguousTimeError, ConfigurationError, ValidationError, check_positive_int
 from influxhtm.core.progress import progress_bar
 from influxhtm.core.times import AMBIGUOUS_POLICIES, from_ns, to_ns, wall_time_ns
+from influxhtm.io.protocols import LineWriter
 from influxhtm.io.writing import WritePipeline
 from influxhtm.model.data_layout import SensorReading
 from influxhtm.model.line_protocol import Batch
 from influxhtm.model.row_mappers import row_mapper
 
 if TYPE_CHECKING:
-    from influxhtm.htm.client import InfluxHtmClient
-    from influxhtm.htm.sensor import Sensor
     from influxhtm.orm.repository import Repository
 
 #: How many row problems `ImportReport.summary` lists before it says "and N more".
@@ -196,7 +195,7 @@ class _Outcome:
 
 
 def import_csv(
-    sensor: Sensor,
+    sensor: Any,
     path: str | os.PathLike[str],
     *,
     time_column: str = "timestamp",
@@ -206,7 +205,8 @@ def import_csv(
     progress: Callable[[int], object] | None = None,
     ambiguous: str | None = None,
 ) -> ImportReport:
-    """Write the rows of the CSV at `path` to `sensor`; return an `ImportReport`.
+    """Write the rows of the CSV at `path` to `sensor` (an `influxhtm.Sensor`: named loosely here,
+    below the htm domain's layer); return an `ImportReport`.
 
     `progress(n)` is called after each batch with the number of rows handled
     since the last call (for a progress bar). Naive timestamps are read in `tz`;
@@ -348,7 +348,7 @@ def _report(
 
 
 def _import_rows(
-    client: InfluxHtmClient,
+    client: LineWriter,
     path: str | os.PathLike[str],
     plan: Callable[[list[str]], tuple[int, PointMaker]],
     tz: str | tzinfo,
