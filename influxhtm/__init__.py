@@ -18,6 +18,7 @@ from influxhtm._version import __version__
 from influxhtm.core import errors
 from influxhtm.core.errors import CheckpointInUse, CheckpointMismatch, InfluxHtmError, ValidationError
 from influxhtm.core.times import get_naive_times, set_naive_times
+from influxhtm.htm.async_client import AsyncInfluxHtmClient
 from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.htm.combined import CombinedData
 from influxhtm.htm.model_store import HtmModelStore
@@ -29,7 +30,6 @@ from influxhtm.model.data_layout import HtmResult, SensorReading
 from influxhtm.model.declarations import declaration, field, measurement, tag, timestamp
 from influxhtm.model.declared_base import Declared
 from influxhtm.model.line_protocol import encode, to_line
-from influxhtm.orm.async_client import AsyncInfluxHtmClient
 from influxhtm.orm.repository import Repository
 
 __all__ = [
@@ -93,7 +93,7 @@ __all__ = [
 #: Names imported on first use: the module that holds each (its imports are heavy).
 _LAZY = {
     "nab": "tools", "plot": "htm.plotting", "plot_html": "htm.plotting", "plot_png": "htm.plotting",
-    "ImportReport": "tools.csv_import", "import_csv": "tools.csv_import",
+    "ImportReport": "orm.csv_import", "import_csv": "orm.csv_import",
     "create_model": "running.engines", "register_engine": "running.engines",
     "Runner": "running", "RunReport": "running", "sweep": "running",
     "LocalInfluxd": "tools.server",

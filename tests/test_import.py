@@ -62,7 +62,7 @@ def test_every_exported_name_is_there_when_asked_for():
 
     assert influxhtm.plot is influxhtm.htm.plotting.plot
     assert influxhtm.Runner is influxhtm.running.Runner
-    assert influxhtm.tools.nab.__name__ == "influxhtm.tools.nab"
+    assert influxhtm.nab.__name__ == "influxhtm.tools.nab"
     for name in influxhtm.__all__:
         assert getattr(influxhtm, name) is not None, name
         assert name in dir(influxhtm)

@@ -3,7 +3,7 @@
 They make their batches, statements and rows with the sync facades' own pieces (a
 `Sensor` without I/O as `core`, `sensor.values_query`, `combined.results_query`,
 `combined.assemble`, the repositories' encoders) and await only the I/O, through
-`AsyncRepository` and `AsyncInfluxHtmClient`.
+`AsyncRepository` and `AsyncDatabaseClient`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from influxhtm.core.errors import ModelNotFound, ValidationError, check_name, check_positive_int
 from influxhtm.core.times import from_ns, inclusive_range
-from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.htm.combined import (
     CombinedData,
     _span,
@@ -33,15 +32,16 @@ from influxhtm.io.writing import UnmadeBatch
 from influxhtm.model.data_layout import RESULT_KEYS, RESULT_SUFFIX, HtmResult, ModelRecord, SensorReading
 from influxhtm.model.line_protocol import Batch
 from influxhtm.orm.async_repository import AsyncRepository
+from influxhtm.orm.client import DatabaseClient
 
 if TYPE_CHECKING:
-    from influxhtm.orm.async_client import AsyncInfluxHtmClient
+    from influxhtm.orm.async_client import AsyncDatabaseClient
 
 
 class AsyncSensor:
     """The series of `measurement` tagged `component=<component>` (see `Sensor`), for asyncio."""
 
-    def __init__(self, client: AsyncInfluxHtmClient, measurement: str, component: str):
+    def __init__(self, client: AsyncDatabaseClient, measurement: str, component: str):
         self.client = client
         #: The sync sensor's validation and batch makers (it does no I/O for this class).
         self.core = Sensor(cast(Any, client), measurement, component)
@@ -121,7 +121,7 @@ class AsyncSensor:
         if aggregation is not None and not (query.has_lower_time_bound and query.has_upper_time_bound):
             found = await self.time_bounds_ns()
         statement = values_query(
-            query, limit, aggregation, agg, lambda q: InfluxHtmClient.bounded(q, lambda: found)
+            query, limit, aggregation, agg, lambda q: DatabaseClient.bounded(q, lambda: found)
         )
         series = await self.client.result_series(statement)
         return values_from((row for s in series for row in _time_value(s)), limit)

@@ -25,7 +25,7 @@ from influxhtm.io.writing import UnmadeBatch
 from influxhtm.model.line_protocol import Batch
 
 if TYPE_CHECKING:
-    from influxhtm.orm.async_client import AsyncInfluxHtmClient
+    from influxhtm.io.protocols import AsyncLineWriter
 
 _END = object()
 
@@ -65,7 +65,7 @@ def _made(make: Callable[[list[Any], int], Iterable[Batch]], chunk: list[Any], o
 
 
 async def post_pipelined(
-    client: AsyncInfluxHtmClient,
+    client: AsyncLineWriter,
     batches: AsyncIterator[Batch],
     *,
     total: int | None = None,
@@ -99,7 +99,7 @@ async def _close(batches: AsyncIterator[Batch]) -> None:
 class AsyncWritePipeline:
     """An ordered, bounded, pipelined async write: `await put(batch)`, then `await close()`."""
 
-    def __init__(self, client: AsyncInfluxHtmClient, *, retention_policy: str | None = None, depth: int = 1):
+    def __init__(self, client: AsyncLineWriter, *, retention_policy: str | None = None, depth: int = 1):
         self.client = client
         self.retention_policy = retention_policy
         self.depth = max(1, depth)

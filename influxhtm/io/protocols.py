@@ -36,3 +36,14 @@ class ClientSession(LineWriter, Protocol):
     def stream_series(self, query: Query, chunk_size: int = 10_000) -> Iterator[dict[str, Any]]: ...
 
     def bounded(self, query: Query, bounds: Any) -> Query: ...
+
+
+class AsyncLineWriter(Protocol):
+    """Where the async write pipeline sends batches: one database of one server."""
+
+    database: str
+    settings: Settings
+
+    async def write_lines(
+        self, lines: Sequence[str] | Batch, *, retention_policy: str | None = None
+    ) -> None: ...

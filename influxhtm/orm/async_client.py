@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from influxhtm.core.errors import AuthenticationError, NotFound, QueryError, ValidationError
 from influxhtm.influxql import Query, admin
@@ -39,10 +39,10 @@ from influxhtm.orm.client import (
 log = logging.getLogger("influxhtm.orm.client")
 T = TypeVar("T")
 
-__all__ = ["AsyncInfluxHtmClient", "AsyncBatchWriter", "post_pipelined"]
+__all__ = ["AsyncDatabaseClient", "AsyncBatchWriter", "post_pipelined"]
 
 
-class AsyncInfluxHtmClient:
+class AsyncDatabaseClient:
     """Repositories and sensors over one InfluxDB database, for asyncio (`async with`).
 
     The arguments and settings are those of `InfluxHtmClient` (arguments, then `INFLUX_*`),
@@ -69,7 +69,7 @@ class AsyncInfluxHtmClient:
         self.connection = AsyncConnection(self.settings, max_connections=max_connections)
 
     @classmethod
-    def from_settings(cls, database: str, settings: Settings, *, create: bool = True) -> AsyncInfluxHtmClient:
+    def from_settings(cls, database: str, settings: Settings, *, create: bool = True) -> Self:
         """A client with ready-made settings."""
         client = cls.__new__(cls)
         client.database = check_database(database)
@@ -79,12 +79,12 @@ class AsyncInfluxHtmClient:
         return client
 
     def __repr__(self) -> str:
-        return f"AsyncInfluxHtmClient(database={self.database!r}, url={self.settings.url!r})"
+        return f"{type(self).__name__}(database={self.database!r}, url={self.settings.url!r})"
 
     async def aclose(self) -> None:
         await self.connection.aclose()
 
-    async def __aenter__(self) -> AsyncInfluxHtmClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -187,12 +187,6 @@ class AsyncInfluxHtmClient:
         from influxhtm.orm.async_repository import AsyncRepository
 
         return AsyncRepository(self, cls, measurement=measurement, tags=tags)
-
-    def create_sensor(self, measurement: str, component: str) -> Any:
-        """An `AsyncSensor` for `measurement` and `component`; nothing is written yet."""
-        from influxhtm.htm.async_sensor import AsyncSensor
-
-        return AsyncSensor(self, measurement, component)
 
     def batch_writer(self, target: Any, *, size: int = 5000, interval: float = 1.0) -> AsyncBatchWriter:
         """A writer for services: `await writer.add(obj)` buffers, and the buffer is written to `target`

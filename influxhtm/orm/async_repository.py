@@ -13,11 +13,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Ma
 from typing import TYPE_CHECKING, Any, cast
 
 from influxhtm.core.errors import InfluxHtmError, ValidationError, check_positive_int
-from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.influxql import Query, admin
 from influxhtm.io.async_writing import batches_in_thread, batches_of_async, post_pipelined
 from influxhtm.io.writing import UnmadeBatch
 from influxhtm.model.line_protocol import Batch
+from influxhtm.orm.client import DatabaseClient
 from influxhtm.orm.repository import (
     Repository,
     count_from,
@@ -30,7 +30,6 @@ from influxhtm.orm.repository import (
 if TYPE_CHECKING:
     import pandas
 
-    from influxhtm.orm.async_client import AsyncInfluxHtmClient
 
 
 class AsyncRepository:
@@ -38,7 +37,7 @@ class AsyncRepository:
 
     def __init__(
         self,
-        client: AsyncInfluxHtmClient,
+        client: Any,  # an AsyncDatabaseClient (it makes its repositories: named loosely, no cycle)
         cls: type,
         measurement: str | None = None,
         tags: Mapping[str, str] | None = None,
@@ -99,7 +98,7 @@ class AsyncRepository:
         if query.interval is None or (query.has_lower_time_bound and query.has_upper_time_bound):
             return query
         found = await self._data_bounds(query)
-        return InfluxHtmClient.bounded(query, lambda: found)
+        return DatabaseClient.bounded(query, lambda: found)
 
     async def _data_bounds(self, query: Query) -> tuple[int, int] | None:
         base = data_bounds_query(query)

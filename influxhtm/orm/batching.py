@@ -30,7 +30,7 @@ from influxhtm.model.declarations import declaration
 from influxhtm.model.line_protocol import Batch, encoder_for
 
 if TYPE_CHECKING:
-    from influxhtm.orm.client import DatabaseClient
+    from influxhtm.io.protocols import LineWriter
 
 
 class WriterStopped(InfluxHtmError):
@@ -45,7 +45,7 @@ class BatchingWriter:
     """Buffered, batched writes of declared objects (see the module docstring)."""
 
     def __init__(
-        self, client: DatabaseClient, *, batch_size: int = 5000, flush_interval: float | None = 1.0
+        self, client: LineWriter, *, batch_size: int = 5000, flush_interval: float | None = 1.0
     ):
         check_positive_int(batch_size, "batch_size")
         interval = flush_interval

@@ -33,7 +33,7 @@ import os
 from collections.abc import Callable, Hashable
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -46,9 +46,6 @@ from influxhtm.io.writing import WritePipeline
 from influxhtm.model.data_layout import SensorReading
 from influxhtm.model.line_protocol import Batch
 from influxhtm.model.row_mappers import row_mapper
-
-if TYPE_CHECKING:
-    from influxhtm.orm.repository import Repository
 
 #: How many row problems `ImportReport.summary` lists before it says "and N more".
 SHOWN_ERRORS = 10
@@ -247,7 +244,7 @@ def import_csv(
 
 
 def import_declared(
-    repository: Repository,
+    repository: Any,
     path: str | os.PathLike[str],
     *,
     time_column: str | None = None,

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from influxhtm.running.routing import SensorKey, owner_of
 
 if TYPE_CHECKING:
-    from influxhtm.running.fleet import Fleet, FleetSpec, Timing
+    from influxhtm.running.fleet_shard import FleetSpec, Timing
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def shard_task(spec: FleetSpec, timing: Timing, me: str, workers: list[str], sto
     from distributed import Event, Queue, secede
 
     from influxhtm.htm.client import InfluxHtmClient
-    from influxhtm.running.fleet import Shard, run_shard_loop
+    from influxhtm.running.fleet_shard import Shard, run_shard_loop
 
     secede()  # a long-running task: leave the worker's thread pool free
     client = InfluxHtmClient.from_settings(spec.database, spec.settings, create=spec.create)
@@ -126,7 +126,7 @@ def _workers(dask: Any) -> list[str]:
 class Coordinator:
     """Starts, watches and stops the generations of shards (see the module's text)."""
 
-    def __init__(self, fleet: Fleet, dask: Any, on_status: Callable[[dict[str, Any]], None] | None):
+    def __init__(self, fleet: Any, dask: Any, on_status: Callable[[dict[str, Any]], None] | None):
         self.fleet = fleet
         self.dask = dask
         self.on_status = on_status
@@ -252,7 +252,7 @@ class Coordinator:
         return {**self.snapshot, **self.done_totals, **self.worst, "generations": self.generations}
 
 
-def run_on_dask(fleet: Fleet, on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run_on_dask(fleet: Any, on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run `fleet` on its Dask cluster (`fleet.scheduler`: a Client or a scheduler address)."""
     from distributed import Client
 
