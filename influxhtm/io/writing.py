@@ -1,14 +1,15 @@
 """The one write pipeline: every point written by influxhtm travels through here.
 
 `WritePipeline` POSTs `Batch`es in background threads while the caller makes
-the next one, over up to `connections` concurrent keep-alive connections (the
-server ingests more over two than over one: `DEFAULT_CONNECTIONS`), with at
-most `depth` batches waiting or travelling. Batches leave in order and are
-accounted in order; with one connection they are also stored in order (a later
-point overwrites an earlier one of the same series and time, as in a
-sequential write); with more, two batches in flight at once may be stored in
-either order, so give `connections=1` when one write holds the same series and
-time twice in different batches.
+the next one, over `connections` concurrent keep-alive connections (default
+`DEFAULT_CONNECTIONS`, one), with at most `depth` batches waiting or travelling.
+Batches leave in order and are accounted in order; with one connection they are
+also stored in order (a later point overwrites an earlier one of the same series
+and time, as in a sequential write). More connections ingest more (about 1.4
+times over two on 2 cores), but two batches in flight at once may then be stored
+in either order: a write that holds the same series and time twice in different
+batches could keep the earlier value. So more than one is asked for, never the
+default.
 Each POST goes through `Connection.write`, which retries transient faults and
 splits a body the server finds too large at point boundaries. Points the server
 refuses do not stop the write: every batch is sent, and one `PartialWriteError`
@@ -67,9 +68,10 @@ def post_pipelined(
     return pipeline.close()
 
 
-#: Concurrent connections of a write unless told otherwise: InfluxDB ingests about 1.4 times as
-#: many points over two connections as over one (measured on 2 cores); more gain nothing there.
-DEFAULT_CONNECTIONS = 2
+#: Concurrent connections of a write unless told otherwise: one, so batches are stored in the order
+#: they were given (a repeated series and time keeps the later value). InfluxDB ingests about 1.4
+#: times as many points over two (measured on 2 cores): ask for them with `connections=2`.
+DEFAULT_CONNECTIONS = 1
 
 
 class WritePipeline:

@@ -121,8 +121,9 @@ class Repository(Generic[T]):
 
         Each batch is validated whole before it is sent: a bad object stops the
         write before its batch leaves, and the error names its index and field.
-        While batches travel over up to `connections` connections (default
-        `writing.DEFAULT_CONNECTIONS`; 1 stores them strictly in order), the next is encoded.
+        While batches travel over `connections` connections (default one, stored strictly in
+        order; more ingest faster but may store a repeated series and time in either order),
+        the next is encoded.
         A DataFrame's time is its `time` column or its DatetimeIndex; a missing cell (NaN, None, NaT) in an
         optional column is absent, in a required one an error (see `influxhtm.model.frames`).
         `progress`: a progress bar on stderr (None: when it is a terminal and the write

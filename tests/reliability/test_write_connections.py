@@ -42,21 +42,35 @@ def stored(influx_settings: Settings, database: str) -> int:
     return client.repository(Point).query().count()
 
 
-def test_add_all_posts_over_two_connections_by_default(influx_settings, influx_database, flaky_proxy):
+def test_add_all_posts_one_batch_at_a_time_unless_more_connections_are_asked_for(
+    influx_settings, influx_database, flaky_proxy
+):
     proxy = flaky_proxy(influx_settings.host, influx_settings.port, always=("slow", DELAY))
     repo = through(proxy, influx_database).repository(Point)
-    assert DEFAULT_CONNECTIONS == 2
+    assert DEFAULT_CONNECTIONS == 1  # stored in the order given unless more are asked for
     started = time.monotonic()
     assert repo.add_all(objects(400), batch_size=100) == 400  # 4 batches, each answered DELAY late
-    overlapped = time.monotonic() - started
-    # one at a time takes at least 4 * DELAY; two at once about 2 * DELAY
-    assert overlapped < 3.5 * DELAY, overlapped
+    assert time.monotonic() - started >= 4 * DELAY
     assert stored(influx_settings, influx_database) == 400
 
     started = time.monotonic()
-    assert repo.add_all(objects(400, 400), batch_size=100, connections=1) == 400
-    assert time.monotonic() - started >= 4 * DELAY
+    assert repo.add_all(objects(400, 400), batch_size=100, connections=2) == 400
+    overlapped = time.monotonic() - started
+    # one at a time takes at least 4 * DELAY; two at once about 2 * DELAY
+    assert overlapped < 3.5 * DELAY, overlapped
     assert stored(influx_settings, influx_database) == 800
+
+
+def test_a_repeated_point_keeps_its_later_value_by_default(influx_settings, influx_database, flaky_proxy):
+    """The same series and time in two batches: the first POST is answered late, yet the value
+    given later is the one stored (with two connections the second batch would land first and
+    be overwritten by the first)."""
+    proxy = flaky_proxy(influx_settings.host, influx_settings.port, script=[("slow", 0.5)])
+    repo = through(proxy, influx_database).repository(Point)
+    first = Point(time=T0, sensor="s", v=1.0)
+    later = Point(time=T0, sensor="s", v=2.0)
+    assert repo.add_all([first, later], batch_size=1) == 2
+    assert [p.v for p in repo.query().all()] == [2.0]
 
 
 def test_refusals_over_three_connections_are_counted_exactly(influx_settings, influx_database, flaky_proxy):
@@ -87,9 +101,9 @@ def test_a_failed_post_stops_the_write_over_two_connections(influx_settings, inf
                         always=503)
     repo = through(proxy, influx_database).repository(Point)
     with pytest.raises(ServerError):
-        repo.add_all(objects(1000), batch_size=100)
+        repo.add_all(objects(1000), batch_size=100, connections=2)
     assert stored(influx_settings, influx_database) == 200
-    assert len(proxy.seen) <= 2 + DEFAULT_CONNECTIONS  # the failing POST and the one beside it
+    assert len(proxy.seen) <= 2 + 2  # the failing POST and the one beside it
 
 
 def one_batch(repo, objs):
