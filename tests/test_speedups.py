@@ -350,3 +350,18 @@ def test_writes_reach_the_server_with_and_without_the_c_path(influx_settings, in
     assert sensor.write([{"time": t + timedelta(minutes=i), "value": i * 0.37} for i in range(2500)]) == 2500
     assert client.repository(Hostile).query().all() == objs
     assert [r.value for r in sensor.get_data()] == [i * 0.37 for i in range(2500)]
+
+
+def test_every_built_extension_is_found_by_the_code_that_uses_it():
+    """A C module built beside the package is used: a wrong import path (say, after modules moved
+    into sub-packages) would quietly turn every C path off and only show as slowness."""
+    from pathlib import Path
+
+    import influxhtm
+    from influxhtm.model import line_protocol, row_mappers
+
+    package = Path(influxhtm.__file__).parent
+    built = {path.name.split(".")[0] for path in package.glob("_*.so")}
+    found = {"_speedups": line_protocol.speedups(), "_decode": row_mappers._decoder()}
+    for name in built & set(found):
+        assert found[name] is not None, f"{name} is built in {package} but not found"

@@ -10,11 +10,30 @@ name, so a traceback through it shows its lines.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import linecache
+import os
+from types import ModuleType
 from typing import Any
 
 _SERIAL = itertools.count(1)
+#: The optional C extensions (`influxhtm._speedups`, `influxhtm._decode`) once looked for: None when
+#: not built.
+_EXTENSIONS: dict[str, ModuleType | None] = {}
+
+
+def extension(name: str, *, always: bool = False) -> Any:
+    """The optional C module `influxhtm.<name>`, or None: not built, or `INFLUXHTM_NO_SPEEDUPS` set
+    (not "0"; read at each call unless `always`, for what is fixed once, as a class's slot layout)."""
+    if not always and os.environ.get("INFLUXHTM_NO_SPEEDUPS", "0") not in ("", "0"):
+        return None
+    if name not in _EXTENSIONS:
+        try:
+            _EXTENSIONS[name] = importlib.import_module(f"influxhtm.{name}")
+        except ImportError:
+            _EXTENSIONS[name] = None
+    return _EXTENSIONS[name]
 
 
 def compile_function(source: str, what: str, namespace: dict[str, Any], name: str) -> Any:

@@ -33,7 +33,6 @@ Each class also gets `Cls.load(mapping)`, `Cls.load_many(items)` and
 from __future__ import annotations
 
 import enum
-import importlib
 import math
 import operator
 import sys
@@ -340,7 +339,7 @@ def _install_init(cls: type, decl: Declaration) -> None:
             checks.append(f"        _validator{i}(self, _attribute{i}, {var})")
     offsets = _slot_offsets(cls, [a.name for a in fields])
     if offsets is not None:  # one C call stores every slot (see `_slot_offsets`)
-        set_slots = importlib.import_module(f"{__package__}._speedups").set_slots
+        set_slots = codegen.extension("_speedups", always=True).set_slots
         namespace.update(_set_slots=set_slots, _cls=cls, _offsets=offsets)
         sets = [f"    _set_slots(self, _cls, _offsets, {', '.join(a.alias for a in fields)})"]
     signature = ", ".join(["self", *(["*"] if kw_only and args else []), *args])
@@ -362,11 +361,8 @@ def _slot_offsets(cls: type, names: list[str]) -> tuple[int, ...] | None:
     """Where instances of `cls` keep these attributes, for the C module's `set_slots`; None when
     it is not built or one is not a plain slot. (Declaring a class reads no environment:
     `INFLUXHTM_NO_SPEEDUPS` turns off the C encoders, read at each use, not this.)"""
-    try:
-        module = importlib.import_module(f"{__package__}._speedups")  # the optional C extension
-    except ImportError:
-        return None
-    if not names or not hasattr(module, "set_slots"):
+    module = codegen.extension("_speedups", always=True)
+    if module is None or not names or not hasattr(module, "set_slots"):
         return None
     offsets: tuple[int, ...] | None = module.slot_offsets(cls, tuple(names))
     return offsets

@@ -32,9 +32,7 @@ turns it off (read at each use, never at import).
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
 import re
 import sys
 from datetime import timedelta
@@ -42,7 +40,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from influxhtm.core.errors import ValidationError, show_value
 from influxhtm.core.times import EPOCH, MAX_NS, MIN_NS
-from influxhtm.model.codegen import compile_function
+from influxhtm.model.codegen import compile_function, extension
 from influxhtm.model.columns import Declaration, declaration
 
 INT64_MIN = -(2**63)
@@ -341,22 +339,9 @@ def encode(objs: Iterable[Any], *, as_bytes: bool = False) -> str | bytes:
 
 
 # -- the optional C encoders ------------------------------------------------------
-_UNSET: Any = object()
-_C_MODULE: Any = _UNSET
-
-
 def speedups() -> Any:
     """The C module `influxhtm._speedups`, or None: not built, or `INFLUXHTM_NO_SPEEDUPS` set (not "0")."""
-    global _C_MODULE
-    if os.environ.get("INFLUXHTM_NO_SPEEDUPS", "0") not in ("", "0"):
-        return None
-    if _C_MODULE is _UNSET:
-        try:
-            module: Any = importlib.import_module(f"{__package__}._speedups")  # optional C extension
-        except ImportError:
-            module = None
-        _C_MODULE = module
-    return _C_MODULE
+    return extension("_speedups")
 
 
 def encode_slice(encode: Callable[[Any], str], objs: Sequence[Any], start: int, stop: int) -> str:

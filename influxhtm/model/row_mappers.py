@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
-import os
 from datetime import timedelta
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from influxhtm.core.errors import ValidationError
 from influxhtm.core.times import EPOCH
-from influxhtm.model.codegen import compile_function
+from influxhtm.model.codegen import compile_function, extension
 from influxhtm.model.columns import FIELD, TAG, Column, Declaration, convert_time, declaration
 
 __all__ = ["from_result", "from_results", "objects_of", "row_mapper"]
@@ -64,22 +62,9 @@ def objects_of(
         return list(map(mapper, values))
 
 
-_UNSET: Any = object()
-_DECODER: Any = _UNSET
-
-
 def _decoder() -> Any:
     """The C module `influxhtm._decode`, or None: not built, or `INFLUXHTM_NO_SPEEDUPS` set (not "0")."""
-    global _DECODER
-    if os.environ.get("INFLUXHTM_NO_SPEEDUPS", "0") not in ("", "0"):
-        return None
-    if _DECODER is _UNSET:
-        try:
-            module: Any = importlib.import_module(f"{__package__}._decode")  # optional C extension
-        except ImportError:
-            module = None
-        _DECODER = module
-    return _DECODER
+    return extension("_decode")
 
 
 def from_result(cls: type, result: Mapping[str, Any]) -> list[Any]:
