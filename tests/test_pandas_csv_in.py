@@ -239,4 +239,6 @@ def test_cli_import_of_a_declared_class(influx_settings, influx_database, tmp_pa
 
 
 def to_ns(value):
-    return ih.times.to_ns(value)
+    from influxhtm.core.times import to_ns
+
+    return to_ns(value)
