@@ -18,7 +18,6 @@ from influxhtm._version import __version__
 from influxhtm.core import errors
 from influxhtm.core.errors import CheckpointInUse, CheckpointMismatch, InfluxHtmError, ValidationError
 from influxhtm.core.times import get_naive_times, set_naive_times
-from influxhtm.htm.async_client import AsyncInfluxHtmClient
 from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.htm.combined import CombinedData
 from influxhtm.htm.model_store import HtmModelStore
@@ -98,9 +97,11 @@ _LAZY = {
     "Runner": "running", "RunReport": "running", "sweep": "running",
     "LocalInfluxd": "tools.server",
     "Fleet": "running.fleet",
+    "AsyncInfluxHtmClient": "htm.async_client",
 }
 
 if TYPE_CHECKING:
+    from influxhtm.htm.async_client import AsyncInfluxHtmClient
     from influxhtm.htm.plotting import plot, plot_html, plot_png
     from influxhtm.orm.csv_import import ImportReport, import_csv
     from influxhtm.running import Runner, RunReport

@@ -48,7 +48,7 @@ from influxhtm.core.times import (
     NAIVE_TIME_POLICIES,
     check_naive_policy,
 )
-from influxhtm.model import codegen, schema
+from influxhtm.model import codegen
 from influxhtm.model import line_protocol as lp
 from influxhtm.model.columns import (
     FIELD,
@@ -146,6 +146,8 @@ def _default(default: Any, factory: Optional[Callable[[], Any]]) -> Any:
 
 def schema_for(cls_or_obj: Any) -> Any:
     """The marshmallow schema (an instance) generated for a declared class."""
+    from influxhtm.model import schema  # marshmallow is imported when a schema is first needed
+
     return schema.schema_for(declaration(cls_or_obj).cls)
 
 
@@ -494,14 +496,20 @@ def _add_methods(cls: type) -> None:
     def load(klass: type, data: Any, *, unknown: str = "raise", coerce: bool = False) -> Any:
         """An instance from a mapping (keys: attribute names or InfluxDB keys), validated;
         `coerce=True` reads text values (CSV cells) as their column's type (see `influxhtm.model.schema`)."""
+        from influxhtm.model import schema
+
         return schema.load(klass, data, unknown=unknown, coerce=coerce)
 
     def load_many(klass: type, items: Any, *, unknown: str = "raise", coerce: bool = False) -> list[Any]:
         """Instances from many mappings; every problem is reported at once, keyed by index."""
+        from influxhtm.model import schema
+
         return schema.load_many(klass, items, unknown=unknown, coerce=coerce)
 
     def dump(self: Any) -> dict[str, Any]:
         """A JSON-ready dict keyed by attribute name (time as ISO 8601 UTC text)."""
+        from influxhtm.model import schema
+
         return schema.dump(self)
 
     if "load" not in cls.__dict__:
