@@ -21,7 +21,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from influxhtm.core.errors import PartialWriteError, ValidationError, check_positive_int
-from influxhtm.io.writing import WriteAccount, unmade
+from influxhtm.io.writing import AccountedPipeline, WriteAccount, unmade
 from influxhtm.model.line_protocol import Batch
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ async def _close(batches: AsyncIterator[Batch]) -> None:
         await aclose()
 
 
-class AsyncWritePipeline:
+class AsyncWritePipeline(AccountedPipeline):
     """An ordered, bounded, pipelined async write: `await put(batch)`, then `await close()`."""
 
     def __init__(self, client: AsyncLineWriter, *, retention_policy: str | None = None, depth: int = 1):
@@ -103,14 +103,6 @@ class AsyncWritePipeline:
         self.account = WriteAccount(client)
         self._pending: deque[tuple[asyncio.Task[None], int]] = deque()
         self._closed = False
-
-    @property
-    def written(self) -> int:
-        return self.account.written
-
-    @property
-    def failed(self) -> int:
-        return self.account.failed
 
     async def put(self, batch: Batch) -> None:
         """Hand one batch over to be sent after the ones before it."""
@@ -154,9 +146,6 @@ class AsyncWritePipeline:
                 await self._settle_one()
         self._closed = True
         self.account.stop(error, unmade)
-
-    def refused(self, not_sent: int = 0, stopped_by: BaseException | None = None) -> PartialWriteError:
-        return self.account.refused(not_sent, stopped_by)
 
 
 class AsyncBatchWriter:

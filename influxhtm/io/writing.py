@@ -75,7 +75,27 @@ def post_pipelined(
 DEFAULT_CONNECTIONS = 1
 
 
-class WritePipeline:
+class AccountedPipeline:
+    """What the thread and the task pipelines say of their write: its `WriteAccount`."""
+
+    account: WriteAccount
+
+    @property
+    def written(self) -> int:
+        """Points stored so far."""
+        return self.account.written
+
+    @property
+    def failed(self) -> int:
+        """Points of batches whose POST failed (not a refusal) or never left."""
+        return self.account.failed
+
+    def refused(self, not_sent: int = 0, stopped_by: BaseException | None = None) -> PartialWriteError:
+        """The one error of the write: every refusal, with the exact counts."""
+        return self.account.refused(not_sent, stopped_by)
+
+
+class WritePipeline(AccountedPipeline):
     """An ordered, bounded, pipelined write: `put` batches, then `close` (see the module docstring).
 
     Up to `connections` batches travel at once (default `DEFAULT_CONNECTIONS`; 1: one
@@ -102,14 +122,6 @@ class WritePipeline:
         self._pending: deque[tuple[Future[None], int]] = deque()
         self._poster = ThreadPoolExecutor(max_workers=self.connections, thread_name_prefix="influxhtm-write")
         self._closed = False
-
-    @property
-    def written(self) -> int:
-        return self.account.written
-
-    @property
-    def failed(self) -> int:
-        return self.account.failed
 
     def put(self, batch: Batch) -> None:
         """Hand one batch over to be sent after the ones before it."""
@@ -160,10 +172,6 @@ class WritePipeline:
                 self._settle_one()
         self._closed = True
         self._poster.shutdown(wait=True)
-
-    def refused(self, not_sent: int = 0, stopped_by: BaseException | None = None) -> PartialWriteError:
-        """The one error of the write: every refusal, with the exact counts."""
-        return self.account.refused(not_sent, stopped_by)
 
 
 class WriteAccount:
