@@ -91,11 +91,9 @@ class AsyncConnection:
             await asyncio.sleep(attempts.pause())
 
     def _raise_for_status(self, response: Response, *, query: str | None = None, what: str = "") -> None:
-        error = protocol.status_error(
-            self.settings, response.status_code, _error_text(response), query=query, what=what
+        protocol.raise_for_status(
+            self.settings, response.status_code, partial(_error_text, response), query=query, what=what
         )
-        if error is not None:
-            raise error
 
     # -- the API -------------------------------------------------------------
     async def ping(self) -> str:
@@ -117,14 +115,9 @@ class AsyncConnection:
         params = protocol.write_params(database, retention_policy, precision)
         plan = protocol.WritePlan(self, batch)
         while (piece := plan.next_piece()) is not None:
-            data, headers = protocol.write_request(self.settings, piece.data)
+            data, headers = plan.request(piece)
             response = await self.request("POST", "write", params=params, content=data, headers=headers)
-            status = response.status_code
-            message = "" if status in (204, 413) else _error_text(response)
-            plan.done(
-                piece,
-                protocol.write_outcome(self.settings, status, message, database=database, count=len(piece)),
-            )
+            plan.answered(piece, response.status_code, partial(_error_text, response), database)
         plan.finish(database)
 
     async def query(
@@ -160,16 +153,13 @@ class AsyncConnection:
         )
         try:
             self._raise_for_status(response, query=text)
-            reader = protocol.ResultReader(self.settings, text)
-            decoder = protocol.DocumentDecoder(response.headers.get("content-type", ""))
+            reader = protocol.AnswerReader(self.settings, text, response.headers.get("content-type", ""))
             try:
                 async for block in response.aiter_bytes():
-                    for body in decoder.feed(block):
-                        for result in reader.results(body):
-                            yield result
-                for body in decoder.finish():
-                    for result in reader.results(body):
+                    for result in reader.feed(block):
                         yield result
+                for result in reader.end():
+                    yield result
             except InfluxHtmError:
                 raise
             except Unreachable as error:

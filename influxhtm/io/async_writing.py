@@ -4,8 +4,9 @@
 order (at most `depth` waiting), each through `AsyncInfluxHtmClient.write_lines` (which
 retries, splits at point boundaries and collects refusals by the shared core,
 `protocol.WritePlan`); refusals do not stop the write and are raised together at the
-end as one `PartialWriteError` with exact counts (`protocol.merge_refusals`); an error
-making or sending a batch stops the write, counted as `not_sent`, as in the sync pipeline.
+end as one `PartialWriteError` with exact counts; an error making or sending a batch stops
+the write, counted as `not_sent`, as in the sync pipeline. The counting is the sync
+pipeline's own (`writing.WriteAccount`): only the waiting (tasks, not threads) is here.
 
 Batches are made in a worker thread (`batches_in_thread`) while the event loop sends the
 previous one: the encoders hand the GIL over between slices (`writing.join_slices`), so
@@ -20,8 +21,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from influxhtm.core.errors import PartialWriteError, ValidationError, check_positive_int
-from influxhtm.io.http_api import merge_refusals
-from influxhtm.io.writing import UnmadeBatch
+from influxhtm.io.writing import AccountedPipeline, WriteAccount, unmade
 from influxhtm.model.line_protocol import Batch
 
 if TYPE_CHECKING:
@@ -81,10 +81,7 @@ async def post_pipelined(
             taken += len(batch)
         await pipeline.flush()
     except BaseException as error:  # noqa: BLE001 - re-raised by abort, with the counts if any refusal
-        unmade = (
-            (total - taken) if total is not None else (error.count if isinstance(error, UnmadeBatch) else 0)
-        )
-        await pipeline.abort(error, unmade=unmade)
+        await pipeline.abort(error, unmade=unmade(error, total, taken))
     finally:
         await _close(batches)
     return await pipeline.close()
@@ -96,24 +93,20 @@ async def _close(batches: AsyncIterator[Batch]) -> None:
         await aclose()
 
 
-class AsyncWritePipeline:
+class AsyncWritePipeline(AccountedPipeline):
     """An ordered, bounded, pipelined async write: `await put(batch)`, then `await close()`."""
 
     def __init__(self, client: AsyncLineWriter, *, retention_policy: str | None = None, depth: int = 1):
         self.client = client
         self.retention_policy = retention_policy
         self.depth = max(1, depth)
-        self.written = 0
-        self.failed = 0
-        self.refusals: list[PartialWriteError] = []
+        self.account = WriteAccount(client)
         self._pending: deque[tuple[asyncio.Task[None], int]] = deque()
-        self._stopped = False
         self._closed = False
 
     async def put(self, batch: Batch) -> None:
         """Hand one batch over to be sent after the ones before it."""
-        if self._closed:
-            raise RuntimeError("the write pipeline is closed (or was stopped by an error): nothing is sent")
+        self.account.check_open(self._closed)
         while len(self._pending) >= self.depth:
             await self._settle_one()
         if len(batch):
@@ -125,28 +118,13 @@ class AsyncWritePipeline:
     async def _post(self, batch: Batch, before: asyncio.Task[None] | None) -> None:
         if before is not None:
             await asyncio.wait([before])
-        if self._stopped:
-            raise _NotSent()
-        try:
+        with self.account.posting():
             await self.client.write_lines(batch, retention_policy=self.retention_policy)
-        except PartialWriteError:
-            raise
-        except BaseException:
-            self._stopped = True
-            raise
 
     async def _settle_one(self) -> None:
         task, count = self._pending.popleft()
-        try:
+        with self.account.settling(count):
             await task
-        except PartialWriteError as refusal:
-            self.refusals.append(refusal)
-            self.written += refusal.written
-        except BaseException:
-            self.failed += count
-            raise
-        else:
-            self.written += count
 
     async def flush(self) -> None:
         """Wait until every batch given so far has been sent (refusals are kept for `close`)."""
@@ -159,38 +137,15 @@ class AsyncWritePipeline:
             await self.flush()
         finally:
             self._closed = True
-        if self.refusals:
-            raise self.refused()
-        return self.written
+        return self.account.result()
 
     async def abort(self, error: BaseException, unmade: int) -> NoReturn:
         """The write stopped at `error`: settle what is in flight, then raise with the counts."""
         while self._pending:
-            try:
+            with self.account.ignoring():
                 await self._settle_one()
-            except BaseException:  # noqa: BLE001, S110 - counted in `failed`; the caller's error is raised
-                pass
         self._closed = True
-        cause = error.error if isinstance(error, UnmadeBatch) else error
-        if not self.refusals:
-            if cause is error:
-                raise error
-            raise cause from None
-        raise self.refused(not_sent=unmade + self.failed, stopped_by=cause) from cause
-
-    def refused(self, not_sent: int = 0, stopped_by: BaseException | None = None) -> PartialWriteError:
-        return merge_refusals(
-            self.refusals,
-            written=self.written,
-            not_sent=not_sent,
-            database=self.client.database,
-            url=self.client.settings.url,
-            stopped_by=stopped_by,
-        )
-
-
-class _NotSent(Exception):
-    """A batch left unsent because an earlier one failed."""
+        self.account.stop(error, unmade)
 
 
 class AsyncBatchWriter:

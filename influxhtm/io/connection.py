@@ -177,15 +177,10 @@ class Connection:
         params = protocol.write_params(database, retention_policy, precision)
         plan = protocol.WritePlan(self, batch)
         while (piece := plan.next_piece()) is not None:
-            plan.done(piece, self._write_once(piece, params, database))
+            data, headers = plan.request(piece)
+            response = self.request("POST", "write", params=params, data=data, headers=headers)
+            plan.answered(piece, response.status_code, partial(_error_text, response), database)
         plan.finish(database)
-
-    def _write_once(self, piece: Batch, params: Mapping[str, str], database: str) -> Exception | None:
-        data, headers = protocol.write_request(self.settings, piece.data)
-        response = self.request("POST", "write", params=params, data=data, headers=headers)
-        status = response.status_code
-        message = "" if status in (204, 413) else _error_text(response)
-        return protocol.write_outcome(self.settings, status, message, database=database, count=len(piece))
 
     def query(
         self,
@@ -245,18 +240,15 @@ class Connection:
 
     def _results(self, response: requests.Response, text: str, *, stream: bool) -> Iterator[dict[str, Any]]:
         """Each statement result of a chunked answer, checked for errors, in order
-        (`protocol.ResultReader`: an answer that breaks off or ends while its last result
+        (`protocol.AnswerReader`: an answer that breaks off or ends while its last result
         still says `"partial": true` raises InfluxConnectionError)."""
         import requests
 
-        reader = protocol.ResultReader(self.settings, text)
-        decoder = protocol.DocumentDecoder(response.headers.get("Content-Type", ""))
+        reader = protocol.AnswerReader(self.settings, text, response.headers.get("Content-Type", ""))
         try:
             for block in _blocks(response, stream=stream):
-                for body in decoder.feed(block):
-                    yield from reader.results(body)
-            for body in decoder.finish():
-                yield from reader.results(body)
+                yield from reader.feed(block)
+            yield from reader.end()
         except InfluxHtmError:
             raise
         except (requests.RequestException, OSError, ValueError, protocol.UnpackError) as error:
@@ -275,13 +267,9 @@ class Connection:
     def _raise_for_status(
         self, response: requests.Response, *, query: str | None = None, what: str = ""
     ) -> None:
-        if response.status_code < 300:
-            return
-        error = protocol.status_error(
-            self.settings, response.status_code, _error_text(response), query=query, what=what
+        protocol.raise_for_status(
+            self.settings, response.status_code, partial(_error_text, response), query=query, what=what
         )
-        if error is not None:
-            raise error
 
 
 def _describe(error: BaseException) -> str:

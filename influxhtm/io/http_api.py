@@ -27,7 +27,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import msgpack
@@ -342,6 +342,26 @@ class ResultReader:
         )
 
 
+class AnswerReader(ResultReader):
+    """A `ResultReader` fed with the answer's bytes as they arrive (a `DocumentDecoder` of its
+    `content_type`), so that both transports read an answer alike: `feed(block)` for each block,
+    then `end()`, then `finish()`."""
+
+    def __init__(self, settings: Settings, text: str, content_type: str):
+        super().__init__(settings, text)
+        self.decoder = DocumentDecoder(content_type)
+
+    def feed(self, block: bytes | memoryview) -> Iterator[dict[str, Any]]:
+        """The statement results completed by `block`."""
+        for body in self.decoder.feed(block):
+            yield from self.results(body)
+
+    def end(self) -> Iterator[dict[str, Any]]:
+        """The statement results of what is left once the answer's bytes have all arrived."""
+        for body in self.decoder.finish():
+            yield from self.results(body)
+
+
 #: Errors of decoding an answer's bytes (besides the transport's own).
 UnpackError = msgpack.UnpackException
 
@@ -447,6 +467,18 @@ def status_error(
     return ServerError(
         f"InfluxDB at {url} answered HTTP {status}{subject}: {message}", status=status, url=url
     )
+
+
+def raise_for_status(
+    settings: Settings, status: int, message: Callable[[], str], *, query: str | None = None, what: str = ""
+) -> None:
+    """Raise the error of an answer with `status` (`status_error`); `message()` reads the server's
+    error text, only for an answer that is not a success."""
+    if status < 300:
+        return
+    error = status_error(settings, status, message(), query=query, what=what)
+    if error is not None:
+        raise error
 
 
 class TooLarge(Exception):
@@ -557,6 +589,17 @@ class WritePlan:
             self._pending.extendleft(reversed(piece.halves()))
             return
         raise outcome
+
+    def request(self, piece: Batch) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of the POST of `piece` (`write_request`)."""
+        return write_request(self.transport.settings, piece.data)
+
+    def answered(self, piece: Batch, status: int, message: Callable[[], str], database: str) -> None:
+        """Take the answer to the POST of `piece` (`write_outcome`, then `done`); `message()` reads
+        the server's error text, only for an answer that is not 204 or 413."""
+        text = "" if status in (204, 413) else message()
+        settings = self.transport.settings
+        self.done(piece, write_outcome(settings, status, text, database=database, count=len(piece)))
 
     def finish(self, database: str) -> None:
         if self.refusals:

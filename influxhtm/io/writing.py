@@ -29,12 +29,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import islice
 from typing import Any, NoReturn
 
 from influxhtm.core.errors import PartialWriteError
 from influxhtm.io.connection import merge_refusals
-from influxhtm.io.protocols import LineWriter
+from influxhtm.io.protocols import AsyncLineWriter, LineWriter
 from influxhtm.model.line_protocol import Batch, encode_slice, encode_slice_in_c
 
 
@@ -64,7 +65,7 @@ def post_pipelined(
             taken += len(batch)
         pipeline.flush()
     except BaseException as error:  # noqa: BLE001 - re-raised by abort, with the counts if any refusal
-        pipeline.abort(error, unmade=(total - taken) if total is not None else _unmade(error))
+        pipeline.abort(error, unmade=unmade(error, total, taken))
     return pipeline.close()
 
 
@@ -74,7 +75,27 @@ def post_pipelined(
 DEFAULT_CONNECTIONS = 1
 
 
-class WritePipeline:
+class AccountedPipeline:
+    """What the thread and the task pipelines say of their write: its `WriteAccount`."""
+
+    account: WriteAccount
+
+    @property
+    def written(self) -> int:
+        """Points stored so far."""
+        return self.account.written
+
+    @property
+    def failed(self) -> int:
+        """Points of batches whose POST failed (not a refusal) or never left."""
+        return self.account.failed
+
+    def refused(self, not_sent: int = 0, stopped_by: BaseException | None = None) -> PartialWriteError:
+        """The one error of the write: every refusal, with the exact counts."""
+        return self.account.refused(not_sent, stopped_by)
+
+
+class WritePipeline(AccountedPipeline):
     """An ordered, bounded, pipelined write: `put` batches, then `close` (see the module docstring).
 
     Up to `connections` batches travel at once (default `DEFAULT_CONNECTIONS`; 1: one
@@ -97,47 +118,28 @@ class WritePipeline:
         self.retention_policy = retention_policy
         self.connections = max(1, DEFAULT_CONNECTIONS if connections is None else connections)
         self.depth = max(self.connections, 1 if depth is None else depth)
-        self.written = 0
-        self.failed = 0  # points of batches whose POST failed (not a refusal) or never left: not sent
-        self.refusals: list[PartialWriteError] = []
+        self.account = WriteAccount(client)
         self._pending: deque[tuple[Future[None], int]] = deque()
         self._poster = ThreadPoolExecutor(max_workers=self.connections, thread_name_prefix="influxhtm-write")
-        self._stopped = False  # set in the posting thread when a POST failed: later batches stay home
         self._closed = False
 
     def put(self, batch: Batch) -> None:
         """Hand one batch over to be sent after the ones before it."""
-        if self._closed:
-            raise RuntimeError("the write pipeline is closed (or was stopped by an error): nothing is sent")
+        self.account.check_open(self._closed)
         while len(self._pending) >= self.depth:
             self._settle_one()
         if len(batch):
             self._pending.append((self._poster.submit(self._post, batch), len(batch)))
 
     def _post(self, batch: Batch) -> None:
-        if self._stopped:
-            raise _NotSent()
-        try:
+        with self.account.posting():
             self.client.write_lines(batch, retention_policy=self.retention_policy)
-        except PartialWriteError:
-            raise
-        except BaseException:
-            self._stopped = True
-            raise
 
     def _settle_one(self) -> None:
         """Wait for the oldest batch; count it as written, or keep its refusal."""
         future, count = self._pending.popleft()
-        try:
+        with self.account.settling(count):
             future.result()
-        except PartialWriteError as refusal:
-            self.refusals.append(refusal)
-            self.written += refusal.written
-        except BaseException:
-            self.failed += count
-            raise
-        else:
-            self.written += count
 
     def flush(self) -> None:
         """Wait until every batch given so far has been sent (refusals are kept for `close`)."""
@@ -146,8 +148,7 @@ class WritePipeline:
 
     def check(self) -> None:
         """Raise the write's `PartialWriteError` now if points were refused so far."""
-        if self.refusals:
-            raise self.refused()
+        self.account.check()
 
     def close(self) -> int:
         """Send what is left and stop; returns the points written, or raises the one
@@ -157,28 +158,105 @@ class WritePipeline:
         finally:
             self._closed = True
             self._poster.shutdown(wait=True)
-        self.check()
-        return self.written
+        return self.account.result()
 
     def abort(self, error: BaseException, unmade: int) -> NoReturn:
         """The write stopped at `error`: settle the batches in flight, then raise with the counts."""
         self.discard()
+        self.account.stop(error, unmade)
+
+    def discard(self) -> None:
+        """Settle what is in flight, ignoring its errors (counted in `failed`), and stop the thread."""
+        while self._pending:
+            with self.account.ignoring():
+                self._settle_one()
+        self._closed = True
+        self._poster.shutdown(wait=True)
+
+
+class WriteAccount:
+    """The accounting of one pipelined write, without I/O, shared by the thread pipeline
+    (`WritePipeline`) and the task one (`async_writing.AsyncWritePipeline`): only the waiting
+    differs between them.
+
+    `written` counts the points stored, `failed` those of batches whose POST failed (not a
+    refusal) or never left; `refusals` keeps every `PartialWriteError` of a batch, merged at
+    the end into the write's one error with exact `written`, `dropped` and `not_sent`. After a
+    POST fails, no later batch is sent (`posting` raises `_NotSent` for it).
+    """
+
+    def __init__(self, client: LineWriter | AsyncLineWriter):
+        self.client = client
+        self.written = 0
+        self.failed = 0
+        self.refusals: list[PartialWriteError] = []
+        self.stopped = False  # set where a POST failed: later batches stay home
+
+    @staticmethod
+    def check_open(closed: bool) -> None:
+        """Refuse a batch given to a pipeline that is closed."""
+        if closed:
+            raise RuntimeError("the write pipeline is closed (or was stopped by an error): nothing is sent")
+
+    @contextmanager
+    def posting(self) -> Iterator[None]:
+        """Around the POST of one batch: not sent after a failed one; a failure (not a refusal)
+        stops the batches after it."""
+        if self.stopped:
+            raise _NotSent()
+        try:
+            yield
+        except PartialWriteError:
+            raise
+        except BaseException:
+            self.stopped = True
+            raise
+
+    @contextmanager
+    def settling(self, count: int) -> Iterator[None]:
+        """Around waiting for a batch of `count` points: count it as written, keep its refusal,
+        or count it as failed (and raise its error)."""
+        try:
+            yield
+        except PartialWriteError as refusal:
+            self.refusals.append(refusal)
+            self.written += refusal.written
+        except BaseException:
+            self.failed += count
+            raise
+        else:
+            self.written += count
+
+    @staticmethod
+    @contextmanager
+    def ignoring() -> Iterator[None]:
+        """Around settling a batch while a write stops: its error is counted in `failed` (by
+        `settling`), and the caller raises its own."""
+        try:
+            yield
+        except BaseException:  # noqa: BLE001, S110 - counted in `failed`; the caller raises its error
+            pass
+
+    def check(self) -> None:
+        """Raise the write's `PartialWriteError` now if points were refused so far."""
+        if self.refusals:
+            raise self.refused()
+
+    def result(self) -> int:
+        """The points written by a write that ended, or its one `PartialWriteError`."""
+        self.check()
+        return self.written
+
+    def stop(self, error: BaseException, unmade: int) -> NoReturn:
+        """Raise the error that stopped the write (the cause of an `UnmadeBatch`), or, when points
+        were refused before it, the write's `PartialWriteError` whose `not_sent` counts the
+        `unmade` points and those of the batches that failed."""
         cause = error.error if isinstance(error, UnmadeBatch) else error
         if not self.refusals:
             if cause is error:
                 raise error
             raise cause from None
         raise self.refused(not_sent=unmade + self.failed, stopped_by=cause) from cause
-
-    def discard(self) -> None:
-        """Settle what is in flight, ignoring its errors (counted in `failed`), and stop the thread."""
-        while self._pending:
-            try:
-                self._settle_one()
-            except BaseException:  # noqa: BLE001, S110 - counted in `failed`; the caller raises its error
-                pass
-        self._closed = True
-        self._poster.shutdown(wait=True)
 
     def refused(self, not_sent: int = 0, stopped_by: BaseException | None = None) -> PartialWriteError:
         """The one error of the write: every refusal, with the exact counts."""
@@ -206,7 +284,11 @@ class UnmadeBatch(Exception):
         self.count = count
 
 
-def _unmade(error: BaseException) -> int:
+def unmade(error: BaseException, total: int | None, taken: int) -> int:
+    """The points a write stopped by `error` did not make: of the `total` given, those not taken
+    from the batches; else those of the batch that could not be made (`UnmadeBatch`)."""
+    if total is not None:
+        return total - taken
     return error.count if isinstance(error, UnmadeBatch) else 0
 
 

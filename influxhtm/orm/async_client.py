@@ -14,11 +14,10 @@ streams) and the waiting differ.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
-from influxhtm.core.errors import AuthenticationError, NotFound, QueryError, ValidationError
+from influxhtm.core.errors import NotFound, QueryError, ValidationError
 from influxhtm.influxql import Query, admin
 from influxhtm.influxql.expressions import bound_parameters
 from influxhtm.io.async_connection import AsyncConnection
@@ -27,59 +26,27 @@ from influxhtm.io.settings import Settings
 from influxhtm.model.declarations import is_declared
 from influxhtm.model.line_protocol import Batch
 from influxhtm.model.row_mappers import from_results
-from influxhtm.orm.client import (
-    _database_not_found,
-    _row_dicts,
-    _rows_frame,
-    check_create,
-    check_database,
-    missing_database_error,
-)
+from influxhtm.orm.client import ClientCore, _database_not_found, _row_dicts, _rows_frame
 
-log = logging.getLogger("influxhtm.orm.client")
 T = TypeVar("T")
 
 __all__ = ["AsyncDatabaseClient", "AsyncBatchWriter", "post_pipelined"]
 
 
-class AsyncDatabaseClient:
+class AsyncDatabaseClient(ClientCore):
     """Repositories and sensors over one InfluxDB database, for asyncio (`async with`).
 
     The arguments and settings are those of `InfluxHtmClient` (arguments, then `INFLUX_*`),
-    and so are the errors. `max_connections`: at most this many requests travel at once
-    (concurrent queries share a pool of keep-alive connections).
+    and so are the errors. `max_connections` (default 100): at most this many requests travel
+    at once (concurrent queries share a pool of keep-alive connections). The constructor,
+    `from_settings` and the creation of a missing database are the sync client's (`ClientCore`).
     """
 
-    def __init__(
-        self,
-        database: str,
-        host: str | None = None,
-        port: int | str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        ssl: bool | str | None = None,
-        *,
-        create: bool = True,
-        max_connections: int = 100,
-        **options: Any,
-    ):
-        self.database = check_database(database)
-        self.settings = Settings.resolve(host, port, username, password, ssl, **options)
-        self.create = check_create(create)
-        self.connection = AsyncConnection(self.settings, max_connections=max_connections)
+    connection: AsyncConnection
+    transport_options = ("max_connections",)
 
-    @classmethod
-    def from_settings(cls, database: str, settings: Settings, *, create: bool = True) -> Self:
-        """A client with ready-made settings."""
-        client = cls.__new__(cls)
-        client.database = check_database(database)
-        client.settings = settings
-        client.create = check_create(create)
-        client.connection = AsyncConnection(settings)
-        return client
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(database={self.database!r}, url={self.settings.url!r})"
+    def _connect(self, settings: Settings, **transport: Any) -> AsyncConnection:
+        return AsyncConnection(settings, **transport)
 
     async def aclose(self) -> None:
         await self.connection.aclose()
@@ -120,13 +87,8 @@ class AsyncDatabaseClient:
         except (NotFound, QueryError) as error:
             if not _database_not_found(error):
                 raise
-        if not self.create:
-            raise missing_database_error(self.database, self.settings, None)
-        try:
+        with self._creating_missing():
             await self.create_database()
-        except AuthenticationError as error:
-            raise missing_database_error(self.database, self.settings, error) from None
-        log.info("database %r did not exist on %s: created it", self.database, self.settings.url)
         return await action()
 
     async def execute(self, statement: Any) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from influxhtm.core.errors import (
@@ -41,14 +42,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class DatabaseClient:
-    """Statements, queries, writes and repositories over one InfluxDB database.
+class ClientCore:
+    """What the sync and async clients share, without I/O: the database, its settings
+    (arguments, then `INFLUX_*`), `create`, a connection of their transport (`_connect`), and
+    what to do when the server says that the database does not exist (`_creating_missing`)."""
 
-    `create`: when a write (or a retention policy, or a continuous query) finds that the
-    database does not exist, create it and go on (True, the default; CREATE DATABASE needs
-    admin rights), or raise `DatabaseNotFound` (False). The database is never created before
-    the server has said that it is missing.
-    """
+    #: Keyword arguments of the constructor that go to the transport (`_connect`), not the settings.
+    transport_options: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -62,23 +62,57 @@ class DatabaseClient:
         create: bool = True,
         **options: Any,
     ):
-        self.database = check_database(database)
-        self.settings = Settings.resolve(host, port, username, password, ssl, **options)
-        self.connection = Connection(self.settings)
-        self.create = check_create(create)
+        database = check_database(database)
+        transport = {name: options.pop(name) for name in self.transport_options if name in options}
+        settings = Settings.resolve(host, port, username, password, ssl, **options)
+        self._open(database, settings, create, **transport)
 
     @classmethod
     def from_settings(cls, database: str, settings: Settings, *, create: bool = True) -> Self:
         """A client with ready-made settings (e.g. a worker process of a sweep)."""
         client = cls.__new__(cls)
-        client.database = check_database(database)
-        client.settings = settings
-        client.connection = Connection(settings)
-        client.create = check_create(create)
+        client._open(check_database(database), settings, create)
         return client
+
+    def _open(self, database: str, settings: Settings, create: bool, **transport: Any) -> None:
+        self.database = database
+        self.settings = settings
+        self.create = check_create(create)
+        self.connection = self._connect(settings, **transport)
+
+    def _connect(self, settings: Settings, **transport: Any) -> Any:
+        """The transport's connection to the server (`Connection`, `AsyncConnection`)."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(database={self.database!r}, url={self.settings.url!r})"
+
+    @contextmanager
+    def _creating_missing(self) -> Iterator[None]:
+        """Around creating the database the server said is missing: raise `DatabaseNotFound`
+        instead when `create` is off, or when the server refuses CREATE DATABASE to this user."""
+        if not self.create:
+            raise missing_database_error(self.database, self.settings, None)
+        try:
+            yield
+        except AuthenticationError as error:
+            raise missing_database_error(self.database, self.settings, error) from None
+        log.info("database %r did not exist on %s: created it", self.database, self.settings.url)
+
+
+class DatabaseClient(ClientCore):
+    """Statements, queries, writes and repositories over one InfluxDB database.
+
+    `create`: when a write (or a retention policy, or a continuous query) finds that the
+    database does not exist, create it and go on (True, the default; CREATE DATABASE needs
+    admin rights), or raise `DatabaseNotFound` (False). The database is never created before
+    the server has said that it is missing.
+    """
+
+    connection: Connection
+
+    def _connect(self, settings: Settings, **transport: Any) -> Connection:
+        return Connection(settings)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"database": self.database, "settings": self.settings, "create": self.create}
@@ -141,13 +175,8 @@ class DatabaseClient:
         return action()
 
     def _create_missing_database(self) -> None:
-        if not self.create:
-            raise missing_database_error(self.database, self.settings, None)
-        try:
+        with self._creating_missing():
             self.create_database()
-        except AuthenticationError as error:
-            raise missing_database_error(self.database, self.settings, error) from None
-        log.info("database %r did not exist on %s: created it", self.database, self.settings.url)
 
     def execute(self, statement: Any) -> list[dict[str, Any]]:
         """Run a Query or admin Statement (anything with `render()`); returns the statement results."""
