@@ -49,12 +49,9 @@ class Sensor:
         component as a fixed tag."""
         repository = self.__dict__.get("_repository")
         if repository is None:
-            repository = Repository(
-                self.client,
-                SensorReading,
-                measurement=self.measurement,
-                tags={"component": self.component},
-                extra_tags=True,
+            fixed = {"component": self.component}
+            repository = self.client.repository(
+                SensorReading, measurement=self.measurement, tags=fixed, extra_tags=True
             )
             self.__dict__["_repository"] = repository
         return repository
