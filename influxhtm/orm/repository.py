@@ -320,21 +320,30 @@ class Repository(Generic[T]):
             problems: dict[str, list[str]] = {}
             extras = self._extra_tags(mapping, problems)
             declared = {k: v for k, v in mapping.items() if k in self._declared}
-            try:
-                obj = self._coerce(declared)
-            except ValidationError as error:
-                raise ValidationError({**_as_dict(error), **problems}) from None
             if problems:
+                try:
+                    self._coerce(declared)
+                except ValidationError as error:
+                    problems = {**_as_dict(error), **problems}
                 raise ValidationError(problems)
             mapping = declared
-        else:
-            obj = self._coerce(mapping)
-        encode: Callable[..., str] = self._encode
-        line: str = encode(obj, self._exact_ns(mapping))
+        line = self._pair_line(mapping)
+        if line is None:
+            encode: Callable[..., str] = self._encode
+            line = encode(self._coerce(mapping), self._exact_ns(mapping))
         if not extras:
             return line
         start = len(escape_measurement(self.measurement))  # the extra tags follow the measurement
         return line[:start] + extras + line[start:]
+
+    def _pair_line(self, mapping: Mapping[str, Any]) -> str | None:
+        """The line of one plain `{time, <field>}` mapping by the pairs plan (as `pair_columns`, one
+        point: a sensor's point with extra tags keeps the column path's speed), or None: loaded."""
+        plan: tuple[str, str, str] | None = getattr(self._encode, "__pairs_plan__", None)
+        if plan is None or len(mapping) != 2:
+            return None
+        columns = pair_columns([mapping], plan[1], plan[2])
+        return None if columns is None else f"{plan[0]}{columns[1][0]!r} {columns[0][0]}"
 
     def _extra_tags(self, mapping: Mapping[str, Any], problems: dict[str, list[str]]) -> str:
         """`,key=value` of a mapping's undeclared keys (sorted), each a text tag; a fixed tag's key must
