@@ -42,7 +42,7 @@ class AsyncSensor:
 
     def __init__(self, client: AsyncDatabaseClient, measurement: str, component: str):
         self.client = client
-        #: The sync sensor's validation and batch makers (it does no I/O for this class).
+        #: The sync sensor (its name checks and pieces; it does no I/O for this class).
         self.core = Sensor(cast(Any, client), measurement, component)
         self.measurement = self.core.measurement
         self.component = self.core.component

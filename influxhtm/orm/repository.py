@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import numbers
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -46,6 +47,7 @@ from influxhtm.model.line_protocol import (
     escape_key,
     escape_measurement,
     escape_tag_value,
+    float_value,
     key_problem,
     tag_value_problem,
 )
@@ -340,7 +342,11 @@ class Repository(Generic[T]):
         """The line of one plain `{time, <field>}` mapping by the pairs plan (as `pair_columns`, one
         point: a sensor's point with extra tags keeps the column path's speed), or None: loaded."""
         plan: tuple[str, str, str] | None = getattr(self._encode, "__pairs_plan__", None)
-        if plan is None or len(mapping) != 2:
+        if plan is None:
+            return None
+        if len(mapping) != 2 and self._fixed_keys:  # a fixed tag given with its own value
+            mapping = {k: v for k, v in mapping.items() if self._fixed_keys.get(k, self) != v}
+        if len(mapping) != 2:
             return None
         columns = pair_columns([mapping], plan[1], plan[2])
         return None if columns is None else f"{plan[0]}{columns[1][0]!r} {columns[0][0]}"
@@ -593,9 +599,14 @@ def pair_columns(points: list[Any], time_key: str, value_key: str) -> tuple[list
     if not (MIN_NS <= min(times) and max(times) <= MAX_NS):
         return None
     kinds = set(map(type, values))
-    if not kinds <= {float, int}:  # bools and everything else take the checked path
-        return None
-    if int in kinds:
+    if not kinds <= {float, int}:  # numpy numbers as a float (a float32 by its shortest text)
+        if any(k is bool or k.__name__ == "bool_" or not issubclass(k, numbers.Real) for k in kinds):
+            return None  # bools and everything else take the checked path
+        try:
+            values = list(map(float_value, values))
+        except (OverflowError, ValueError):
+            return None
+    elif int in kinds:
         try:
             values = list(map(float, values))
         except OverflowError:
