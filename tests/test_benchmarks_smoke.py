@@ -71,10 +71,12 @@ def test_rows_judge_their_floor_in_the_right_direction(ratio: float, floor: floa
 
 
 def test_sensor_write_fast_path_makes_exactly_the_lines_of_the_checked_path() -> None:
-    """`Sensor.write` formats plain dicts column-wise; the text must equal the point-by-point encoding."""
+    """`Sensor.write` formats plain dicts column-wise (its repository's pairs path); the text must
+    equal the point-by-point encoding of the checked path."""
     from datetime import UTC, datetime, timedelta
 
     from influxhtm import InfluxHtmClient
+    from influxhtm.orm.repository import pair_columns
 
     client = InfluxHtmClient("nowhere", host="127.0.0.1", port=9)
     sensor = client.create_sensor("my power", "coffee,machine=1")
@@ -85,13 +87,14 @@ def test_sensor_write_fast_path_makes_exactly_the_lines_of_the_checked_path() ->
         [{"time": (start + timedelta(seconds=i)).isoformat(), "value": -1.5e300} for i in range(30)],
     ]
     for points in forms:
-        assert sensor._plain_columns(points) is not None
-        fast = "\n".join(batch.data.decode() for batch in sensor._validated_batches(points, 1000, offset=0))
-        checked = "\n".join(sensor._lines(points, offset=0))
+        assert pair_columns(points, "time", "value") is not None
+        batches = sensor.repository.make_batches(points, 1000, validate_first=True)
+        fast = "\n".join(batch.data.decode() for batch in batches)
+        checked = sensor.repository._checked_batch(points, 0).data.decode()
         assert fast == checked
     # Anything unusual takes the checked path, which names the bad point.
     for bad in ({"time": 1, "value": float("nan")}, {"time": True, "value": 1.0}, {"time": 1, "value": "1"}):
-        assert sensor._plain_columns([{"time": 5, "value": 1.0}, bad]) is None
+        assert pair_columns([{"time": 5, "value": 1.0}, bad], "time", "value") is None
 
 
 def test_rows_of_seconds_more_and_of_memory_ratios_say_what_they_compare() -> None:

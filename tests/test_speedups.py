@@ -249,7 +249,8 @@ def sensor():
 def sensor_outcome(sensor: Sensor, points: list[Any], batch_size: int = 3) -> Any:
     """The bodies `write` would post, or the errors it would raise."""
     try:
-        return [(b.data.decode(), len(b)) for b in sensor._validated_batches(points, batch_size, offset=0)]
+        batches = sensor.repository.make_batches(points, batch_size, validate_first=True)
+        return [(b.data.decode(), len(b)) for b in batches]
     except ValidationError as error:
         return ("error", error.errors)
 

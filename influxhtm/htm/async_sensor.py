@@ -25,12 +25,11 @@ from influxhtm.htm.combined import (
     values_query,
 )
 from influxhtm.htm.model_store import _htm_results, to_htm_result
-from influxhtm.htm.sensor import Sensor, _frame_points, _is_dataframe
+from influxhtm.htm.sensor import Sensor, sensor_points
 from influxhtm.influxql import Query, admin, col
-from influxhtm.io.async_writing import batches_in_thread, batches_of_async, chunks_of, post_pipelined
+from influxhtm.io.async_writing import chunks_of
 from influxhtm.io.writing import UnmadeBatch
 from influxhtm.model.data_layout import RESULT_KEYS, RESULT_SUFFIX, HtmResult, ModelRecord, SensorReading
-from influxhtm.model.line_protocol import Batch
 from influxhtm.orm.async_repository import AsyncRepository
 from influxhtm.orm.client import DatabaseClient
 
@@ -43,12 +42,13 @@ class AsyncSensor:
 
     def __init__(self, client: AsyncDatabaseClient, measurement: str, component: str):
         self.client = client
-        #: The sync sensor's validation and batch makers (it does no I/O for this class).
+        #: The sync sensor (its name checks and pieces; it does no I/O for this class).
         self.core = Sensor(cast(Any, client), measurement, component)
         self.measurement = self.core.measurement
         self.component = self.core.component
         self.repository = AsyncRepository(
-            client, SensorReading, measurement=self.measurement, tags={"component": self.component}
+            client, SensorReading, measurement=self.measurement, tags={"component": self.component},
+            extra_tags=True,
         )
 
     def __repr__(self) -> str:
@@ -69,30 +69,9 @@ class AsyncSensor:
     async def write(self, points: Any, *, batch_size: int = 10_000) -> int:
         """Store one point, many (a list, a generator, an async iterator) or a DataFrame; returns
         how many were written (see `Sensor.write`)."""
-        check_positive_int(batch_size, "batch_size")
-        if isinstance(points, (SensorReading, Mapping)):
-            points = [points]
-        elif _is_dataframe(points):
-            points = _frame_points(points)
-        total = None
-        if isinstance(points, AsyncIterable):
-            batches = batches_of_async(points, batch_size, self._chunk_batches)
-        elif isinstance(points, Sequence):
-            made = await asyncio.to_thread(self.core._validated_batches, points, batch_size, 0)
-            batches, total = batches_in_thread(iter(made)), len(points)
-        elif isinstance(points, Iterable):
-            batches = batches_in_thread(self.core._generator_batches(points, batch_size))
-        else:
-            raise ValidationError(
-                {"points": [f"{points!r} is not a point, an iterable of points or a DataFrame"]}
-            )
-        return await post_pipelined(self.client, batches, total=total)
-
-    def _chunk_batches(self, chunk: list[Any], offset: int) -> list[Batch]:
-        try:
-            return list(self.core._validated_batches(chunk, len(chunk), offset))
-        except ValidationError as error:
-            raise UnmadeBatch(error, len(chunk)) from None
+        if not isinstance(points, AsyncIterable):
+            points = sensor_points(points)
+        return await self.repository.add_all(points, batch_size, validate_first=True)
 
     # -- reading -------------------------------------------------------------
     async def get_data(

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from itertools import islice
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from influxhtm.core.errors import ValidationError, check_name, check_positive_int, show_value
-from influxhtm.core.times import MAX_NS, MIN_NS, TimeLike, from_ns, inclusive_range, to_ns
+from influxhtm.core.errors import ValidationError, check_name, check_positive_int
+from influxhtm.core.times import TimeLike, from_ns, inclusive_range
 from influxhtm.htm.combined import CombinedData, aggregate, combine, iter_sensor_values
 from influxhtm.htm.model_store import HtmModelStore, create_model, get_model, list_models
 from influxhtm.influxql import Query
 from influxhtm.model.data_layout import RESULT_SUFFIX, SensorReading
-from influxhtm.model.line_protocol import (
-    Batch,
-    encode_point,
-    escape_measurement,
-    escape_tag_value,
-    float_value,
-    measurement_problem,
-    tag_value_problem,
-)
 from influxhtm.orm.client import DatabaseClient
 from influxhtm.orm.repository import Repository
 
@@ -62,8 +49,9 @@ class Sensor:
         component as a fixed tag."""
         repository = self.__dict__.get("_repository")
         if repository is None:
-            repository = Repository(
-                self.client, SensorReading, measurement=self.measurement, tags={"component": self.component}
+            fixed = {"component": self.component}
+            repository = self.client.repository(
+                SensorReading, measurement=self.measurement, tags=fixed, extra_tags=True
             )
             self.__dict__["_repository"] = repository
         return repository
@@ -92,149 +80,10 @@ class Sensor:
         A point is a `SensorReading` or a mapping with `time` and `value`; other keys
         become tags. A list or DataFrame is validated whole before anything is sent; a
         generator is validated and sent batch by batch. Batches are encoded while the
-        previous one travels.
+        previous one travels. The sensor's repository does all of it (`Repository.add_all`
+        with `validate_first`, its `extra_tags` taking the other keys).
         """
-        from influxhtm.io.writing import post_pipelined
-
-        check_positive_int(batch_size, "batch_size")
-        if isinstance(points, (SensorReading, Mapping)):
-            points = [points]
-        elif _is_dataframe(points):
-            points = _frame_points(points)
-        if isinstance(points, Sequence):
-            batches = self._validated_batches(points, batch_size, offset=0)
-            return post_pipelined(self.client, batches, total=len(points))
-        if not isinstance(points, Iterable):
-            raise ValidationError(
-                {"points": [f"{points!r} is not a point, an iterable of points or a DataFrame"]}
-            )
-        return post_pipelined(self.client, self._generator_batches(points, batch_size))
-
-    def _generator_batches(self, points: Iterable[Any], batch_size: int) -> Iterator[Batch]:
-        """Bodies of a generator's points, each batch validated before it is handed on."""
-        from influxhtm.io.writing import UnmadeBatch
-
-        offset = 0
-        iterator = iter(points)
-        while batch := list(islice(iterator, batch_size)):
-            try:
-                batches = self._validated_batches(batch, batch_size, offset)
-            except ValidationError as error:
-                raise UnmadeBatch(error, len(batch)) from None
-            yield from batches
-            offset += len(batch)
-
-    def _validated_batches(self, points: Sequence[Any], batch_size: int, offset: int) -> Iterator[Batch]:
-        """Validate every point now (raising with all problems); the bodies are made lazily.
-
-        The common case, plain dicts of just `time` and a numeric `value`, is
-        checked and formatted by the repository's encoder in C when it is built
-        (`Repository.fast_batches`), else checked a column at a time and formatted by
-        `str.format`; anything else goes through `_lines`, point by point.
-        """
-        from influxhtm.io.writing import encode_in_slices
-
-        fits = not measurement_problem(self.measurement) and not tag_value_problem(self.component)
-        fast = self.repository.fast_batches(points, batch_size) if fits and type(points) is list else None
-        if fast is not None:
-            return fast
-        columns = self._plain_columns(points)
-        if columns is None:
-            lines = self._lines(points, offset=offset)
-            return (Batch.of_lines(lines[i : i + batch_size]) for i in range(0, len(lines), batch_size))
-        times, values = columns
-        line = self._line_template().format
-        return (
-            Batch.joined(
-                encode_in_slices(line, values[i : i + batch_size], times[i : i + batch_size]),
-                min(batch_size, len(times) - i),
-            )
-            for i in range(0, len(times), batch_size)
-        )
-
-    def _line_template(self) -> str:
-        """`<measurement>,component=<component> value={!r} {}`, escaped once."""
-        prefix = f"{escape_measurement(self.measurement)},component={escape_tag_value(self.component)}"
-        return prefix.replace("{", "{{").replace("}", "}}") + " value={!r} {}"
-
-    def _plain_columns(self, points: Sequence[Any]) -> tuple[list[int], list[float]] | None:
-        """(times in ns, values) when every point is a dict of exactly a valid `time` and a finite
-        float/int `value`, and the names are fit for line protocol; else None (the checked path)."""
-        if not points or set(map(type, points)) != {dict} or set(map(len, points)) != {2}:
-            return None
-        if measurement_problem(self.measurement) or tag_value_problem(self.component):
-            return None
-        try:
-            times = list(map(itemgetter("time"), points))
-            values = list(map(itemgetter("value"), points))
-        except KeyError:
-            return None
-        if set(map(type, times)) != {int}:
-            try:  # datetimes, ISO texts: the same conversion `_line` applies
-                times = list(map(to_ns, times))
-            except ValidationError:
-                return None
-        if not (MIN_NS <= min(times) and max(times) <= MAX_NS):
-            return None
-        kinds = set(map(type, values))
-        if not kinds <= {float, int}:  # bools and everything else take the checked path
-            return None
-        if int in kinds:
-            try:
-                values = list(map(float, values))
-            except OverflowError:
-                return None
-        if not math.isfinite(sum(values)):  # finite sum: every value finite (else a NaN or inf shows)
-            return None
-        return times, values
-
-    def _lines(self, points: Sequence[Any], offset: int) -> list[str]:
-        """Validate every point and encode them; all problems are reported at once, keyed by index."""
-        lines: list[str] = []
-        errors: dict[int, Any] = {}
-        base_tags = {"component": self.component}
-        for index, point in enumerate(points, start=offset):
-            try:
-                lines.append(self._line(point, base_tags))
-            except ValidationError as error:
-                errors[index] = error.errors or str(error)
-        if errors:
-            raise ValidationError(errors)
-        return lines
-
-    def _line(self, point: Any, base_tags: dict[str, str]) -> str:
-        if isinstance(point, SensorReading):
-            return encode_point(self.measurement, base_tags, {"value": point.value}, to_ns(point.time))
-        if not isinstance(point, Mapping):
-            raise ValidationError({"point": [f"{point!r} is not a mapping with time and value"]})
-        problems: dict[str, list[str]] = {}
-        if "time" not in point:
-            problems["time"] = ["missing"]
-        if "value" not in point:
-            problems["value"] = ["missing"]
-        if problems:
-            raise ValidationError(problems)
-        value = point["value"]
-        if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
-            raise ValidationError({"value": [f"{value!r} is not a number"]})
-        try:
-            value = float_value(value)  # a numpy float32 by its shortest text
-        except OverflowError:  # an int beyond the float range
-            raise ValidationError({"value": [f"{show_value(value)} is too large for a float"]}) from None
-        if not math.isfinite(value):
-            raise ValidationError({"value": [f"{value!r} cannot be stored: InfluxDB has no NaN or infinity"]})
-        tags = dict(base_tags)
-        for key, tag_value in point.items():
-            if key in ("time", "value"):
-                continue
-            if key == "component" and tag_value != self.component:
-                raise ValidationError(
-                    {"component": [f"{tag_value!r} is not this sensor's {self.component!r}"]}
-                )
-            if not isinstance(tag_value, str):
-                raise ValidationError({str(key): [f"{tag_value!r} is not a text tag value"]})
-            tags[str(key)] = tag_value
-        return encode_point(self.measurement, tags, {"value": value}, to_ns(point["time"]))
+        return self.repository.add_all(sensor_points(points), batch_size, validate_first=True)
 
     # -- reading -------------------------------------------------------------
     def get_data(
@@ -389,8 +238,16 @@ class Sensor:
         return combine(self, lo, hi, aggregation, agg, models, limit)
 
 
-def _is_dataframe(value: object) -> bool:
-    return type(value).__name__ == "DataFrame" and hasattr(value, "itertuples")
+def sensor_points(points: Any) -> Iterable[Any]:
+    """What a sensor writes, as an iterable of points: one point in a list, a DataFrame's rows
+    as mappings (its index, or a `time` column, is the time; its other columns tags)."""
+    if isinstance(points, (SensorReading, Mapping)):
+        return [points]
+    if type(points).__name__ == "DataFrame" and hasattr(points, "itertuples"):
+        return _frame_points(points)
+    if isinstance(points, Iterable) and not isinstance(points, (str, bytes)):
+        return points
+    raise ValidationError({"points": [f"{points!r} is not a point, an iterable of points or a DataFrame"]})
 
 
 def _frame_points(frame: Any) -> list[dict[str, Any]]:

@@ -143,12 +143,17 @@ class AsyncDatabaseClient(ClientCore):
 
     # -- repositories, sensors, writers ----------------------------------------
     def repository(
-        self, cls: type, *, measurement: str | None = None, tags: Mapping[str, str] | None = None
+        self,
+        cls: type,
+        *,
+        measurement: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        extra_tags: bool = False,
     ) -> Any:
         """An `AsyncRepository` of a declared class (see `InfluxHtmClient.repository`)."""
         from influxhtm.orm.async_repository import AsyncRepository
 
-        return AsyncRepository(self, cls, measurement=measurement, tags=tags)
+        return AsyncRepository(self, cls, measurement=measurement, tags=tags, extra_tags=extra_tags)
 
     def batch_writer(self, target: Any, *, size: int = 5000, interval: float = 1.0) -> AsyncBatchWriter:
         """A writer for services: `await writer.add(obj)` buffers, and the buffer is written to `target`

@@ -9,6 +9,7 @@ async iterator, streamed and pipelined), and queries bound to it: `await q.all()
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -41,10 +42,14 @@ class AsyncRepository:
         cls: type,
         measurement: str | None = None,
         tags: Mapping[str, str] | None = None,
+        *,
+        extra_tags: bool = False,
     ):
         self.client = client
         #: The sync repository's encoders, batches and queries (it does no I/O for this class).
-        self.core: Repository[Any] = Repository(cast(Any, client), cls, measurement=measurement, tags=tags)
+        self.core: Repository[Any] = Repository(
+            cast(Any, client), cls, measurement=measurement, tags=tags, extra_tags=extra_tags
+        )
         self.cls = cls
         self.declaration = self.core.declaration
         self.measurement = self.core.measurement
@@ -64,9 +69,16 @@ class AsyncRepository:
     async def add(self, obj: Any) -> None:
         await self.add_all([obj])
 
-    async def add_all(self, objects: Iterable[Any] | AsyncIterable[Any], batch_size: int = 10_000) -> int:
+    async def add_all(
+        self,
+        objects: Iterable[Any] | AsyncIterable[Any],
+        batch_size: int = 10_000,
+        *,
+        validate_first: bool = False,
+    ) -> int:
         """Write objects in batches (validated before each leaves; the next made while one travels);
-        returns how many were written. `objects`: a list, a generator or an async iterator."""
+        returns how many were written. `objects`: a list, a generator or an async iterator.
+        `validate_first`: a list is validated whole first (see `Repository.make_batches`)."""
         check_positive_int(batch_size, "batch_size")
         if isinstance(objects, (self.cls, Mapping)):
             raise ValidationError({"objects": ["give an iterable of objects (use add() for one)"]})
@@ -74,7 +86,10 @@ class AsyncRepository:
             batches = batches_of_async(objects, batch_size, self._chunk_batches)
             total = None
         else:
-            batches = batches_in_thread(self.core._batches(objects, batch_size))
+            made = await asyncio.to_thread(
+                self.core.make_batches, objects, batch_size, validate_first=validate_first
+            )
+            batches = batches_in_thread(made)
             total = len(objects) if isinstance(objects, Sequence) else None
         return await post_pipelined(
             self.client, batches, total=total, retention_policy=self.declaration.retention_policy
@@ -82,7 +97,7 @@ class AsyncRepository:
 
     def _chunk_batches(self, chunk: list[Any], offset: int) -> list[Batch]:
         try:
-            return list(self.core._batches(chunk, len(chunk), offset))
+            return list(self.core.make_batches(chunk, len(chunk), offset=offset))
         except UnmadeBatch:
             raise
         except ValidationError as error:

@@ -394,12 +394,17 @@ class DatabaseClient(ClientCore):
         return BatchingWriter(self, batch_size=batch_size, flush_interval=flush_interval)
 
     def repository(
-        self, cls: type[T], *, measurement: str | None = None, tags: Mapping[str, str] | None = None
+        self,
+        cls: type[T],
+        *,
+        measurement: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        extra_tags: bool = False,
     ) -> Repository[T]:
         """A `Repository` of a declared measurement class over this database, stored in
         `measurement` (default: the declared one) with the fixed `tags` (a `Repository[Cls]`
-        for type checkers)."""
-        return Repository(self, cls, measurement=measurement, tags=tags)
+        for type checkers); `extra_tags`: a mapping's undeclared keys are tags of its point."""
+        return Repository(self, cls, measurement=measurement, tags=tags, extra_tags=extra_tags)
 
 
 def check_database(name: object) -> str:

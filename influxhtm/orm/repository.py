@@ -10,18 +10,21 @@ tags, aggregate aliases) for aggregated or grouped ones.
 from __future__ import annotations
 
 import keyword
+import math
+import numbers
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import tzinfo
 from functools import lru_cache, partial
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
-from influxhtm.core.errors import ValidationError, check_positive_int
+from influxhtm.core.errors import ValidationError, check_positive_int, show_value
 from influxhtm.core.progress import progress_bar
-from influxhtm.core.times import TimeLike, from_ns, to_ns
+from influxhtm.core.times import MAX_NS, MIN_NS, TimeLike, from_ns, to_ns
 from influxhtm.influxql import Query, admin, col
 from influxhtm.influxql import count as count_of
 from influxhtm.io.connection import QUERY_CHUNK_SIZE
@@ -37,7 +40,17 @@ from influxhtm.io.writing import (
 )
 from influxhtm.model.declarations import declaration
 from influxhtm.model.frames import BadRow, frame_rows, is_dataframe
-from influxhtm.model.line_protocol import Batch, encode_pairs_in_c, encoder_for
+from influxhtm.model.line_protocol import (
+    Batch,
+    encode_pairs_in_c,
+    encoder_for,
+    escape_key,
+    escape_measurement,
+    escape_tag_value,
+    float_value,
+    key_problem,
+    tag_value_problem,
+)
 from influxhtm.model.row_mappers import objects_of
 
 if TYPE_CHECKING:
@@ -57,7 +70,9 @@ class Repository(Generic[T]):
 
     Every point written carries the fixed tags; every query reads that measurement
     with those tag conditions. A fixed tag that is also a declared tag must agree
-    with each object's value (a mapping may leave it out).
+    with each object's value (a mapping may leave it out). With `extra_tags`, a
+    mapping's keys that are not declared become tags of its point (text values, as a
+    sensor's points carry `site` or `room`); without, they are refused.
 
     For type checkers, `client.repository(Climate)` is a `Repository[Climate]`: its
     `query()` is a `Query[Climate]` (`all()` a `list[Climate]`, `first()` a
@@ -70,8 +85,12 @@ class Repository(Generic[T]):
         cls: type[T],
         measurement: str | None = None,
         tags: Mapping[str, str] | None = None,
+        *,
+        extra_tags: bool = False,
     ):
         self.client = client
+        #: A mapping's keys that are not declared become tags of its point (see `_extra_tags`).
+        self.extra_tags = extra_tags
         self.cls = cls
         self.declaration = declaration(cls)
         self.measurement = self.declaration.measurement if measurement is None else measurement
@@ -82,6 +101,9 @@ class Repository(Generic[T]):
         #: Fixed tags that are declared tags, by key: read objects take them from here (one shared
         #: string each, and a query need not select them).
         self._fixed_keys = {c.key: self.tags[c.key] for c in self.declaration.tags if c.key in self.tags}
+        columns = (self.declaration.time, *self.declaration.tags, *self.declaration.fields)
+        #: Every name a mapping may use for a declared column (attribute or key).
+        self._declared = frozenset(name for c in columns for name in (c.attr, c.key))
 
     def __repr__(self) -> str:
         own = self.measurement == self.declaration.measurement
@@ -115,12 +137,15 @@ class Repository(Generic[T]):
         *,
         progress: bool | None = None,
         connections: int | None = None,
+        validate_first: bool = False,
     ) -> int:
         """Write objects (instances, mappings, or the rows of a DataFrame) in batches; returns how
         many were written.
 
         Each batch is validated whole before it is sent: a bad object stops the
         write before its batch leaves, and the error names its index and field.
+        `validate_first`: a list, tuple or DataFrame is validated whole before anything is
+        sent (the error names every bad object; nothing is written), as `Sensor.write` does.
         While batches travel over `connections` connections (default one, stored strictly in
         order; more ingest faster but may store a repeated series and time in either order),
         the next is encoded.
@@ -136,10 +161,11 @@ class Repository(Generic[T]):
         if is_dataframe(objects):
             total = len(objects)  # type: ignore[arg-type]
             objects = frame_rows(self.declaration, objects, self._fixed_attrs)
+            objects = list(objects) if validate_first else objects
         with progress_bar(progress, total=total, unit="pt", desc=f"writing {self.measurement}") as bar:
             return post_pipelined(
                 self.client,
-                _counted(self._batches(objects, batch_size), bar.update),
+                _counted(self.make_batches(objects, batch_size, validate_first=validate_first), bar.update),
                 total=total,
                 retention_policy=self.declaration.retention_policy,
                 connections=connections,
@@ -180,14 +206,40 @@ class Repository(Generic[T]):
         """The line protocol of one object (a mapping is loaded and checked first)."""
         return self._encode(obj if type(obj) is self.cls else self._coerce(obj))
 
+    def make_batches(
+        self, objects: Iterable[Any], batch_size: int, *, offset: int = 0, validate_first: bool = False
+    ) -> Iterator[Batch]:
+        """The batches `add_all` sends: validated and encoded a batch at a time as they are taken
+        (a bad object raises `UnmadeBatch`), or, with `validate_first` and a list or tuple, every
+        object checked now (a `ValidationError` naming each bad one by index) and the bodies made
+        as they are taken. Error indexes start at `offset`."""
+        if type(objects) is list and (fast := self.fast_batches(objects, batch_size)) is not None:
+            return fast
+        if not (validate_first and isinstance(objects, Sequence)):
+            return self._batches(objects, batch_size, offset)
+        made: list[Batch] = []
+        errors: dict[Any, Any] = {}
+        for chunk in chunks(objects, batch_size):
+            try:
+                made.append(self._batch(chunk, offset))
+            except ValidationError as error:
+                errors.update(error.errors if isinstance(error.errors, dict) else {offset: error.errors})
+            offset += len(chunk)
+        if errors:
+            raise ValidationError(errors)
+        return iter(made)
+
     def fast_batches(self, points: list[Any], batch_size: int) -> Iterator[Batch] | None:
-        """Batches of a list of plain `{time, <field>}` dicts made by the C encoder, when it is built,
-        the declaration's every tag is fixed here and its one field a float (a sensor's points), and
-        every point is checked fit first (an int ns or aware datetime time in range, a finite
-        number); else None. Exact nanoseconds are kept."""
+        """Batches of a list of plain `{time, <field>}` dicts, when the declaration's every tag is
+        fixed here and its one field a float (a sensor's points) and every point is checked fit
+        first (a valid time, a finite number); else None. Made by the C encoder when it is built
+        (times: int ns or aware datetimes), else column by column in Python (`pair_columns`).
+        Exact nanoseconds are kept."""
         encode = self._encode
-        if not points or encode_pairs_in_c(encode, points, 0, len(points), check_only=True) is not True:
+        if not points:
             return None
+        if encode_pairs_in_c(encode, points, 0, len(points), check_only=True) is not True:
+            return self._python_pairs(points, batch_size)
 
         def encode_range(start: int, stop: int) -> str:
             text = encode_pairs_in_c(encode, points, start, stop)
@@ -202,25 +254,47 @@ class Repository(Generic[T]):
             for i in range(0, len(points), batch_size)
         )
 
+    def _python_pairs(self, points: list[Any], batch_size: int) -> Iterator[Batch] | None:
+        """The pairs path without C: the columns checked whole (`pair_columns`), lines by `str.format`."""
+        plan: tuple[str, str, str] | None = getattr(self._encode, "__pairs_plan__", None)
+        columns = None if plan is None else pair_columns(points, plan[1], plan[2])
+        if plan is None or columns is None:
+            return None
+        times, values = columns
+        line = plan[0].replace("{", "{{").replace("}", "}}") + "{!r} {}"
+        return (
+            Batch.joined(
+                encode_in_slices(line.format, values[i : i + batch_size], times[i : i + batch_size]),
+                min(batch_size, len(times) - i),
+            )
+            for i in range(0, len(times), batch_size)
+        )
+
     def _batches(self, objects: Iterable[Any], batch_size: int, offset: int = 0) -> Iterator[Batch]:
         """One `Batch` per chunk of objects, validated and encoded (error indexes start at `offset`)."""
-        encode = self._encode
-        cls = self.cls
         for chunk in chunks(objects, batch_size):
-            body = encode_in_c(encode, chunk)
-            lines: Callable[[], list[str]] = partial(list, map(encode, chunk))  # if a string holds "\n"
-            if body is not None:  # all of the class, formatted in C (see line_protocol.encode_slice)
-                yield Batch.joined(body, len(chunk), lines)
-            elif set(map(type, chunk)) == {cls}:
-                # Instances were validated when they were built: formatting cannot fail.
-                yield Batch.joined(encode_in_slices(encode, chunk), len(chunk), lines)
-            else:
-                try:
-                    batch = self._checked_batch(chunk, offset)
-                except ValidationError as error:
-                    raise UnmadeBatch(error, len(chunk)) from None
-                yield batch
+            try:
+                batch = self._batch(chunk, offset)
+            except ValidationError as error:
+                raise UnmadeBatch(error, len(chunk)) from None
+            yield batch
             offset += len(chunk)
+
+    def _batch(self, chunk: list[Any], offset: int) -> Batch:
+        """One chunk validated and encoded: instances in C or by the generated encoder, plain pairs
+        by the pairs path, anything else checked one by one (`_checked_batch`)."""
+        encode = self._encode
+        body = encode_in_c(encode, chunk)
+        lines: Callable[[], list[str]] = partial(list, map(encode, chunk))  # if a string holds "\n"
+        if body is not None:  # all of the class, formatted in C (see line_protocol.encode_slice)
+            return Batch.joined(body, len(chunk), lines)
+        if set(map(type, chunk)) == {self.cls}:
+            # Instances were validated when they were built: formatting cannot fail.
+            return Batch.joined(encode_in_slices(encode, chunk), len(chunk), lines)
+        pairs = self.fast_batches(chunk, len(chunk)) if type(chunk) is list else None
+        if pairs is not None:
+            return next(pairs)
+        return self._checked_batch(chunk, offset)
 
     def _checked_batch(self, chunk: list[Any], offset: int) -> Batch:
         """A batch with mappings or foreign objects: coerce each, report every problem by index."""
@@ -230,7 +304,7 @@ class Repository(Generic[T]):
         for index, obj in enumerate(chunk, start=offset):
             try:
                 if isinstance(obj, Mapping):  # stamped with its exact time, as the C path does
-                    lines.append(encode(self._coerce(obj), self._exact_ns(obj)))
+                    lines.append(self._mapping_line(obj))
                     continue
                 if type(obj) is not self.cls:
                     obj = self._coerce(obj)
@@ -240,6 +314,62 @@ class Repository(Generic[T]):
         if errors:
             raise ValidationError(errors)
         return Batch.of_lines(lines)
+
+    def _mapping_line(self, mapping: Mapping[str, Any]) -> str:
+        """The line of one mapping, loaded and checked; with `extra_tags`, its undeclared keys are tags."""
+        extras = ""
+        if self.extra_tags and not self._declared.issuperset(mapping):
+            problems: dict[str, list[str]] = {}
+            extras = self._extra_tags(mapping, problems)
+            declared = {k: v for k, v in mapping.items() if k in self._declared}
+            if problems:
+                try:
+                    self._coerce(declared)
+                except ValidationError as error:
+                    problems = {**_as_dict(error), **problems}
+                raise ValidationError(problems)
+            mapping = declared
+        line = self._pair_line(mapping)
+        if line is None:
+            encode: Callable[..., str] = self._encode
+            line = encode(self._coerce(mapping), self._exact_ns(mapping))
+        if not extras:
+            return line
+        start = len(escape_measurement(self.measurement))  # the extra tags follow the measurement
+        return line[:start] + extras + line[start:]
+
+    def _pair_line(self, mapping: Mapping[str, Any]) -> str | None:
+        """The line of one plain `{time, <field>}` mapping by the pairs plan (as `pair_columns`, one
+        point: a sensor's point with extra tags keeps the column path's speed), or None: loaded."""
+        plan: tuple[str, str, str] | None = getattr(self._encode, "__pairs_plan__", None)
+        if plan is None:
+            return None
+        if len(mapping) != 2 and self._fixed_keys:  # a fixed tag given with its own value
+            mapping = {k: v for k, v in mapping.items() if self._fixed_keys.get(k, self) != v}
+        if len(mapping) != 2:
+            return None
+        columns = pair_columns([mapping], plan[1], plan[2])
+        return None if columns is None else f"{plan[0]}{columns[1][0]!r} {columns[0][0]}"
+
+    def _extra_tags(self, mapping: Mapping[str, Any], problems: dict[str, list[str]]) -> str:
+        """`,key=value` of a mapping's undeclared keys (sorted), each a text tag; a fixed tag's key must
+        carry its fixed value. What cannot be a tag goes into `problems` by key."""
+        pieces = []
+        for key in sorted((k for k in mapping if k not in self._declared), key=str):
+            value = mapping[key]
+            if key in self.tags:
+                if value != self.tags[key]:
+                    problems[str(key)] = [f"{value!r} is not this repository's {key} {self.tags[key]!r}"]
+                continue
+            problem = key_problem(key) or (
+                tag_value_problem(value) if isinstance(value, str) else "is not a text tag value"
+            )
+            if problem is not None:
+                problems[str(key)] = [f"{show_value(value)} {problem}" if key_problem(key) is None
+                                      else f"the key {key!r} {problem}"]
+                continue
+            pieces.append(f",{escape_key(key)}={escape_tag_value(value)}")
+        return "".join(pieces)
 
     def _exact_ns(self, mapping: Mapping[str, Any]) -> int:
         """The nanoseconds of a (loaded, so valid) mapping's time: an instance holds microseconds."""
@@ -444,6 +574,46 @@ def frame_of(items: Iterable[Any]) -> pandas.DataFrame:
         return frame
     frame["time"] = pandas.to_datetime(frame["time"], utc=True)
     return frame.set_index("time")
+
+
+def _as_dict(error: ValidationError) -> dict[str, Any]:
+    """A validation error's problems by name (a bare message under `_schema`)."""
+    return dict(error.errors) if isinstance(error.errors, dict) else {"_schema": [str(error)]}
+
+
+def pair_columns(points: list[Any], time_key: str, value_key: str) -> tuple[list[int], list[float]] | None:
+    """(times in ns, values) when every point is a dict of exactly a valid `time_key` and a finite
+    float/int `value_key`; else None (the checked path names what is wrong)."""
+    if set(map(type, points)) != {dict} or set(map(len, points)) != {2}:
+        return None
+    try:
+        times = list(map(itemgetter(time_key), points))
+        values = list(map(itemgetter(value_key), points))
+    except KeyError:
+        return None
+    if set(map(type, times)) != {int}:
+        try:  # datetimes, ISO texts: the same conversion the checked path applies
+            times = [to_ns(t) for t in times]
+        except ValidationError:
+            return None
+    if not (MIN_NS <= min(times) and max(times) <= MAX_NS):
+        return None
+    kinds = set(map(type, values))
+    if not kinds <= {float, int}:  # numpy numbers as a float (a float32 by its shortest text)
+        if any(k is bool or k.__name__ == "bool_" or not issubclass(k, numbers.Real) for k in kinds):
+            return None  # bools and everything else take the checked path
+        try:
+            values = list(map(float_value, values))
+        except (OverflowError, ValueError):
+            return None
+    elif int in kinds:
+        try:
+            values = list(map(float, values))
+        except OverflowError:
+            return None
+    if not math.isfinite(sum(values)):  # finite sum: every value finite (else a NaN or inf shows)
+        return None
+    return times, values
 
 
 def _counted(batches: Iterable[Batch], update: Callable[[int], object]) -> Iterator[Batch]:
