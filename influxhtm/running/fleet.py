@@ -162,7 +162,7 @@ class Fleet:
                                         database=self.client.database).start()
         subscription = Subscription(self.client, receiver.url, retention_policy=self.retention_policy)
         try:
-            shard._until_done(subscription.create)
+            shard.until_done(subscription.create)
             run_shard_loop(shard, news=receiver.points, timing=self.timing, discover=self.discover,
                            report=report, max_points=max_points)
         except Interrupted:

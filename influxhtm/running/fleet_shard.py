@@ -23,7 +23,7 @@ from influxhtm.io.writing import post_pipelined
 from influxhtm.model.data_layout import SensorReading
 from influxhtm.model.line_protocol import Batch
 from influxhtm.running import checkpoint as checkpoints
-from influxhtm.running.live import BACKOFF, SETTLE_SECONDS
+from influxhtm.running.live import SETTLE_SECONDS, Interrupted, UntilDone
 from influxhtm.running.model_cache import ModelCache
 from influxhtm.running.report import StreamingStats
 from influxhtm.running.routing import Selector, SensorKey
@@ -100,16 +100,6 @@ class Tracked:
     failed: str | None = None
 
 
-class Interrupted(Exception):
-    """Stopped while waiting for the server."""
-
-
-def _retryable(error: BaseException) -> bool:
-    if isinstance(error, InfluxConnectionError):
-        return True
-    return isinstance(error, ServerError) and (error.status or 0) >= 500
-
-
 class Shard:
     """The sensors of one process: their models (bounded by `ModelCache`), reads, results, checkpoints."""
 
@@ -136,10 +126,10 @@ class Shard:
         self._seen: list[tuple[int, float]] = []  # (ns, wall time seen) of the points of _lines
         self.points = 0
         self.results = 0
-        self.errors = 0
+        self.own_errors = 0  # sensors that could not be added or failed
         self.lag = StreamingStats()
         self.window_lag = StreamingStats()
-        self._delay = BACKOFF[0]
+        self.until_done = UntilDone(self.stop, "fleet")
         #: Stop after about this many points (a round may take one more chunk per sensor).
         self.max_points: int | None = None
 
@@ -219,29 +209,11 @@ class Shard:
         except (InfluxConnectionError, ServerError):
             raise
         except Exception as error:  # noqa: BLE001 - one bad sensor is an error of its own, not the fleet's
-            self.errors += 1
+            self.own_errors += 1
             log.warning("fleet: sensor %s/%s: %s", key[0], key[1], error)
             return False
 
     # -- reading ---------------------------------------------------------------------------
-    def _until_done(self, action: Callable[[], Any]) -> Any:
-        while True:
-            try:
-                value = action()
-                self._delay = BACKOFF[0]
-                return value
-            except Exception as error:
-                if isinstance(error, ServerError) and "database not found" in str(error):
-                    return None
-                if not _retryable(error):
-                    raise
-                if self.stop.is_set():
-                    raise Interrupted() from error
-                self.errors += 1
-                log.warning("fleet: %s; trying again in %.1f s", error, self._delay)
-                self.stop.wait(self._delay)
-                self._delay = min(self._delay * BACKOFF[1], BACKOFF[2])
-
     def read(self, keys: Iterable[SensorKey], upto: int | None = None
              ) -> tuple[dict[SensorKey, list[tuple[int, float]]], bool]:
         """The stored points after each sensor's last stored time (up to `upto`), and whether more wait.
@@ -269,7 +241,7 @@ class Shard:
         query = Query().from_(measurement).select("value").group_by("component").limit(self.spec.chunk_size)
         if len(group) <= MAX_IN_VALUES:
             query = query.where(component=sorted(key[1] for key in group))
-        series = self._until_done(lambda: self.client.result_series(self._bounded(query, lo, upto))) or []
+        series = self.until_done(lambda: self.client.result_series(self._bounded(query, lo, upto))) or []
         more = False
         alone: list[SensorKey] = []
         for part in series:
@@ -292,7 +264,7 @@ class Shard:
             own = query.where(component=key[1])
             bounded = self._bounded(own, last, upto)
             read = functools.partial(self.client.rows, bounded, columns=("time", "value"))
-            rows = self._until_done(read) or []
+            rows = self.until_done(read) or []
             found[key] = [(row[0], float(row[1])) for row in rows if row[1] is not None]
         return more
 
@@ -352,7 +324,7 @@ class Shard:
             self._unstored[key] = (last, count + fed)
 
     def _fail(self, key: SensorKey, error: BaseException) -> int:
-        self.errors += 1
+        self.own_errors += 1
         self.sensors[key].failed = f"{type(error).__name__}: {error}"
         log.error("fleet: sensor %s/%s stopped: %s", key[0], key[1], error)
         return 0
@@ -368,7 +340,7 @@ class Shard:
         lines, unstored, seen = self._lines, self._unstored, self._seen
         if lines:
             try:
-                self._until_done(lambda: post_pipelined(self.client, [Batch.of_lines(lines)]))
+                self.until_done(lambda: post_pipelined(self.client, [Batch.of_lines(lines)]))
             except Interrupted:
                 raise InfluxConnectionError(
                     f"fleet stopped while the server was unreachable: the results of {len(seen)} point(s) "
@@ -411,6 +383,11 @@ class Shard:
         """Poll until no sensor has more waiting (or the shard is stopped or has its `max_points`)."""
         while not self.done() and self.poll_once():
             pass
+
+    @property
+    def errors(self) -> int:
+        """Sensors that could not be added or failed, and retried reads and writes."""
+        return self.own_errors + self.until_done.errors
 
     def done(self) -> bool:
         return self.stop.is_set() or (self.max_points is not None and self.points >= self.max_points)
@@ -536,7 +513,7 @@ def run_shard_loop(shard: Shard, *, news: Any, timing: Timing, discover: Callabl
     """Run `shard` until its stop event (or `max_points`): discover, catch up, take pushes, poll."""
     shard.max_points = max_points
     try:
-        shard.sync(shard._until_done(discover) or set())
+        shard.sync(shard.until_done(discover) or set())
         shard.catch_up()
         pending: dict[SensorKey, dict[int, float]] = {}
         next_poll = time.monotonic() + timing.poll_interval
@@ -554,7 +531,7 @@ def run_shard_loop(shard: Shard, *, news: Any, timing: Timing, discover: Callabl
                 shard.stop.wait(wait)
             now = time.monotonic()
             if now >= next_discover:
-                shard.sync(shard._until_done(discover) or set())
+                shard.sync(shard.until_done(discover) or set())
                 next_discover = now + timing.discover_interval
             if now >= next_poll:
                 shard.catch_up()  # fills gaps: lost pushes, writes while stopped

@@ -37,6 +37,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,8 +85,38 @@ def _retryable(error: BaseException) -> bool:
     return isinstance(error, ServerError) and (error.status or 0) >= 500
 
 
-class _Interrupted(Exception):
+class Interrupted(Exception):
     """The stop event was set while waiting for the server."""
+
+
+class UntilDone:
+    """Calls an action against the server until it succeeds, for the live runs and the fleet: a
+    connection error or a 5xx answer is retried after a growing delay (`BACKOFF`) and counted in
+    `errors`; once `stop` is set, `Interrupted`. A missing database reads as no data (None)."""
+
+    def __init__(self, stop: threading.Event, what: str):
+        self.stop = stop
+        self.what = what  # who waits, for the log
+        self.errors = 0
+        self._delay = BACKOFF[0]
+
+    def __call__(self, action: Callable[[], Any]) -> Any:
+        while True:
+            try:
+                value = action()
+                self._delay = BACKOFF[0]
+                return value
+            except Exception as error:
+                if _no_database(error):
+                    return None  # nothing written yet: no data, no results
+                if not _retryable(error):
+                    raise
+                if self.stop.is_set():
+                    raise Interrupted() from error
+                self.errors += 1
+                log.warning("%s: %s; trying again in %.1f s", self.what, error, self._delay)
+                self.stop.wait(self._delay)
+                self._delay = min(self._delay * BACKOFF[1], BACKOFF[2])
 
 
 class LiveRun:
@@ -127,11 +158,10 @@ class LiveRun:
         self.last_ns: int | None = None
         self.points = 0
         self.results = 0
-        self.errors = 0
         self.first_ns: int | None = None
         self.latency = StreamingStats()  # constant memory: a live run may never end
         self.lag = StreamingStats()
-        self._delay = BACKOFF[0]
+        self._until_done = UntilDone(self.stop, f"live run of {self.sensor}")
         self._since_checkpoint = 0
 
     # -- helpers ---------------------------------------------------------------------
@@ -142,28 +172,6 @@ class LiveRun:
         if self.max_points is None:
             return self.chunk_size
         return min(self.chunk_size, self.max_points - self.points)
-
-    def _backoff(self, error: BaseException) -> None:
-        self.errors += 1
-        log.warning("live run of %s: %s; trying again in %.1f s", self.sensor, error, self._delay)
-        self.stop.wait(self._delay)
-        self._delay = min(self._delay * BACKOFF[1], BACKOFF[2])
-
-    def _until_done(self, action: Any) -> Any:
-        """Call `action` until it succeeds, backing off on connection errors; _Interrupted on stop."""
-        while True:
-            try:
-                value = action()
-                self._delay = BACKOFF[0]
-                return value
-            except Exception as error:
-                if _no_database(error):
-                    return None  # nothing written yet: no data, no results
-                if not _retryable(error):
-                    raise
-                if self.stop.is_set():
-                    raise _Interrupted() from error
-                self._backoff(error)
 
     def _query(self, after: int | None, upto: int | None) -> Any:
         query = self.sensor.query()
@@ -203,7 +211,7 @@ class LiveRun:
     def _store(self, lines: list[str], items: list[tuple[int, float, float]]) -> None:
         try:
             self._until_done(lambda: post_pipelined(self.client, [Batch.of_lines(lines)]))
-        except _Interrupted:
+        except Interrupted:
             # Not stored: the points stay unprocessed for the next run (the model has seen them, though).
             raise InfluxConnectionError(
                 f"live run of {self.sensor} stopped while the server was unreachable; the results of "
@@ -247,7 +255,7 @@ class LiveRun:
                 self._poll_loop()
             else:
                 self._subscription_loop()
-        except _Interrupted:
+        except Interrupted:
             pass
         finally:
             if self.runner.checkpoint is not None and self.points:
@@ -261,7 +269,7 @@ class LiveRun:
             mode=f"live ({self.mode})",
             latency=self.latency.summary(),
             lag=self.lag.summary(),
-            errors=self.errors,
+            errors=self._until_done.errors,
         )
 
     def _poll_loop(self) -> None:
