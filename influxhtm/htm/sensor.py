@@ -12,6 +12,7 @@ from influxhtm.htm.combined import CombinedData, aggregate, combine, iter_sensor
 from influxhtm.htm.model_store import HtmModelStore, create_model, get_model, list_models
 from influxhtm.influxql import Query
 from influxhtm.model.data_layout import RESULT_SUFFIX, SensorReading
+from influxhtm.model.frames import is_dataframe
 from influxhtm.orm.client import DatabaseClient
 from influxhtm.orm.repository import Repository
 
@@ -243,7 +244,7 @@ def sensor_points(points: Any) -> Iterable[Any]:
     as mappings (its index, or a `time` column, is the time; its other columns tags)."""
     if isinstance(points, (SensorReading, Mapping)):
         return [points]
-    if type(points).__name__ == "DataFrame" and hasattr(points, "itertuples"):
+    if is_dataframe(points):
         return _frame_points(points)
     if isinstance(points, Iterable) and not isinstance(points, (str, bytes)):
         return points
