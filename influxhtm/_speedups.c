@@ -4,10 +4,12 @@
  * The pure-Python encoders (influxhtm/line_protocol.py, influxhtm/sensor.py) are
  * the reference; these functions only make the two hot paths cheaper:
  *
- *   encode_objects(plan, objs, start, stop) -> str | None
+ *   encode_objects(plan, objs, start, stop, span=None) -> str | None
  *       lines of declared objects objs[start:stop], joined by "\n";
  *   encode_sensor(prefix, points, start, stop, check_only) -> str | True | None
- *       lines of plain `{"time": ..., "value": ...}` dicts (Sensor.write).
+ *       lines of plain `{"time": ..., "value": ...}` dicts (Sensor.write);
+ *   time_span(body) -> (least, greatest) | None
+ *       the timestamps a body of lines spans (line_protocol.body_time_span is the reference).
  *
  * Both return None for anything that is not the simple, valid case (another
  * class, a naive datetime, a value of an unexpected type, a missing key, ...):
@@ -19,6 +21,7 @@
 #include <Python.h>
 #include <datetime.h>
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 #ifndef Py_T_OBJECT_EX /* before Python 3.12 */
@@ -385,6 +388,38 @@ static int put_columns(Buf *b, PyObject *obj, Column *cols, Py_ssize_t n, int is
     return OK;
 }
 
+/* The least and greatest timestamp (ns) of the lines made so far, told to Python through a list
+ * [least, greatest] (None, None at first) that the write pipeline reads (`Batch.time_span`). */
+typedef struct {
+    long long lo, hi;
+    int any;
+} Span;
+
+static inline void span_add(Span *span, long long ns) {
+    if (!span->any || ns < span->lo) span->lo = ns;
+    if (!span->any || ns > span->hi) span->hi = ns;
+    span->any = 1;
+}
+
+/* Merge the span into `out` (a list of two items, or None: nothing asked). */
+static int span_tell(Span *span, PyObject *out) {
+    if (out == Py_None || !span->any) return OK;
+    if (!PyList_CheckExact(out) || PyList_GET_SIZE(out) != 2) {
+        PyErr_SetString(PyExc_TypeError, "span must be a list of two items");
+        return FAILED;
+    }
+    PyObject *lo = PyList_GET_ITEM(out, 0), *hi = PyList_GET_ITEM(out, 1);
+    long long was_lo = lo == Py_None ? span->lo : PyLong_AsLongLong(lo);
+    long long was_hi = hi == Py_None ? span->hi : PyLong_AsLongLong(hi);
+    if (PyErr_Occurred()) return FAILED;
+    PyObject *new_lo = PyLong_FromLongLong(was_lo < span->lo ? was_lo : span->lo);
+    PyObject *new_hi = PyLong_FromLongLong(was_hi > span->hi ? was_hi : span->hi);
+    if (!new_lo || !new_hi) { Py_XDECREF(new_lo); Py_XDECREF(new_hi); return FAILED; }
+    PyList_SetItem(out, 0, new_lo); /* steals the new references */
+    PyList_SetItem(out, 1, new_hi);
+    return OK;
+}
+
 /* The plan of a class, as `line_protocol._speedup_plan` builds it: (cls, prefix, time_attr, tags, fields). */
 typedef struct {
     PyObject *cls, *prefix, *time_attr;
@@ -403,7 +438,7 @@ static int parse_plan(PyObject *spec, Plan *plan) {
 }
 
 /* The line of one object (the caller holds a reference: fetching an attribute may run Python code). */
-static int put_object(Buf *b, Plan *plan, PyObject *obj) {
+static int put_object(Buf *b, Plan *plan, PyObject *obj, Span *span) {
     if ((PyObject *)Py_TYPE(obj) != plan->cls) return FALLBACK; /* another class: Python delegates */
     int rc, written = 0;
     if ((rc = buf_put_str(b, plan->prefix, PLAIN))) return rc;
@@ -419,15 +454,17 @@ static int put_object(Buf *b, Plan *plan, PyObject *obj) {
     Py_DECREF(when);
     if (rc) return rc;
     if (us < -MAX_US || us > MAX_US) return FALLBACK;
+    span_add(span, us * 1000);
     return buf_put(b, " ", 1) || buf_put_int(b, us * 1000) ? FAILED : OK;
 }
 
-/* encode_objects(plan, objs, start, stop) -> str | None */
+/* encode_objects(plan, objs, start, stop, span=None) -> str | None */
 static PyObject *encode_objects(PyObject *self, PyObject *args) {
-    PyObject *spec, *objs;
+    PyObject *spec, *objs, *out = Py_None;
     Py_ssize_t start, stop;
     Plan plan;
-    if (!PyArg_ParseTuple(args, "O!Onn", &PyTuple_Type, &spec, &objs, &start, &stop)) return NULL;
+    Span span = {0, 0, 0};
+    if (!PyArg_ParseTuple(args, "O!Onn|O", &PyTuple_Type, &spec, &objs, &start, &stop, &out)) return NULL;
     int rc = parse_plan(spec, &plan);
     if (rc == FAILED) return NULL;
     if (rc == FALLBACK || !PyList_CheckExact(objs)) Py_RETURN_NONE;
@@ -438,9 +475,10 @@ static PyObject *encode_objects(PyObject *self, PyObject *args) {
         if (i >= PyList_GET_SIZE(objs)) { rc = FALLBACK; break; } /* Python code shrank the list */
         PyObject *obj = PyList_GET_ITEM(objs, i);
         Py_INCREF(obj);
-        rc = i > first && buf_put(&b, "\n", 1) ? FAILED : put_object(&b, &plan, obj);
+        rc = i > first && buf_put(&b, "\n", 1) ? FAILED : put_object(&b, &plan, obj, &span);
         Py_DECREF(obj);
     }
+    if (!rc) rc = span_tell(&span, out);
     if (rc) {
         PyMem_Free(b.data);
         if (rc == FAILED) return NULL;
@@ -491,15 +529,16 @@ static int sensor_point(PyObject *point, PyObject *time_key, PyObject *value_key
     return rc;
 }
 
-/* encode_sensor(prefix, points, start, stop, check_only, time_key="time", value_key="value"): prefix is
+/* encode_sensor(prefix, points, start, stop, check_only, time_key="time", value_key="value", span=None): prefix is
  * "<measurement>,<fixed tags> <value key>=" (a declaration's pairs plan, see line_protocol.py).
  * With check_only, nothing is formatted: True when every point is the simple case, else None. */
 static PyObject *encode_sensor(PyObject *self, PyObject *args) {
-    PyObject *prefix, *points, *time_key = TIME_KEY, *value_key = VALUE_KEY;
+    PyObject *prefix, *points, *time_key = TIME_KEY, *value_key = VALUE_KEY, *out = Py_None;
     Py_ssize_t start, stop;
     int check_only;
-    if (!PyArg_ParseTuple(args, "UO!nnp|UU", &prefix, &PyList_Type, &points, &start, &stop, &check_only,
-                          &time_key, &value_key))
+    Span span = {0, 0, 0};
+    if (!PyArg_ParseTuple(args, "UO!nnp|UUO", &prefix, &PyList_Type, &points, &start, &stop, &check_only,
+                          &time_key, &value_key, &out))
         return NULL;
     if (start < 0) start = 0;
     if (stop > PyList_GET_SIZE(points)) stop = PyList_GET_SIZE(points);
@@ -514,10 +553,12 @@ static PyObject *encode_sensor(PyObject *self, PyObject *args) {
         rc = sensor_point(point, time_key, value_key, &value, &ns);
         Py_DECREF(point);
         if (rc || check_only) continue;
+        span_add(&span, ns);
         if ((i > start && buf_put(&b, "\n", 1)) || (rc = buf_put_str(&b, prefix, PLAIN)) ||
             buf_put_float(&b, value) || buf_put(&b, " ", 1) || buf_put_int(&b, ns))
             rc = rc ? rc : FAILED;
     }
+    if (!rc && !check_only) rc = span_tell(&span, out);
     if (rc || check_only) {
         PyMem_Free(b.data);
         if (rc == FAILED) return NULL;
@@ -570,13 +611,63 @@ static PyObject *slot_offsets(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* -- the time span of a body ------------------------------------------------------------ */
+/* The timestamp ending s[a:b] (" -?[0-9]{1,19}" at its very end, within a signed 64-bit integer),
+ * or 0 when the line ends otherwise (a line without one ends with a field value, after "="). */
+static int line_time(const char *s, Py_ssize_t a, Py_ssize_t b, long long *out) {
+    Py_ssize_t i = b;
+    while (i > a && s[i - 1] >= '0' && s[i - 1] <= '9') i--;
+    Py_ssize_t digits = b - i;
+    if (digits < 1 || digits > 19) return 0;
+    int negative = i > a && s[i - 1] == '-';
+    if (negative) i--;
+    if (i <= a || s[i - 1] != ' ') return 0;
+    unsigned long long u = 0;
+    for (Py_ssize_t k = b - digits; k < b; k++) u = u * 10 + (unsigned long long)(s[k] - '0');
+    if (u > (unsigned long long)LLONG_MAX) return 0;
+    *out = negative ? -(long long)u : (long long)u;
+    return 1;
+}
+
+/* time_span(body: bytes) -> (least, greatest) | None: None when a line has no timestamp. */
+static PyObject *time_span(PyObject *self, PyObject *arg) {
+    char *s;
+    Py_ssize_t n;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "time_span(body): body must be bytes");
+        return NULL;
+    }
+    if (PyBytes_AsStringAndSize(arg, &s, &n) < 0) return NULL;
+    long long lo = LLONG_MAX, hi = LLONG_MIN, t = 0;
+    int found = 1;
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t a = 0;
+    while (found) {
+        const char *newline = memchr(s + a, '\n', (size_t)(n - a));
+        Py_ssize_t b = newline ? newline - s : n;
+        found = line_time(s, a, b, &t);
+        if (found) {
+            if (t < lo) lo = t;
+            if (t > hi) hi = t;
+        }
+        if (!newline) break;
+        a = b + 1;
+    }
+    Py_END_ALLOW_THREADS
+    if (!found) Py_RETURN_NONE;
+    return Py_BuildValue("(LL)", lo, hi);
+}
+
 /* -- the module ------------------------------------------------------------------------ */
 static PyMethodDef methods[] = {
     {"encode_objects", encode_objects, METH_VARARGS,
-     "encode_objects(plan, objs, start, stop) -> str | None: lines of declared objects, or None (use Python)."},
+     "encode_objects(plan, objs, start, stop, span=None) -> str | None: lines of declared objects, or None "
+     "(use Python); a list [least, greatest] given as span takes in the lines' times."},
     {"encode_sensor", encode_sensor, METH_VARARGS,
-     "encode_sensor(prefix, points, start, stop, check_only, time_key='time', value_key='value') -> "
+     "encode_sensor(prefix, points, start, stop, check_only, time_key='time', value_key='value', span=None) -> "
      "str | True | None: lines of plain {time, value} dicts, or None (use Python)."},
+    {"time_span", time_span, METH_O,
+     "time_span(body) -> (least, greatest) | None: the timestamps a body of lines spans."},
     {"set_slots", (PyCFunction)(void (*)(void))set_slots, METH_FASTCALL,
      "set_slots(obj, cls, offsets, *values): store the values in the slots of an instance of cls."},
     {"slot_offsets", slot_offsets, METH_VARARGS,

@@ -29,9 +29,13 @@ from influxhtm.htm.sensor import Sensor
 from influxhtm.model.line_protocol import (
     INT64_MAX,
     INT64_MIN,
+    Batch,
+    body_time_span,
     encode,
     encode_slice_in_c,
     encoder_for,
+    points_time_span,
+    span_box,
     speedups,
 )
 
@@ -366,3 +370,58 @@ def test_every_built_extension_is_found_by_the_code_that_uses_it():
     found = {"_speedups": line_protocol.speedups(), "_decode": row_mappers._decoder()}
     for name in built & set(found):
         assert found[name] is not None, f"{name} is built in {package} but not found"
+
+
+# -- the time span of a body (what the write pipeline reads to send batches side by side) ------------
+line_tail = st.one_of(
+    st.integers(-(2**64), 2**64).map(lambda t: f" {t}"),  # some beyond int64: no timestamp
+    st.sampled_from(["", "=1", "=-5", "=1.5", '="a 1"', "=12i", " ", " -", " --3", "\\ 7", " 0x1", " 1 "]),
+)
+body_line = st.tuples(st.sampled_from(["m f=1", 'm,t=a\\ b s="x 9"', "m x=2 3"]), line_tail).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(body_line, min_size=1, max_size=6))
+def test_the_span_of_a_body_is_the_same_in_c_and_python(lines):
+    body = "\n".join(lines).encode()
+    expected = points_time_span(body.split(b"\n"))
+    assert speedups().time_span(body) == expected
+    assert body_time_span(body) == expected
+    if expected is not None:  # every line ends with " <int64>"
+        times = [int(line.rsplit(" ", 1)[1]) for line in lines]
+        assert expected == (min(times), max(times)) and all(abs(t) < 2**63 for t in times)
+
+
+@EXAMPLES
+@given(st.lists(hostile, min_size=1, max_size=6), st.lists(good_point, min_size=1, max_size=8))
+def test_the_span_the_c_encoders_tell_is_the_span_of_their_lines(objs, points):
+    box = span_box()
+    text = encode_slice_in_c(encoder_for(Hostile), objs, 0, len(objs), box)
+    lines = [encoder_for(Hostile)(o) for o in objs]  # a string field may hold a newline
+    assert text == "\n".join(lines)
+    assert tuple(box) == points_time_span(Batch.of_lines(lines).lines()) == (
+        min(to_ns(o.time) for o in objs), max(to_ns(o.time) for o in objs)
+    )
+    box = span_box()
+    prefix = "power,component=m value="
+    text = speedups().encode_sensor(prefix, points, 0, len(points), False, "time", "value", box)
+    assert tuple(box) == body_time_span(text.encode()) == (
+        min(to_ns(p["time"]) for p in points), max(to_ns(p["time"]) for p in points)
+    )
+    # a box takes in more lines across calls
+    more = speedups().encode_sensor(prefix, [{"time": 7, "value": 1.0}], 0, 1, False, "time", "value", box)
+    assert more is not None and box[0] == min(7, box[0]) and box[1] == max(7, box[1])
+
+
+def test_a_batch_made_by_a_repository_carries_its_span(sensor):
+    from benchmarks import data
+
+    repo = InfluxHtmClient("never_written", host="127.0.0.1", port=9).repository(data.PowerReading)
+    objs = data.objects(30)
+    batches = list(repo.make_batches(objs, 10))
+    assert [b._span for b in batches] == [
+        (to_ns(objs[i].time), to_ns(objs[i + 9].time)) for i in range(0, 30, 10)
+    ]
+    points = data.sensor_points(20)
+    told = [b._span for b in sensor.repository.make_batches(points, 10, validate_first=True)]
+    assert told == [(points[0]["time"], points[9]["time"]), (points[10]["time"], points[19]["time"])]

@@ -1,7 +1,9 @@
 """The async write pipeline and the batching writer for services.
 
 `AsyncWritePipeline` is `writing.WritePipeline` for asyncio: batches are POSTed in
-order (at most `depth` waiting), each through `AsyncInfluxHtmClient.write_lines` (which
+order over `connections` concurrent requests (default `writing.DEFAULT_CONNECTIONS`), side
+by side only when their time spans are apart (`writing.apart`), at most `depth` waiting,
+each through `AsyncInfluxHtmClient.write_lines` (which
 retries, splits at point boundaries and collects refusals by the shared core,
 `protocol.WritePlan`); refusals do not stop the write and are raised together at the
 end as one `PartialWriteError` with exact counts; an error making or sending a batch stops
@@ -21,7 +23,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from influxhtm.core.errors import PartialWriteError, ValidationError, check_positive_int
-from influxhtm.io.writing import AccountedPipeline, WriteAccount, unmade
+from influxhtm.io.writing import AccountedPipeline, Span, apart, unmade
 from influxhtm.model.line_protocol import Batch
 
 if TYPE_CHECKING:
@@ -70,10 +72,11 @@ async def post_pipelined(
     *,
     total: int | None = None,
     retention_policy: str | None = None,
+    connections: int | None = None,
 ) -> int:
     """Write every batch through an `AsyncWritePipeline`; returns the points written (the counts
     and errors of `writing.post_pipelined`)."""
-    pipeline = AsyncWritePipeline(client, retention_policy=retention_policy)
+    pipeline = AsyncWritePipeline(client, retention_policy=retention_policy, connections=connections)
     taken = 0
     try:
         async for batch in batches:
@@ -94,35 +97,38 @@ async def _close(batches: AsyncIterator[Batch]) -> None:
 
 
 class AsyncWritePipeline(AccountedPipeline):
-    """An ordered, bounded, pipelined async write: `await put(batch)`, then `await close()`."""
+    """An ordered, bounded, pipelined async write: `await put(batch)`, then `await close()`.
 
-    def __init__(self, client: AsyncLineWriter, *, retention_policy: str | None = None, depth: int = 1):
+    As `writing.WritePipeline`: up to `connections` batches travel at once (only batches whose
+    time spans are apart; one that meets an earlier batch starts when that one is done), at most
+    `depth` (default: `connections`) wait or travel."""
+
+    def __init__(self, client: AsyncLineWriter, **settings: Any):
+        super().__init__(client, **settings)
         self.client = client
-        self.retention_policy = retention_policy
-        self.depth = max(1, depth)
-        self.account = WriteAccount(client)
-        self._pending: deque[tuple[asyncio.Task[None], int]] = deque()
-        self._closed = False
+        self._pending: deque[tuple[asyncio.Task[None], int, Span]] = deque()
 
     async def put(self, batch: Batch) -> None:
         """Hand one batch over to be sent after the ones before it."""
         self.account.check_open(self._closed)
+        if not len(batch):
+            return
         while len(self._pending) >= self.depth:
             await self._settle_one()
-        if len(batch):
-            before = self._pending[-1][0] if self._pending else None
-            task = asyncio.create_task(self._post(batch, before))
-            self._pending.append((task, len(batch)))
-            await asyncio.sleep(0)  # let the POST start before the caller makes the next batch
+        span = batch.time_span() if self.connections > 1 else None
+        before = [task for task, _, other in self._pending if not apart(span, [other])]
+        task = asyncio.create_task(self._post(batch, before))
+        self._pending.append((task, len(batch), span))
+        await asyncio.sleep(0)  # let the POST start before the caller makes the next batch
 
-    async def _post(self, batch: Batch, before: asyncio.Task[None] | None) -> None:
-        if before is not None:
-            await asyncio.wait([before])
+    async def _post(self, batch: Batch, before: list[asyncio.Task[None]]) -> None:
+        if before:  # the earlier batches whose spans meet this one's
+            await asyncio.wait(before)
         with self.account.posting():
             await self.client.write_lines(batch, retention_policy=self.retention_policy)
 
     async def _settle_one(self) -> None:
-        task, count = self._pending.popleft()
+        task, count, _ = self._pending.popleft()
         with self.account.settling(count):
             await task
 

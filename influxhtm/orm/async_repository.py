@@ -75,10 +75,12 @@ class AsyncRepository:
         batch_size: int = 10_000,
         *,
         validate_first: bool = False,
+        connections: int | None = None,
     ) -> int:
         """Write objects in batches (validated before each leaves; the next made while one travels);
         returns how many were written. `objects`: a list, a generator or an async iterator.
-        `validate_first`: a list is validated whole first (see `Repository.make_batches`)."""
+        `validate_first`: a list is validated whole first (see `Repository.make_batches`).
+        `connections`: batches travelling at once, as `Repository.add_all`."""
         check_positive_int(batch_size, "batch_size")
         if isinstance(objects, (self.cls, Mapping)):
             raise ValidationError({"objects": ["give an iterable of objects (use add() for one)"]})
@@ -92,7 +94,8 @@ class AsyncRepository:
             batches = batches_in_thread(made)
             total = len(objects) if isinstance(objects, Sequence) else None
         return await post_pipelined(
-            self.client, batches, total=total, retention_policy=self.declaration.retention_policy
+            self.client, batches, total=total, retention_policy=self.declaration.retention_policy,
+            connections=connections,
         )
 
     def _chunk_batches(self, chunk: list[Any], offset: int) -> list[Batch]:

@@ -49,6 +49,7 @@ from influxhtm.model.line_protocol import (
     escape_tag_value,
     float_value,
     key_problem,
+    span_box,
     tag_value_problem,
 )
 from influxhtm.model.row_mappers import objects_of
@@ -146,9 +147,9 @@ class Repository(Generic[T]):
         write before its batch leaves, and the error names its index and field.
         `validate_first`: a list, tuple or DataFrame is validated whole before anything is
         sent (the error names every bad object; nothing is written), as `Sensor.write` does.
-        While batches travel over `connections` connections (default one, stored strictly in
-        order; more ingest faster but may store a repeated series and time in either order),
-        the next is encoded.
+        While batches travel over `connections` connections (default two; only batches whose
+        time spans are apart travel together, so a repeated series and time keeps the value
+        given last, as over one), the next is encoded.
         A DataFrame's time is its `time` column or its DatetimeIndex; a missing cell (NaN, None, NaT) in an
         optional column is absent, in a required one an error (see `influxhtm.model.frames`).
         `progress`: a progress bar on stderr (None: when it is a terminal and the write
@@ -241,18 +242,21 @@ class Repository(Generic[T]):
         if encode_pairs_in_c(encode, points, 0, len(points), check_only=True) is not True:
             return self._python_pairs(points, batch_size)
 
-        def encode_range(start: int, stop: int) -> str:
-            text = encode_pairs_in_c(encode, points, start, stop)
-            if text is None:  # the list changed since it was checked: the checked path
-                return self._checked_batch(points[start:stop], start).data.decode("utf-8")
-            result: str = text
-            return result
+        def batch(start: int, stop: int) -> Batch:
+            span, checked = span_box(), []
 
-        return (
-            Batch.joined(join_slices(encode_range, i, min(i + batch_size, len(points)), C_SLICE),
-                         min(batch_size, len(points) - i))
-            for i in range(0, len(points), batch_size)
-        )
+            def encode_range(a: int, b: int) -> str:
+                text = encode_pairs_in_c(encode, points, a, b, span=span)
+                if text is None:  # the list changed since it was checked: the checked path
+                    checked.append(a)  # (whose span is worked out from the body)
+                    return self._checked_batch(points[a:b], a).data.decode("utf-8")
+                result: str = text
+                return result
+
+            body = join_slices(encode_range, start, stop, C_SLICE)
+            return Batch.joined(body, stop - start, span=None if checked else span)
+
+        return (batch(i, min(i + batch_size, len(points))) for i in range(0, len(points), batch_size))
 
     def _python_pairs(self, points: list[Any], batch_size: int) -> Iterator[Batch] | None:
         """The pairs path without C: the columns checked whole (`pair_columns`), lines by `str.format`."""
@@ -284,10 +288,11 @@ class Repository(Generic[T]):
         """One chunk validated and encoded: instances in C or by the generated encoder, plain pairs
         by the pairs path, anything else checked one by one (`_checked_batch`)."""
         encode = self._encode
-        body = encode_in_c(encode, chunk)
+        span = span_box()
+        body = encode_in_c(encode, chunk, span)
         lines: Callable[[], list[str]] = partial(list, map(encode, chunk))  # if a string holds "\n"
         if body is not None:  # all of the class, formatted in C (see line_protocol.encode_slice)
-            return Batch.joined(body, len(chunk), lines)
+            return Batch.joined(body, len(chunk), lines, span)
         if set(map(type, chunk)) == {self.cls}:
             # Instances were validated when they were built: formatting cannot fail.
             return Batch.joined(encode_in_slices(encode, chunk), len(chunk), lines)

@@ -288,3 +288,31 @@ def test_tls_verifies_by_default_and_trusts_a_given_ca(kind, tls_server, tls_fil
         d.run(d.client.drop_database())
     finally:
         d.close()
+
+
+@pytest.mark.parametrize("connections", [None, 4])
+def test_batches_travel_side_by_side_only_when_their_times_are_apart(
+    kind, influx_settings, influx_database, flaky_proxy, connections
+):
+    """Every answer is held back DELAY: batches whose spans are apart overlap in flight (the
+    write takes about half as long as one by one), batches whose spans meet go one by one, and a
+    repeated series and time keeps the value given last, with either client."""
+    delay = 0.3
+    proxy = flaky_proxy(influx_settings.host, influx_settings.port, always=("slow", delay))
+    d = Driver(kind, influx_database, Settings(host=proxy.host, port=proxy.port, retries=0))
+    try:
+        repo = d.client.repository(Flow)
+        started = time.monotonic()
+        assert d.run(repo.add_all(flows(400, lines=1), batch_size=100, connections=connections)) == 400
+        assert time.monotonic() - started < 3.5 * delay  # 4 batches, two or more at a time
+        # four batches over the same 100 seconds, value k in batch k: one at a time, the last kept
+        again = [Flow(time=T0 + timedelta(seconds=s), line="l0", value=float(k)) for k in range(4)
+                 for s in range(100)]
+        started = time.monotonic()
+        assert d.run(repo.add_all(again, batch_size=100, connections=connections)) == 400
+        assert time.monotonic() - started >= 4 * delay
+        values = {(f.line, f.time): f.value for f in stored(d)}
+        assert len(values) == 400
+        assert all(values[("l0", T0 + timedelta(seconds=s))] == 3.0 for s in range(100))
+    finally:
+        d.close()

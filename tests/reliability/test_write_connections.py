@@ -42,35 +42,66 @@ def stored(influx_settings: Settings, database: str) -> int:
     return client.repository(Point).query().count()
 
 
-def test_add_all_posts_one_batch_at_a_time_unless_more_connections_are_asked_for(
+def test_add_all_sends_two_batches_at_once_by_default_when_their_times_are_apart(
     influx_settings, influx_database, flaky_proxy
 ):
     proxy = flaky_proxy(influx_settings.host, influx_settings.port, always=("slow", DELAY))
     repo = through(proxy, influx_database).repository(Point)
-    assert DEFAULT_CONNECTIONS == 1  # stored in the order given unless more are asked for
+    assert DEFAULT_CONNECTIONS == 2
     started = time.monotonic()
-    assert repo.add_all(objects(400), batch_size=100) == 400  # 4 batches, each answered DELAY late
+    assert repo.add_all(objects(400), batch_size=100, connections=1) == 400  # 4 batches, each DELAY late
     assert time.monotonic() - started >= 4 * DELAY
     assert stored(influx_settings, influx_database) == 400
 
     started = time.monotonic()
-    assert repo.add_all(objects(400, 400), batch_size=100, connections=2) == 400
+    assert repo.add_all(objects(400, 400), batch_size=100) == 400
     overlapped = time.monotonic() - started
     # one at a time takes at least 4 * DELAY; two at once about 2 * DELAY
     assert overlapped < 3.5 * DELAY, overlapped
     assert stored(influx_settings, influx_database) == 800
 
 
-def test_a_repeated_point_keeps_its_later_value_by_default(influx_settings, influx_database, flaky_proxy):
+@pytest.mark.parametrize("connections", [None, 2, 4])
+def test_a_repeated_point_keeps_its_later_value(influx_settings, influx_database, flaky_proxy, connections):
     """The same series and time in two batches: the first POST is answered late, yet the value
-    given later is the one stored (with two connections the second batch would land first and
-    be overwritten by the first)."""
+    given later is the one stored (were the batches sent side by side, the second would land
+    first and be overwritten by the first)."""
     proxy = flaky_proxy(influx_settings.host, influx_settings.port, script=[("slow", 0.5)])
     repo = through(proxy, influx_database).repository(Point)
     first = Point(time=T0, sensor="s", v=1.0)
     later = Point(time=T0, sensor="s", v=2.0)
-    assert repo.add_all([first, later], batch_size=1) == 2
+    assert repo.add_all([first, later], batch_size=1, connections=connections) == 2
     assert [p.v for p in repo.query().all()] == [2.0]
+
+
+def test_batches_whose_times_meet_travel_one_after_another(influx_settings, influx_database, flaky_proxy):
+    """Four batches whose time spans overlap by half: each waits for the one before it, and every
+    point of the overlap keeps the value given last."""
+    proxy = flaky_proxy(influx_settings.host, influx_settings.port, always=("slow", DELAY))
+    repo = through(proxy, influx_database).repository(Point)
+    batches = [
+        [Point(time=T0 + timedelta(seconds=s), sensor="s", v=float(k)) for s in range(50 * k, 50 * k + 100)]
+        for k in range(4)
+    ]
+    started = time.monotonic()
+    assert repo.add_all([p for batch in batches for p in batch], batch_size=100, connections=4) == 400
+    assert time.monotonic() - started >= 4 * DELAY
+    values = {p.time: p.v for p in repo.query().all()}
+    assert len(values) == 250
+    assert all(values[T0 + timedelta(seconds=s)] == min(s // 50, 3) for s in range(250))
+
+
+def test_points_the_server_stamps_travel_alone(influx_settings, influx_database, flaky_proxy):
+    """Points without a timestamp get the server's clock: their batches are never sent side by side."""
+    proxy = flaky_proxy(influx_settings.host, influx_settings.port, always=("slow", DELAY))
+    client = through(proxy, influx_database)
+    pipeline = WritePipeline(client, connections=4)
+    started = time.monotonic()
+    for k in range(3):
+        pipeline.put(Batch.of_lines([f"conn,sensor=s{k} v={k}.5"]))
+    assert pipeline.close() == 3
+    assert time.monotonic() - started >= 3 * DELAY
+    assert stored(influx_settings, influx_database) == 3
 
 
 def test_refusals_over_three_connections_are_counted_exactly(influx_settings, influx_database, flaky_proxy):
