@@ -388,8 +388,10 @@ static int put_columns(Buf *b, PyObject *obj, Column *cols, Py_ssize_t n, int is
     return OK;
 }
 
-/* The least and greatest timestamp (ns) of the lines made so far, told to Python through a list
- * [least, greatest] (None, None at first) that the write pipeline reads (`Batch.time_span`). */
+/* What an encoder tells of the lines it made, through a list [least, greatest, extra] that
+ * Python gives (`line_protocol.tally`: None, None, 0 at first), across calls: the least and
+ * greatest timestamp (ns; the write pipeline reads them, `Batch.time_span`) and the newlines
+ * beyond one between each two lines (inside string fields: then the body is not cut at each). */
 typedef struct {
     long long lo, hi;
     int any;
@@ -401,13 +403,23 @@ static inline void span_add(Span *span, long long ns) {
     span->any = 1;
 }
 
-/* Merge the span into `out` (a list of two items, or None: nothing asked). */
-static int span_tell(Span *span, PyObject *out) {
+/* Tell `out` (a list of three items, or None: nothing asked) the span and the newlines of the
+ * `lines` lines in `b`. */
+static int span_tell(Span *span, Buf *b, Py_ssize_t lines, PyObject *out) {
     if (out == Py_None || !span->any) return OK;
-    if (!PyList_CheckExact(out) || PyList_GET_SIZE(out) != 2) {
-        PyErr_SetString(PyExc_TypeError, "span must be a list of two items");
+    if (!PyList_CheckExact(out) || PyList_GET_SIZE(out) != 3) {
+        PyErr_SetString(PyExc_TypeError, "tally must be a list of three items");
         return FAILED;
     }
+    Py_ssize_t newlines = 0;
+    for (const char *at = b->data, *end = b->data + b->len;
+         (at = memchr(at, '\n', (size_t)(end - at))) != NULL; at++)
+        newlines++;
+    Py_ssize_t was = PyLong_AsSsize_t(PyList_GET_ITEM(out, 2));
+    if (was == -1 && PyErr_Occurred()) return FAILED;
+    PyObject *extra = PyLong_FromSsize_t(was + newlines - (lines - 1));
+    if (!extra) return FAILED;
+    PyList_SetItem(out, 2, extra);
     PyObject *lo = PyList_GET_ITEM(out, 0), *hi = PyList_GET_ITEM(out, 1);
     long long was_lo = lo == Py_None ? span->lo : PyLong_AsLongLong(lo);
     long long was_hi = hi == Py_None ? span->hi : PyLong_AsLongLong(hi);
@@ -478,7 +490,7 @@ static PyObject *encode_objects(PyObject *self, PyObject *args) {
         rc = i > first && buf_put(&b, "\n", 1) ? FAILED : put_object(&b, &plan, obj, &span);
         Py_DECREF(obj);
     }
-    if (!rc) rc = span_tell(&span, out);
+    if (!rc) rc = span_tell(&span, &b, stop - first, out);
     if (rc) {
         PyMem_Free(b.data);
         if (rc == FAILED) return NULL;
@@ -558,7 +570,7 @@ static PyObject *encode_sensor(PyObject *self, PyObject *args) {
             buf_put_float(&b, value) || buf_put(&b, " ", 1) || buf_put_int(&b, ns))
             rc = rc ? rc : FAILED;
     }
-    if (!rc && !check_only) rc = span_tell(&span, out);
+    if (!rc && !check_only) rc = span_tell(&span, &b, stop - start, out);
     if (rc || check_only) {
         PyMem_Free(b.data);
         if (rc == FAILED) return NULL;
@@ -662,7 +674,7 @@ static PyObject *time_span(PyObject *self, PyObject *arg) {
 static PyMethodDef methods[] = {
     {"encode_objects", encode_objects, METH_VARARGS,
      "encode_objects(plan, objs, start, stop, span=None) -> str | None: lines of declared objects, or None "
-     "(use Python); a list [least, greatest] given as span takes in the lines' times."},
+     "(use Python); a list [least, greatest, extra] given as span takes in the lines' times and newlines."},
     {"encode_sensor", encode_sensor, METH_VARARGS,
      "encode_sensor(prefix, points, start, stop, check_only, time_key='time', value_key='value', span=None) -> "
      "str | True | None: lines of plain {time, value} dicts, or None (use Python)."},

@@ -35,8 +35,8 @@ from influxhtm.model.line_protocol import (
     encode_slice_in_c,
     encoder_for,
     points_time_span,
-    span_box,
     speedups,
+    tally,
 )
 
 EXAMPLES = settings(
@@ -395,22 +395,25 @@ def test_the_span_of_a_body_is_the_same_in_c_and_python(lines):
 @EXAMPLES
 @given(st.lists(hostile, min_size=1, max_size=6), st.lists(good_point, min_size=1, max_size=8))
 def test_the_span_the_c_encoders_tell_is_the_span_of_their_lines(objs, points):
-    box = span_box()
-    text = encode_slice_in_c(encoder_for(Hostile), objs, 0, len(objs), box)
+    told = tally()
+    text = encode_slice_in_c(encoder_for(Hostile), objs, 0, len(objs), told)
     lines = [encoder_for(Hostile)(o) for o in objs]  # a string field may hold a newline
     assert text == "\n".join(lines)
-    assert tuple(box) == points_time_span(Batch.of_lines(lines).lines()) == (
+    assert tuple(told[:2]) == points_time_span(Batch.of_lines(lines).lines()) == (
         min(to_ns(o.time) for o in objs), max(to_ns(o.time) for o in objs)
     )
-    box = span_box()
+    assert told[2] == text.count("\n") - (len(objs) - 1)  # the newlines inside string fields
+    batch = Batch.joined(text, len(objs), lambda: lines, told)
+    assert batch.lines() == [line.encode() for line in lines] and batch.time_span() == tuple(told[:2])
+    told = tally()
     prefix = "power,component=m value="
-    text = speedups().encode_sensor(prefix, points, 0, len(points), False, "time", "value", box)
-    assert tuple(box) == body_time_span(text.encode()) == (
-        min(to_ns(p["time"]) for p in points), max(to_ns(p["time"]) for p in points)
+    text = speedups().encode_sensor(prefix, points, 0, len(points), False, "time", "value", told)
+    assert tuple(told) == (*body_time_span(text.encode()), 0) == (
+        min(to_ns(p["time"]) for p in points), max(to_ns(p["time"]) for p in points), 0
     )
-    # a box takes in more lines across calls
-    more = speedups().encode_sensor(prefix, [{"time": 7, "value": 1.0}], 0, 1, False, "time", "value", box)
-    assert more is not None and box[0] == min(7, box[0]) and box[1] == max(7, box[1])
+    # a tally takes in more lines across calls
+    more = speedups().encode_sensor(prefix, [{"time": 7, "value": 1.0}], 0, 1, False, "time", "value", told)
+    assert more is not None and told[0] == min(7, told[0]) and told[1] == max(7, told[1])
 
 
 def test_a_batch_made_by_a_repository_carries_its_span(sensor):

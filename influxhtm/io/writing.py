@@ -35,7 +35,7 @@ from typing import Any, NoReturn
 from influxhtm.core.errors import PartialWriteError
 from influxhtm.io.connection import merge_refusals
 from influxhtm.io.protocols import AsyncLineWriter, LineWriter
-from influxhtm.model.line_protocol import Batch, SpanBox, encode_slice, encode_slice_in_c
+from influxhtm.model.line_protocol import Batch, Tally, encode_slice, encode_slice_in_c
 
 
 def post_pipelined(
@@ -350,12 +350,12 @@ def encode_in_slices(encode: Callable[..., str], *columns: Sequence[Any]) -> str
     )
 
 
-def encode_in_c(encode: Callable[[Any], str], objs: list[Any], span: SpanBox | None = None) -> str | None:
+def encode_in_c(encode: Callable[[Any], str], objs: list[Any], told: Tally | None = None) -> str | None:
     """`encode_in_slices(encode, objs)` made by the C encoder, or None if it cannot make all of it
-    (a `span_box` given as `span` takes in the times of the lines)."""
+    (a `tally` given as `told` takes in what the C encoder tells of the lines)."""
     parts = []
     for start in range(0, len(objs), C_SLICE):
-        text = encode_slice_in_c(encode, objs, start, start + C_SLICE, span)
+        text = encode_slice_in_c(encode, objs, start, start + C_SLICE, told)
         if text is None:
             return None
         parts.append(text)

@@ -339,8 +339,8 @@ def encode(objs: Iterable[Any], *, as_bytes: bool = False) -> str | bytes:
 
 
 # -- the optional C encoders ------------------------------------------------------
-#: What the C encoders tell the time span of the lines they make in: `[least, greatest]` (see `span_box`).
-SpanBox = list[int | None]
+#: What the C encoders tell of the lines they make (`tally`): [least time, greatest time, extra newlines].
+Tally = list[int | None]
 
 
 def speedups() -> Any:
@@ -356,16 +356,16 @@ def encode_slice(encode: Callable[[Any], str], objs: Sequence[Any], start: int, 
 
 
 def encode_slice_in_c(
-    encode: Callable[[Any], str], objs: Sequence[Any], start: int, stop: int, span: SpanBox | None = None
+    encode: Callable[[Any], str], objs: Sequence[Any], start: int, stop: int, told: Tally | None = None
 ) -> str | None:
     """What `encode_slice` returns, made by the C encoder; None when it cannot (not built, turned
     off, `encode` not from `encoder_for`, another class or an unusual value in the slice). A
-    `span_box` given as `span` takes in the times of the lines made."""
+    `tally` given as `told` takes in what the C encoder tells of the lines made."""
     plan = getattr(encode, "__speedup_plan__", None)
     module = speedups() if plan is not None and type(objs) is list else None
-    text = None if module is None else module.encode_objects(plan, objs, start, stop, span)
+    text = None if module is None else module.encode_objects(plan, objs, start, stop, told)
     if text is None and type(objs) is list and start < len(objs) and type(objs[start]) is dict:
-        text = encode_pairs_in_c(encode, objs, start, stop, span=span)  # plain dicts, a sensor-like class
+        text = encode_pairs_in_c(encode, objs, start, stop, told=told)  # plain dicts, a sensor-like class
     result: str | None = text
     return result
 
@@ -502,7 +502,7 @@ def encode_pairs_in_c(
     start: int,
     stop: int,
     check_only: bool = False,
-    span: SpanBox | None = None,
+    told: Tally | None = None,
 ) -> Any:
     """The lines of plain `{time, <field>}` dicts `points[start:stop]` made by the C encoder from
     `encode`'s pairs plan (see `_pairs_plan`): every time an int (ns) or an aware datetime in range,
@@ -513,7 +513,7 @@ def encode_pairs_in_c(
     if plan is None or module is None:
         return None
     prefix, time_key, value_key = plan
-    return module.encode_sensor(prefix, points, start, stop, check_only, time_key, value_key, span)
+    return module.encode_sensor(prefix, points, start, stop, check_only, time_key, value_key, told)
 
 
 def _refuse_other(cls: type) -> Callable[[Any], str]:
@@ -589,13 +589,15 @@ class Batch:
         text: str | bytes,
         count: int,
         lines: Callable[[], Sequence[str | bytes]] | None = None,
-        span: Sequence[int | None] | None = None,
+        told: Sequence[int | None] | None = None,
     ) -> "Batch":
         """A batch from a body of `count` points joined by newlines; when the body holds more
-        newlines than that (inside string fields), its points are taken from `lines()`. `span`:
-        the least and greatest time of the points when the encoder told them (`SpanBox`)."""
+        newlines than that (inside string fields), its points are taken from `lines()`. `told`:
+        what the C encoders told of the body as they made it (a `tally`), if they made all of it."""
         data = text.encode("utf-8") if isinstance(text, str) else text
-        known = told_span(span)
+        known = told_span(told)
+        if known is not None and told is not None and told[2] == 0:  # one newline between each two
+            return cls(data, None, count, known)
         if data.count(b"\n") == count - 1:
             return cls(data, None, count, known)
         if lines is None:
@@ -686,17 +688,19 @@ def points_time_span(points: Iterable[bytes]) -> tuple[int, int] | None:
     return (min(times), max(times)) if times else None
 
 
-def span_box() -> SpanBox:
-    """A box the C encoders fill with the least and greatest time of the lines they make, across
-    calls: `[None, None]` until they make one (read by `told_span`)."""
-    return [None, None]
+def tally() -> Tally:
+    """A list the C encoders fill as they make lines, across calls: the least and greatest time
+    (`[None, None, 0]` until they make one; read by `told_span`) and the newlines beyond one
+    between each two lines (raw newlines inside string fields: then a body cannot be cut at
+    every newline, see `Batch`)."""
+    return [None, None, 0]
 
 
-def told_span(box: Sequence[int | None] | None) -> tuple[int, int] | None:
-    """The span a `span_box` was told, or None."""
-    if box is None or box[0] is None or box[1] is None:
+def told_span(told: Sequence[int | None] | None) -> tuple[int, int] | None:
+    """The span a `tally` was told, or None."""
+    if told is None or told[0] is None or told[1] is None:
         return None
-    return box[0], box[1]
+    return told[0], told[1]
 
 
 def body_time_span(data: bytes) -> tuple[int, int] | None:

@@ -49,8 +49,8 @@ from influxhtm.model.line_protocol import (
     escape_tag_value,
     float_value,
     key_problem,
-    span_box,
     tag_value_problem,
+    tally,
 )
 from influxhtm.model.row_mappers import objects_of
 
@@ -243,10 +243,10 @@ class Repository(Generic[T]):
             return self._python_pairs(points, batch_size)
 
         def batch(start: int, stop: int) -> Batch:
-            span, checked = span_box(), []
+            told, checked = tally(), []
 
             def encode_range(a: int, b: int) -> str:
-                text = encode_pairs_in_c(encode, points, a, b, span=span)
+                text = encode_pairs_in_c(encode, points, a, b, told=told)
                 if text is None:  # the list changed since it was checked: the checked path
                     checked.append(a)  # (whose span is worked out from the body)
                     return self._checked_batch(points[a:b], a).data.decode("utf-8")
@@ -254,7 +254,7 @@ class Repository(Generic[T]):
                 return result
 
             body = join_slices(encode_range, start, stop, C_SLICE)
-            return Batch.joined(body, stop - start, span=None if checked else span)
+            return Batch.joined(body, stop - start, told=None if checked else told)
 
         return (batch(i, min(i + batch_size, len(points))) for i in range(0, len(points), batch_size))
 
@@ -288,11 +288,11 @@ class Repository(Generic[T]):
         """One chunk validated and encoded: instances in C or by the generated encoder, plain pairs
         by the pairs path, anything else checked one by one (`_checked_batch`)."""
         encode = self._encode
-        span = span_box()
-        body = encode_in_c(encode, chunk, span)
+        told = tally()
+        body = encode_in_c(encode, chunk, told)
         lines: Callable[[], list[str]] = partial(list, map(encode, chunk))  # if a string holds "\n"
         if body is not None:  # all of the class, formatted in C (see line_protocol.encode_slice)
-            return Batch.joined(body, len(chunk), lines, span)
+            return Batch.joined(body, len(chunk), lines, told)
         if set(map(type, chunk)) == {self.cls}:
             # Instances were validated when they were built: formatting cannot fail.
             return Batch.joined(encode_in_slices(encode, chunk), len(chunk), lines)
