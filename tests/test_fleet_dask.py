@@ -161,7 +161,8 @@ def test_a_joining_worker_takes_only_the_sensors_it_gains_and_the_others_never_s
         run.finish()
         status = run.status()
     print(f"moved sensors released {released:.2f} s and caught up {caught_up:.2f} s after the join "
-          f"(release phase {status.get('handover_max_s')} s); moved {moved}; {run.report}")
+          f"(release phase {status.get('handover_max_s')} s: release {status.get('release_s')} s, "
+          f"take-over {status.get('take_over_s')} s); moved {moved}; {run.report}")
     # Only the moved sensors were checkpointed (released); the others were never stopped.
     assert saved == set(moved)
     # Only the moved sensors were restored, each once, on their new owner.

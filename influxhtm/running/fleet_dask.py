@@ -52,6 +52,8 @@ FORWARD_EVERY = 0.02
 NEWS_POLL = 0.05
 #: Seconds between two looks of a shard at the assignment.
 ASSIGNMENT_POLL = 0.05
+#: Seconds of releasing models a shard does per round (between them it serves the sensors it keeps).
+RELEASE_SLICE = 0.2
 #: The phases of an assignment (see the module's text).
 RELEASE, RUN, STOP = "release", "run", "stop"
 
@@ -107,6 +109,8 @@ class Membership:
         self.target: list[str] = list(first["workers"])
         self.running: list[str] | None = None
         self.followed: tuple[int, str] | None = None
+        self.handover_s: dict[str, float] = {}  # seconds the last release and take-over took here
+        self.releasing: float | None = None  # when the release under way began
         if self.phase == RUN:  # a shard started in a run phase holds nothing to release
             self.running = self.target
             self.followed = (first["epoch"], RUN)
@@ -128,18 +132,33 @@ class Membership:
         if self.phase == STOP or self.me not in self.target:
             shard.stop.set()  # the fleet stops, or this worker is no longer one of it
         elif self.phase == RELEASE:
-            for key in [key for key in shard.sensors if not self.owns(key)]:
-                shard.remove(key)  # its results stored, its model checkpointed and dropped
+            if not self._release(shard):
+                return  # more to release in the next round
             try:
                 ack(step[0])
             except Exception as error:  # noqa: BLE001 - the scheduler away for a moment: ask again
                 log.warning("fleet shard on %s: acknowledging epoch %d: %s", self.me, step[0], error)
                 return
         else:
+            started = time.monotonic()
             self.running = self.target
             shard.sync(shard.until_done(discover) or set())  # restores the sensors gained
             shard.catch_up()
+            self.handover_s["take_over_s"] = time.monotonic() - started
         self.followed = step
+
+    def _release(self, shard: Shard) -> bool:
+        """Release the sensors this shard loses, for up to RELEASE_SLICE seconds; whether all are."""
+        now = time.monotonic()
+        began = self.releasing = self.releasing or now
+        deadline = now + RELEASE_SLICE
+        for key in [key for key in shard.sensors if not self.owns(key)]:
+            if time.monotonic() >= deadline:
+                return False
+            shard.remove(key)  # its results stored, its model checkpointed and dropped
+        self.handover_s["release_s"] = time.monotonic() - began
+        self.releasing = None
+        return True
 
 
 def shard_task(spec: FleetSpec, timing: Timing, me: str, name: str, push: bool,
@@ -175,7 +194,7 @@ def shard_task(spec: FleetSpec, timing: Timing, me: str, name: str, push: bool,
 
     def report(status: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):
-            stats.put({**status, "worker": me, "shard": shard_key})
+            stats.put({**status, **membership.handover_s, "worker": me, "shard": shard_key})
 
     def ack(epoch: int) -> None:
         acks.put({"worker": me, "shard": shard_key, "epoch": epoch})
@@ -370,7 +389,7 @@ class Coordinator:
         for shard_status in self.latest.values():
             for key in (*COUNTS, *GAUGES):
                 status[key] = status.get(key, 0) + shard_status.get(key, 0)
-            for key in ("p50", "p95", "lag_p50", "lag_p95"):
+            for key in ("p50", "p95", "lag_p50", "lag_p95", "release_s", "take_over_s"):
                 if shard_status.get(key) is not None:
                     status[key] = max(status.get(key) or 0.0, shard_status[key])
         status.update(workers=len(self.shards), epoch=self.epoch, handing_over=self.phase == RELEASE,
