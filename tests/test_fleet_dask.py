@@ -202,3 +202,51 @@ def test_a_killed_worker_moves_only_its_own_sensors_and_its_replacement_only_tho
     assert recovered < 30
     assert_one_result_per_point_as_without_dask(client, tmp_path, run.total)
     assert status["shards_started"] == 3 and status["workers"] == 2  # the replacement got a shard
+
+
+class _Holder:
+    """What `Membership.follow` needs of a shard: the sensors it holds, releasing and syncing them."""
+
+    def __init__(self, owns):
+        self.sensors, self.owns, self.stop = {}, owns, threading.Event()
+
+    def remove(self, key):
+        del self.sensors[key]
+
+    def sync(self, present):
+        self.sensors = {key: True for key in present if self.owns(key)}
+
+    def until_done(self, action):
+        return action()
+
+    def catch_up(self):
+        pass
+
+
+def test_an_assignment_never_gives_a_sensor_to_two_shards_and_keeps_the_stayers_where_they_are():
+    from influxhtm.running.fleet_dask import RELEASE, RUN, Membership
+
+    keys = {("m", f"c{i}") for i in range(300)}
+    epochs = [["a", "b"], ["a", "b", "c"], ["a", "c"], ["c"], ["a", "c", "d"]]
+    first = {"epoch": 1, "workers": epochs[0], "phase": RUN}
+    members = {w: Membership(w, first) for w in "abcd"}
+    shards = {w: _Holder(members[w].owns) for w in "abcd"}
+    for w in epochs[0]:
+        shards[w].sync(keys)
+    acks = []
+    for epoch, workers in enumerate(epochs[1:], start=2):
+        for w in set("abcd") - set(workers):
+            shards[w].sensors = {}  # a worker gone (dead) holds nothing
+        before = {w: set(shard.sensors) for w, shard in shards.items()}
+        for phase in (RELEASE, RUN):
+            for w in workers:
+                members[w].latest = {"epoch": epoch, "workers": workers, "phase": phase}
+                members[w].follow(shards[w], lambda: keys, acks.append)
+                held = [key for shard in shards.values() for key in shard.sensors]
+                assert len(held) == len(set(held)), "a sensor held by two shards"
+            if phase == RELEASE:  # only what moves was released; what stays was kept
+                for w in workers:
+                    assert set(shards[w].sensors) == {k for k in before[w] if owner_of(k, workers) == w}
+        assert {k for shard in shards.values() for k in shard.sensors} == keys
+        assert all(owner_of(k, workers) == w for w, shard in shards.items() for k in shard.sensors)
+    assert acks.count(2) == 3  # every live shard acknowledged the release of epoch 2

@@ -337,7 +337,8 @@ class Coordinator:
         self.phase = STOP
         with contextlib.suppress(Exception):
             self._publish()
-            wait(list(self.shards.values()), timeout=STOP_TIMEOUT)
+            alive = set(_workers(self.dask))  # a shard whose worker is gone will not answer
+            wait([future for worker, future in self.shards.items() if worker in alive], timeout=STOP_TIMEOUT)
         self._read_stats()
         for worker, future in self.shards.items():
             if future.done() and future.status == "finished":
