@@ -201,7 +201,7 @@ def test_a_killed_worker_moves_only_its_own_sensors_and_its_replacement_only_tho
     assert saved.isdisjoint(stayers)
     assert recovered < 30
     assert_one_result_per_point_as_without_dask(client, tmp_path, run.total)
-    assert status["shards_started"] == 3 and status["workers"] == 2  # the replacement got a shard
+    assert status["shards_started"] >= 3 and status["workers"] == 2  # the replacement got a shard
 
 
 class _Holder:
