@@ -116,6 +116,7 @@ class Membership:
             self.followed = (first["epoch"], RUN)
 
     def owns(self, key: SensorKey) -> bool:
+        """Whether this shard runs sensor `key` now (`Shard.owns`)."""
         running = self.running
         if not running or self.me not in running or owner_of(key, running) != self.me:
             return False
