@@ -84,3 +84,28 @@ def test_unknown_setting_and_bad_host_are_named():
         Settings.resolve(environ={}, timeot=5)
     with pytest.raises(ConfigurationError, match="host=5"):
         Settings.resolve(host=5, environ={})
+
+
+def test_proxy_variables_are_read_once_when_the_client_is_made(influx_settings, influx_database, monkeypatch):
+    """requests would scan the environment on every request (more CPU than the rest of a write's
+    POST); the connection reads it once: a proxy named when the client is made is used for its
+    life, NO_PROXY is honoured, and a client made later sees the change."""
+    import attrs
+
+    from influxhtm import InfluxHtmClient
+    from influxhtm.tools.server import free_port
+
+    settings = attrs.evolve(influx_settings, retries=0, timeout=5)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxied = InfluxHtmClient.from_settings(influx_database, settings)
+    with pytest.raises(InfluxConnectionError):
+        proxied.ping()
+    monkeypatch.setenv("NO_PROXY", settings.host)
+    bypassing = InfluxHtmClient.from_settings(influx_database, settings)
+    assert bypassing.ping().startswith("1.")
+    monkeypatch.delenv("HTTP_PROXY")
+    with pytest.raises(InfluxConnectionError):
+        proxied.ping()  # its environment was read when it was made
+    assert InfluxHtmClient.from_settings(influx_database, settings).ping().startswith("1.")
