@@ -141,8 +141,6 @@ class Connection:
                     headers=headers,
                     timeout=s.timeout,
                     stream=stream,
-                    # given per request: requests lets REQUESTS_CA_BUNDLE override the session's value
-                    verify=s.verify_ssl,
                 )
             except requests.exceptions.SSLError as error:
                 raise attempts.tls_failed(_describe(error)) from None

@@ -159,6 +159,17 @@ def test_ca_file_from_the_environment(tls_server, tls_files):
     assert Connection(settings).ping().startswith("1.")
 
 
+def test_requests_ca_bundle_serves_when_verify_ssl_is_left_on_and_an_explicit_setting_wins(
+    tls_server, tls_files, tmp_path, monkeypatch
+):
+    """The variable is read once, when the connection is made, as requests would per request."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_files.certificate))
+    assert Connection(settings_for(tls_server, retries=0)).ping().startswith("1.")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "no-such-ca.pem"))
+    explicit = settings_for(tls_server, retries=0, verify_ssl=str(tls_files.certificate))
+    assert Connection(explicit).ping().startswith("1.")  # the given CA, not the variable's
+
+
 def test_verification_can_be_turned_off_explicitly(tls_server):
     settings = settings_for(tls_server, verify_ssl=False)
     with warnings.catch_warnings(record=True):
