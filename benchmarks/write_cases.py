@@ -135,7 +135,7 @@ class WriteSpeedCases:
         databases["repo"] = "bench_limit_repo"
         repo = self.influxhtm_client(databases["repo"]).repository(data.PowerReading)
         sides["repo"] = (
-            lambda: repo.add_all(objects, connections=4), lambda: self.fresh_database(databases["repo"])
+            lambda: repo.add_all(objects), lambda: self.fresh_database(databases["repo"])
         )
         timings = compare(sides, self.sizes.repeats)
         self._check_stored(databases, n)
@@ -144,7 +144,7 @@ class WriteSpeedCases:
         self.log(f"  raw POST rates by connections: {rates}")
         row = _rate_row(
             f"write {n:,} points against the server's limit (fast-ingest workload)",
-            "repo.add_all(objects, connections=4)",
+            "repo.add_all(objects)",
             f"best raw POST over 1, 2, 4 connections ({best[3:]})",
             n, timings["repo"], timings[best], 0.9,
         )

@@ -147,7 +147,7 @@ class Repository(Generic[T]):
         write before its batch leaves, and the error names its index and field.
         `validate_first`: a list, tuple or DataFrame is validated whole before anything is
         sent (the error names every bad object; nothing is written), as `Sensor.write` does.
-        While batches travel over `connections` connections (default two; only batches whose
+        While batches travel over `connections` connections (default four; only batches whose
         time spans are apart travel together, so a repeated series and time keeps the value
         given last, as over one), the next is encoded.
         A DataFrame's time is its `time` column or its DatetimeIndex; a missing cell (NaN, None, NaT) in an

@@ -47,7 +47,7 @@ def test_add_all_sends_two_batches_at_once_by_default_when_their_times_are_apart
 ):
     proxy = flaky_proxy(influx_settings.host, influx_settings.port, always=("slow", DELAY))
     repo = through(proxy, influx_database).repository(Point)
-    assert DEFAULT_CONNECTIONS == 2
+    assert DEFAULT_CONNECTIONS == 4
     started = time.monotonic()
     assert repo.add_all(objects(400), batch_size=100, connections=1) == 400  # 4 batches, each DELAY late
     assert time.monotonic() - started >= 4 * DELAY
