@@ -216,8 +216,11 @@ def _swap_child(host: str, port: int, sizes: FleetSizes, workdir: str, seconds: 
     fleet = Fleet(client, "m", engine=engine, params=params, model_id=model_id, checkpoint_dir=workdir,
                   max_models=max_models, checkpoint_every=1000, poll_interval=2.0, discover_interval=30.0,
                   since=since)
-    threading.Timer(seconds, fleet.stop).start()
+    timer = threading.Timer(seconds, fleet.stop)
+    timer.daemon = True  # a run that ends by `max_points` must not wait for it: the parent joins this process
+    timer.start()
     report = fleet.run(max_points=max_points)
+    timer.cancel()
     result.put({"report": attrs.asdict(report), "peak_rss_mb": peak_rss_mb()})
 
 

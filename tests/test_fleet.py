@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -221,6 +222,25 @@ def test_a_restarted_fleet_continues_with_no_lost_or_duplicated_result(client, t
     for component in "ab":
         assert results(client, "power", component, "r1") == results(client, "power", component, "r2")
         assert [row[1] for row in counts(client, "power", "r1")] == [40, 40]
+
+
+def test_points_recomputed_after_a_resume_add_no_lag_new_ones_do(client, tmp_path):
+    """The lag counts each point's first result only. A fleet that lost its checkpoints recomputes
+    every point (their results were stored long ago, the old code counted years of lag for them);
+    the points that are new to it count, from their own timestamps."""
+    write(client, "power", "a", 0, 20)
+    write(client, "power", "b", 0, 20, seed=1)
+    options = dict(engine=ewma, model_id="lag1", mode="poll", checkpoint_every=1000)
+    first = Fleet(client, "power", checkpoint_dir=tmp_path / "gone", **options).run(max_points=40)
+    assert first.points == 40 and first.lag_p50 > 3600  # written at T0, years ago: caught up late
+    shutil.rmtree(tmp_path / "gone")  # every sensor starts again at its first point
+    now = time.time_ns()
+    client.write_lines([f"power,component={c} value={v} {now - (5 - i) * 1_000_000}"
+                        for c in "ab" for i, v in enumerate((3.0, 4.0, 2.5, 7.0, 1.0))])
+    second = Fleet(client, "power", checkpoint_dir=tmp_path / "gone", **options).run(max_points=50)
+    assert second.points == 50 and second.results == 50 and second.errors == 0  # 40 recomputed, 10 new
+    assert second.lag_p95 is not None and second.lag_p95 < 60, second  # the 10 new points only
+    assert [row[1] for row in counts(client, "power", "lag1")] == [25, 25]  # still one result per point
 
 
 def test_brainblocks_models_evicted_and_restored_stay_within_the_documented_tolerance(client, tmp_path):

@@ -25,7 +25,7 @@ from influxhtm.model.line_protocol import Batch
 from influxhtm.running import checkpoint as checkpoints
 from influxhtm.running.live import SETTLE_SECONDS, Interrupted, UntilDone
 from influxhtm.running.model_cache import ModelCache
-from influxhtm.running.report import StreamingStats
+from influxhtm.running.report import LagHistogram
 from influxhtm.running.routing import Selector, SensorKey
 from influxhtm.running.subscription import PushedPoint
 
@@ -98,6 +98,9 @@ class Tracked:
     last_ns: int | None
     since_checkpoint: int = 0
     failed: str | None = None
+    #: The newest result stored when this shard took the sensor: the points up to it are recomputed
+    #: (a resume from an older checkpoint), their results were stored before, so they add no lag.
+    replay_until: int | None = None
 
 
 class Shard:
@@ -123,12 +126,12 @@ class Shard:
         self._fresh: dict[SensorKey, Any] = {}  # models made to register a sensor, used by its first take
         self._lines: list[str] = []
         self._unstored: dict[SensorKey, tuple[int, int]] = {}  # key -> (last ns fed, points fed)
-        self._seen: list[tuple[int, float]] = []  # (ns, wall time seen) of the points of _lines
+        self._seen: list[tuple[int, float, bool]] = []  # (ns, wall time seen, a first result) of _lines
         self.points = 0
         self.results = 0
         self.own_errors = 0  # sensors that could not be added or failed
-        self.lag = StreamingStats()
-        self.window_lag = StreamingStats()
+        self.lag = LagHistogram()  # point timestamp -> result stored, of each point's first result
+        self.window_lag = LagHistogram()  # seen (pushed or read) -> stored, since the last status
         self.until_done = UntilDone(self.stop, "fleet")
         #: Stop after about this many points (a round may take one more chunk per sensor).
         self.max_points: int | None = None
@@ -192,14 +195,13 @@ class Shard:
     def sync(self, present: Iterable[SensorKey]) -> tuple[int, int]:
         """Run the owned sensors of `present` and release the others; (added, removed)."""
         wanted = {key for key in present if self.owns(key)}
-        added = removed = 0
-        for key in sorted(wanted - set(self.sensors)):
-            if self.try_add(key):
-                added += 1
+        new = [key for key in sorted(wanted - set(self.sensors)) if self.try_add(key)]
+        self.learn_stored(new)
+        removed = 0
         for key in sorted(set(self.sensors) - wanted):
             self.remove(key)
             removed += 1
-        return added, removed
+        return len(new), removed
 
     def try_add(self, key: SensorKey) -> bool:
         """`add`, counting a sensor that cannot be added (bad parameters, say) as an error of its own."""
@@ -212,6 +214,32 @@ class Shard:
             self.own_errors += 1
             log.warning("fleet: sensor %s/%s: %s", key[0], key[1], error)
             return False
+
+    def learn_stored(self, keys: Iterable[SensorKey]) -> None:
+        """Note each sensor's newest stored result (`Tracked.replay_until`): one query per result
+        measurement and model id. A sensor resumed from an older checkpoint recomputes the points
+        after it; their results were stored before (by a killed worker, a stopped run), so
+        those points count as done, not as lag."""
+        groups: dict[tuple[str, str], list[SensorKey]] = {}
+        for key in keys:
+            tracked = self.sensors.get(key)
+            if tracked is not None:
+                groups.setdefault((tracked.sensor.result_measurement, tracked.store.model_id), []).append(key)
+        for (measurement, model_id), group in sorted(groups.items()):
+            newest = self._newest_results(measurement, model_id, [key[1] for key in group])
+            for key in group:
+                self.sensors[key].replay_until = newest.get(key[1])
+
+    def _newest_results(self, measurement: str, model_id: str, components: list[str]) -> dict[str, int]:
+        from influxhtm.influxql.expressions import MAX_IN_VALUES
+
+        query = Query().from_(measurement).select("*").where(id=model_id).group_by("component")
+        if len(components) <= MAX_IN_VALUES:
+            query = query.where(component=sorted(components))
+        query = query.order_by("time", "desc").limit(1)
+        series = self.until_done(lambda: self.client.result_series(query)) or []
+        return {(part.get("tags") or {}).get("component", ""): part["values"][0][0]
+                for part in series if part.get("values")}
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, keys: Iterable[SensorKey], upto: int | None = None
@@ -312,7 +340,8 @@ class Shard:
                 return fed + self._fail(key, error)
             if result is not None:
                 self._lines.append(line_of(result, point, ns))
-            self._seen.append((ns, seen.get((key, ns), now)))
+            first = tracked.replay_until is None or ns > tracked.replay_until
+            self._seen.append((ns, seen.get((key, ns), now), first))
             last = ns
             fed += 1
         self._note(key, last, fed)
@@ -347,9 +376,10 @@ class Shard:
                     f"were not stored and will be computed again by the next run") from None
         self._lines, self._unstored, self._seen = [], {}, []
         stored = time.time()
-        for ns, at in seen:
-            self.lag.add(stored - ns / 1e9)
-            self.window_lag.add(stored - at)
+        for ns, at, first in seen:
+            if first:
+                self.lag.add(stored - ns / 1e9)
+                self.window_lag.add(stored - at)
         self.points += len(seen)
         self.results += len(lines)
         for key, (last, count) in unstored.items():
@@ -431,12 +461,11 @@ class Shard:
 
     def status(self) -> dict[str, Any]:
         """Counters for the status line (the window's lag is reset)."""
-        window = self.window_lag.summary()
-        self.window_lag = StreamingStats()
-        lag = self.lag.summary()
+        window, self.window_lag = self.window_lag, LagHistogram()
         return {
-            "lag_p50": lag.median if lag else None,
-            "lag_p95": lag.p95 if lag else None,
+            "lag_p50": self.lag.quantile(0.5),
+            "lag_p95": self.lag.quantile(0.95),
+            "lag_histogram": self.lag.pairs(),
             "sensors": len(self.sensors),
             "in_memory": len(self.cache),
             "points": self.points,
@@ -445,9 +474,9 @@ class Shard:
             "failed": sum(1 for t in self.sensors.values() if t.failed is not None),
             "evictions": self.cache.evictions,
             "restores": self.cache.restores,
-            "p50": window.median if window else None,
-            "p95": window.p95 if window else None,
-            "window_count": window.count if window else 0,
+            "p50": window.quantile(0.5),
+            "p95": window.quantile(0.95),
+            "window_count": window.count,
         }
 
 
@@ -523,8 +552,8 @@ def run_shard_loop(shard: Shard, *, news: Any, timing: Timing, discover: Callabl
             wait = max(0.0, min(0.1, next_poll - time.monotonic()))
             if news is not None:
                 for key in _drain(news, pending, wait):
-                    if key not in shard.sensors and shard.owns(key):
-                        shard.try_add(key)  # a new sensor, told by its push
+                    if key not in shard.sensors and shard.owns(key) and shard.try_add(key):
+                        shard.learn_stored([key])  # a new sensor, told by its push
                 if pending:
                     shard.take_pushed(pending)
             else:
