@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from influxhtm.running.report import LagHistogram
 from influxhtm.running.routing import SensorKey, owner_of
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ class Coordinator:
         self.latest: dict[str, dict[str, Any]] = {}
         self.generations = 0
         self.snapshot: dict[str, Any] = {}
-        self.worst: dict[str, float] = {}
+        self.done_lag = LagHistogram()  # the lag of every point of the generations that ended
 
     def run(self, news: queue.Queue[Any] | None) -> dict[str, Any]:
         from distributed import Queue
@@ -185,12 +186,10 @@ class Coordinator:
         self._read_stats(stats)
         self._settle(futures)
         self.snapshot = self.current()
-        for key in ("lag_p50", "lag_p95"):  # the worst worker of the worst generation
-            if self.snapshot.get(key) is not None:
-                self.worst[key] = max(self.worst.get(key) or 0.0, self.snapshot[key])
         for status in self.latest.values():
             for key in self.done_totals:
                 self.done_totals[key] += status.get(key, 0)
+            self.done_lag.merge(status.get("lag_histogram") or ())
         self.latest = {}
 
     def _forward(self, news: queue.Queue[Any], queues: dict[str, Any], workers: list[str]) -> None:
@@ -233,23 +232,28 @@ class Coordinator:
             self.on_status(self.current())
 
     def current(self) -> dict[str, Any]:
-        """The fleet's status: sums over the workers; the lag of the worst worker."""
+        """The fleet's status: sums over the workers; the lag over every point of every worker and
+        generation (`lag_p50`, `lag_p95`); the window's `p50`/`p95` of the worst worker."""
         status: dict[str, Any] = {key: value for key, value in self.done_totals.items()}
+        lag = LagHistogram(self.done_lag.pairs())
         for worker_status in self.latest.values():
             for key in ("points", "results", "errors", "evictions", "restores"):
                 status[key] = status.get(key, 0) + worker_status.get(key, 0)
             for key in ("sensors", "in_memory", "failed"):
                 status[key] = status.get(key, 0) + worker_status.get(key, 0)
-            for key in ("p50", "p95", "lag_p50", "lag_p95"):
+            for key in ("p50", "p95"):
                 if worker_status.get(key) is not None:
                     status[key] = max(status.get(key) or 0.0, worker_status[key])
+            lag.merge(worker_status.get("lag_histogram") or ())
+        status["lag_p50"], status["lag_p95"] = lag.quantile(0.5), lag.quantile(0.95)
         status["workers"] = len(self.latest)
         status["generations"] = self.generations
         return status
 
     def totals(self) -> dict[str, Any]:
         """The status at the end of the last generation, with the counts of every generation."""
-        return {**self.snapshot, **self.done_totals, **self.worst, "generations": self.generations}
+        return {**self.snapshot, **self.done_totals, "lag_p50": self.done_lag.quantile(0.5),
+                "lag_p95": self.done_lag.quantile(0.95), "generations": self.generations}
 
 
 def run_on_dask(fleet: Any, on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
