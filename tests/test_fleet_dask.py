@@ -1,21 +1,26 @@
-"""`Fleet` on a `dask.distributed` LocalCluster: sensors split over the workers, a worker killed mid-run.
+"""`Fleet` on a `dask.distributed` LocalCluster: sensors split over the workers, workers killed and added.
 
 Each input point must have exactly one stored result afterwards, with the very
 numbers of a run in one process without Dask (the engine is deterministic).
+When workers change, only the sensors whose owner changes move: the others are
+never checkpointed, released or restored (their shard keeps running them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from fleet_engine import ewma
 from test_fleet import STEP, T0, results, wait_for, write
 
 from influxhtm.htm.client import InfluxHtmClient
+from influxhtm.influxql import admin
 from influxhtm.running.fleet import Fleet
 from influxhtm.running.fleet_dask import Coordinator
 from influxhtm.running.report import LagHistogram
@@ -23,7 +28,7 @@ from influxhtm.running.routing import owner_of
 
 distributed = pytest.importorskip("distributed")
 
-SENSORS = [f"s{i}" for i in range(8)]
+SENSORS = [f"s{i}" for i in range(24)]  # enough that every worker of 2 or 3 owns some
 
 
 @pytest.fixture
@@ -34,11 +39,16 @@ def client(influx_settings, influx_database):
     client.close()
 
 
-@pytest.mark.timeout(240)
-def test_a_killed_worker_s_sensors_resume_elsewhere_with_exactly_one_result_per_point(client, tmp_path):
+@contextlib.contextmanager
+def fleet_on_cluster(client, tmp_path, n_workers, **options):
+    """A fleet ("d1") over SENSORS on a LocalCluster, each sensor pushed a point every 0.1 s.
+
+    Yields once every sensor has its first 10 results; `run.finish()` stops the writer and
+    waits for every point's result; afterwards `run.report` is the fleet's report.
+    """
     for i, component in enumerate(SENSORS):
         write(client, "power", component, 0, 10, seed=i)
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+    cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                        dashboard_address=":0", silence_logs=40)
     dask = distributed.Client(cluster)
     written = {"n": 10}
@@ -53,30 +63,26 @@ def test_a_killed_worker_s_sensors_resume_elsewhere_with_exactly_one_result_per_
             stop_writing.wait(0.1)
 
     fleet = Fleet(client, "power", engine=ewma, model_id="d1", checkpoint_dir=tmp_path / "ckpt",
-                  checkpoint_every=5, poll_interval=0.5, discover_interval=5.0, scheduler=dask)
+                  poll_interval=0.5, discover_interval=5.0, status_interval=0.2, scheduler=dask, **options)
+    statuses: list[dict] = [{}]
     out = {}
-    runner = threading.Thread(target=lambda: out.setdefault("report", fleet.run()), daemon=True)
-    runner.start()
+    runner = threading.Thread(target=lambda: out.setdefault("report", fleet.run(on_status=statuses.append)),
+                              daemon=True)
     feeder = threading.Thread(target=writer, daemon=True)
-    try:
-        wait_for(lambda: all(len(results(client, "power", c, "d1")) >= 10 for c in SENSORS), timeout=90)
-        feeder.start()
-        workers = sorted(dask.scheduler_info()["workers"])
-        victim = workers[0]
-        victims = [c for c in SENSORS if owner_of(("power", c), workers) == victim]
-        assert victims and len(victims) < len(SENSORS)  # both workers run sensors
-        time.sleep(1.0)
-        pid = dask.run(os.getpid, workers=[victim])[victim]
-        before = {c: len(results(client, "power", c, "d1")) for c in victims}
-        killed = time.monotonic()
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: all(len(results(client, "power", c, "d1")) > before[c] + 5 for c in victims),
-                 timeout=60)
-        recovered = time.monotonic() - killed
+
+    def finish():
         stop_writing.set()
         feeder.join(10)
-        total = written["n"]
-        wait_for(lambda: all(len(results(client, "power", c, "d1")) == total for c in SENSORS), timeout=60)
+        run.total = written["n"]
+        wait_for(lambda: all(n == run.total for n in counts_now(client, SENSORS).values()), timeout=60)
+
+    run = SimpleNamespace(cluster=cluster, dask=dask, written=written, status=lambda: statuses[-1],
+                          finish=finish, checkpoint_dir=tmp_path / "ckpt")
+    runner.start()
+    try:
+        wait_for(lambda: all(n >= 10 for n in counts_now(client, SENSORS).values()), timeout=90)
+        feeder.start()
+        yield run
     finally:
         stop_writing.set()
         fleet.stop()
@@ -84,11 +90,28 @@ def test_a_killed_worker_s_sensors_resume_elsewhere_with_exactly_one_result_per_
         dask.close()
         cluster.close()
     assert not runner.is_alive()
-    report = out["report"]
-    print(f"recovered in {recovered:.1f} s; {total} points per sensor; {report}")
-    assert report.errors == 0 or report.points >= total * len(SENSORS)
-    assert recovered < 30, f"the killed worker's sensors had new results after {recovered:.1f} s"
-    # Exactly one result per point (keyed by series and time), the numbers of a run without Dask.
+    run.report = out["report"]
+
+
+def workers_of(dask):
+    return sorted(dask.scheduler_info()["workers"])
+
+
+def counts_now(client, components):
+    """How many results each of `components` has (one query)."""
+    series = client.result_series(admin.Statement(
+        'SELECT count("anomalyScore") FROM "power_model" WHERE id = \'d1\' GROUP BY component', {}))
+    found = {part["tags"]["component"]: part["values"][0][1] for part in series}
+    return {c: found.get(c, 0) for c in components}
+
+
+def checkpointed(directory):
+    """The components whose model has a checkpoint file (named "<measurement>.<component>.<hash>.ckpt")."""
+    return {path.name.split(".")[1] for path in directory.glob("*.ckpt")}
+
+
+def assert_one_result_per_point_as_without_dask(client, tmp_path, total):
+    """Exactly one result per point (keyed by series and time), the numbers of a run without Dask."""
     alone = Fleet(client, "power", engine=ewma, model_id="d2", checkpoint_dir=tmp_path / "alone", mode="poll")
     alone.run(max_points=total * len(SENSORS))
     for component in SENSORS:
@@ -97,7 +120,141 @@ def test_a_killed_worker_s_sensors_resume_elsewhere_with_exactly_one_result_per_
         assert stored == results(client, "power", component, "d2")
 
 
-def test_a_dask_fleet_s_lag_is_over_every_point_of_every_worker_and_generation():
+@pytest.mark.timeout(240)
+def test_a_killed_worker_s_sensors_resume_elsewhere_with_exactly_one_result_per_point(client, tmp_path):
+    with fleet_on_cluster(client, tmp_path, 2, checkpoint_every=5) as run:
+        workers = workers_of(run.dask)
+        victim = workers[0]
+        victims = [c for c in SENSORS if owner_of(("power", c), workers) == victim]
+        assert victims and len(victims) < len(SENSORS)  # both workers run sensors
+        time.sleep(1.0)
+        pid = run.dask.run(os.getpid, workers=[victim])[victim]
+        before = counts_now(client, victims)
+        killed = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: all(n > before[c] + 5 for c, n in counts_now(client, victims).items()), timeout=60)
+        recovered = time.monotonic() - killed
+        run.finish()
+    report = run.report
+    print(f"recovered in {recovered:.1f} s; {run.total} points per sensor; {report}")
+    assert report.errors == 0 or report.points >= run.total * len(SENSORS)
+    assert recovered < 30, f"the killed worker's sensors had new results after {recovered:.1f} s"
+    assert_one_result_per_point_as_without_dask(client, tmp_path, run.total)
+
+
+@pytest.mark.timeout(240)
+def test_a_joining_worker_takes_only_the_sensors_it_gains_and_the_others_never_stop(client, tmp_path):
+    # No periodic checkpoints: a model is checkpointed only when its sensor is released (or the fleet stops).
+    with fleet_on_cluster(client, tmp_path, 1, checkpoint_every=10**6) as run:
+        [first] = workers_of(run.dask)
+        run.cluster.scale(2)
+        run.dask.wait_for_workers(2, timeout=60)
+        joined = time.monotonic()
+        workers = workers_of(run.dask)
+        [newcomer] = [w for w in workers if w != first]
+        moved = [c for c in SENSORS if owner_of(("power", c), workers) == newcomer]
+        assert moved and len(moved) < len(SENSORS)
+        wait_for(lambda: set(moved) <= checkpointed(run.checkpoint_dir), timeout=30)  # released
+        released = time.monotonic() - joined
+        upto = run.written["n"]  # written after the release: only the new owner can have stored these
+        wait_for(lambda: all(n >= upto for n in counts_now(client, moved).values()), timeout=30)
+        caught_up = time.monotonic() - joined
+        saved = checkpointed(run.checkpoint_dir)
+        run.finish()
+        status = run.status()
+    print(f"moved sensors released {released:.2f} s and caught up {caught_up:.2f} s after the join "
+          f"(release phase {status.get('handover_max_s')} s: release {status.get('release_s')} s, "
+          f"take-over {status.get('take_over_s')} s); moved {moved}; {run.report}")
+    # Only the moved sensors were checkpointed (released); the others were never stopped.
+    assert saved == set(moved)
+    # Only the moved sensors were restored, each once, on their new owner.
+    assert run.report.restores == len(moved)
+    assert run.report.errors == 0
+    assert_one_result_per_point_as_without_dask(client, tmp_path, run.total)
+    assert status["shards_started"] == 2 and status["epoch"] == 2 and status["handovers"] == 1
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_worker_moves_only_its_own_sensors_and_its_replacement_only_those_it_gains(client, tmp_path):
+    with fleet_on_cluster(client, tmp_path, 2, checkpoint_every=10**6) as run:
+        first = workers_of(run.dask)
+        victim, survivor = first
+        victims = [c for c in SENSORS if owner_of(("power", c), first) == victim]
+        assert victims and len(victims) < len(SENSORS)
+        pid = run.dask.run(os.getpid, workers=[victim])[victim]
+        before = counts_now(client, victims)
+        killed = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: all(n > before[c] + 5 for c, n in counts_now(client, victims).items()), timeout=60)
+        recovered = time.monotonic() - killed
+        # The nanny starts a replacement worker; it gets a shard and the sensors it gains.
+        wait_for(lambda: len(workers_of(run.dask)) == 2 and victim not in workers_of(run.dask), timeout=60)
+        final = workers_of(run.dask)
+        upto = run.written["n"] + 10  # a second after the replacement came: every sensor runs again
+        wait_for(lambda: all(n >= upto for n in counts_now(client, SENSORS).values()), timeout=30)
+        saved = checkpointed(run.checkpoint_dir)
+        run.finish()
+        status = run.status()
+    stayers = [c for c in SENSORS
+               if owner_of(("power", c), first) == survivor and owner_of(("power", c), final) == survivor]
+    print(f"recovered in {recovered:.1f} s; stayers {stayers}; checkpointed {sorted(saved)}; {run.report}")
+    assert stayers
+    # The survivor's sensors that stay were never released: no checkpoint was written for them.
+    assert saved.isdisjoint(stayers)
+    assert recovered < 30
+    assert_one_result_per_point_as_without_dask(client, tmp_path, run.total)
+    assert status["shards_started"] == 3 and status["workers"] == 2  # the replacement got a shard
+
+
+class _Holder:
+    """What `Membership.follow` needs of a shard: the sensors it holds, releasing and syncing them."""
+
+    def __init__(self, owns):
+        self.sensors, self.owns, self.stop = {}, owns, threading.Event()
+
+    def remove(self, key):
+        del self.sensors[key]
+
+    def sync(self, present):
+        self.sensors = {key: True for key in present if self.owns(key)}
+
+    def until_done(self, action):
+        return action()
+
+    def catch_up(self):
+        pass
+
+
+def test_an_assignment_never_gives_a_sensor_to_two_shards_and_keeps_the_stayers_where_they_are():
+    from influxhtm.running.fleet_dask import RELEASE, RUN, Membership
+
+    keys = {("m", f"c{i}") for i in range(300)}
+    epochs = [["a", "b"], ["a", "b", "c"], ["a", "c"], ["c"], ["a", "c", "d"]]
+    first = {"epoch": 1, "workers": epochs[0], "phase": RUN}
+    members = {w: Membership(w, first) for w in "abcd"}
+    shards = {w: _Holder(members[w].owns) for w in "abcd"}
+    for w in epochs[0]:
+        shards[w].sync(keys)
+    acks = []
+    for epoch, workers in enumerate(epochs[1:], start=2):
+        for w in set("abcd") - set(workers):
+            shards[w].sensors = {}  # a worker gone (dead) holds nothing
+        before = {w: set(shard.sensors) for w, shard in shards.items()}
+        for phase in (RELEASE, RUN):
+            for w in workers:
+                members[w].latest = {"epoch": epoch, "workers": workers, "phase": phase}
+                members[w].follow(shards[w], lambda: keys, acks.append)
+                held = [key for shard in shards.values() for key in shard.sensors]
+                assert len(held) == len(set(held)), "a sensor held by two shards"
+            if phase == RELEASE:  # only what moves was released; what stays was kept
+                for w in workers:
+                    assert set(shards[w].sensors) == {k for k in before[w] if owner_of(k, workers) == w}
+        assert {k for shard in shards.values() for k in shard.sensors} == keys
+        assert all(owner_of(k, workers) == w for w, shard in shards.items() for k in shard.sensors)
+    assert acks.count(2) == 3  # every live shard acknowledged the release of epoch 2
+
+
+def test_a_dask_fleet_s_lag_is_over_every_point_of_every_shard():
     """Not the worst worker's p95: 10 slow points of 200 (5%) leave the fleet's p95 fast, 11 do not."""
     def histogram(seconds, count):
         lag = LagHistogram()
@@ -111,5 +268,5 @@ def test_a_dask_fleet_s_lag_is_over_every_point_of_every_worker_and_generation()
     status = coordinator.current()
     assert 0.05 <= status["lag_p95"] <= 0.05 * LagHistogram.RATIO
     assert 0.05 <= status["lag_p50"] <= 0.05 * LagHistogram.RATIO
-    coordinator.done_lag.merge(histogram(8.0, 1))  # a generation that ended: its points count too
+    coordinator.done_lag.merge(histogram(8.0, 1))  # a shard that ended (its worker died): its points count
     assert 8.0 <= coordinator.current()["lag_p95"] <= 8.0 * LagHistogram.RATIO

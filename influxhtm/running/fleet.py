@@ -20,8 +20,9 @@ every input point has exactly one stored result.
 
 With a `dask.distributed` client (or scheduler address) the sensors are split
 across the workers by rendezvous hashing, one long-running `Shard` per worker;
-when workers join or leave every shard checkpoints and stops and a new
-generation starts with the new split (see `docs/fleet.rst`).
+when workers join or leave only the sensors whose owner changes move (released
+and checkpointed by their old shard, then restored by the new one); the others
+never stop (see `influxhtm.running.fleet_dask` and `docs/fleet.rst`).
 """
 
 from __future__ import annotations

@@ -8,12 +8,21 @@ by every worker: a network file system on a real cluster). In push mode the
 coordinator holds the one subscription and forwards each pushed point's news
 to its owner through a Dask `Queue`; shards read the values from the server.
 
-When the workers change (one joins, leaves or dies) the coordinator stops the
-generation (a Dask `Event`): every live shard stores its results and checkpoints
-every model; then a new generation starts with the new split. The sensors of a
-dead worker resume on the others from their last checkpoints and recompute what
-came after them; results are keyed by series and time, so each input point
-still has exactly one stored result.
+Rebalancing is incremental. The coordinator publishes an *assignment* (a Dask
+`Variable`): an epoch, the workers, and a phase. When the workers change (one
+joins, leaves or dies) it publishes a new epoch in the *release* phase: every
+live shard stores its results, checkpoints and drops exactly the sensors whose
+owner changes (`Shard.remove`), keeps running the others, and acknowledges (a
+Dask `Queue`). Once every live shard has acknowledged, the coordinator
+publishes the *run* phase: each shard takes the sensors it gained, restores
+them from the checkpoints just written and catches them up. So a sensor runs in
+at most one shard at a time, and one that keeps its owner never stops. A new
+worker gets a shard at once (holding nothing until the run phase). The sensors
+of a dead worker resume on their new owners from their last checkpoints and
+recompute what came after them; results are keyed by series and time, so each
+input point still has exactly one stored result. Pushed news goes to the
+owner of the newest epoch (a new owner drops it until the run phase and then
+reads from its checkpoint anyway).
 """
 
 from __future__ import annotations
@@ -24,24 +33,30 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from influxhtm.running.report import LagHistogram
 from influxhtm.running.routing import SensorKey, owner_of
 
 if TYPE_CHECKING:
-    from influxhtm.running.fleet_shard import FleetSpec, Timing
+    from influxhtm.running.fleet_shard import FleetSpec, Shard, Timing
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two looks at the cluster's workers, and the longest wait for a generation to stop.
+#: Seconds between two looks at the cluster's workers, and the longest wait for the shards to stop.
 MEMBERSHIP_CHECK = 0.5
 STOP_TIMEOUT = 120.0
 #: Seconds pushed news is gathered before it is forwarded to the shards.
 FORWARD_EVERY = 0.02
 #: Seconds between two looks of a shard at its queue of news.
 NEWS_POLL = 0.05
+#: Seconds between two looks of a shard at the assignment.
+ASSIGNMENT_POLL = 0.05
+#: Seconds of releasing models a shard does per round (between them it serves the sensors it keeps).
+RELEASE_SLICE = 0.2
+#: The phases of an assignment (see the module's text).
+RELEASE, RUN, STOP = "release", "run", "stop"
 
 
 class DaskNews:
@@ -81,119 +96,263 @@ def _points(item: Any) -> list[tuple[str, str, int, float]]:
     return []
 
 
-def shard_task(spec: FleetSpec, timing: Timing, me: str, workers: list[str], stop_name: str,
-               news_name: str | None, stats_name: str) -> dict[str, Any]:
-    """Run one worker's shard until the generation's stop event; its final status."""
-    from distributed import Event, Queue, secede
+class Membership:
+    """A shard's side of the assignment: which sensors it runs now, and following a new one.
+
+    `running` are the workers of the last run phase it followed (None before its first);
+    during a release phase it runs only the sensors it owns under both those and the new workers.
+    """
+
+    def __init__(self, me: str, first: Mapping[str, Any]):
+        self.me = me
+        self.latest: Mapping[str, Any] = first  # the newest assignment read (see `shard_task`)
+        self.phase: str = first["phase"]
+        self.target: list[str] = list(first["workers"])
+        self.running: list[str] | None = None
+        self.followed: tuple[int, str] | None = None
+        self.handover_s: dict[str, float] = {}  # seconds the last release and take-over took here
+        self.releasing: float | None = None  # when the release under way began
+        if self.phase == RUN:  # a shard started in a run phase holds nothing to release
+            self.running = self.target
+            self.followed = (first["epoch"], RUN)
+
+    def owns(self, key: SensorKey) -> bool:
+        running = self.running
+        if not running or self.me not in running or owner_of(key, running) != self.me:
+            return False
+        return self.phase == RUN or (self.me in self.target and owner_of(key, self.target) == self.me)
+
+    def follow(self, shard: Shard, discover: Callable[[], set[SensorKey]],
+               ack: Callable[[int], None]) -> None:
+        """Follow the newest assignment: release and acknowledge, or take the sensors gained, or stop."""
+        latest = self.latest
+        step = (int(latest["epoch"]), str(latest["phase"]))
+        if step == self.followed:
+            return
+        self.target, self.phase = list(latest["workers"]), step[1]
+        if self.phase == STOP or self.me not in self.target:
+            shard.stop.set()  # the fleet stops, or this worker is no longer one of it
+        elif self.phase == RELEASE:
+            if not self._release(shard):
+                return  # more to release in the next round
+            try:
+                ack(step[0])
+            except Exception as error:  # noqa: BLE001 - the scheduler away for a moment: ask again
+                log.warning("fleet shard on %s: acknowledging epoch %d: %s", self.me, step[0], error)
+                return
+        else:
+            started = time.monotonic()
+            self.running = self.target
+            shard.sync(shard.until_done(discover) or set())  # restores the sensors gained
+            shard.catch_up()
+            self.handover_s["take_over_s"] = time.monotonic() - started
+        self.followed = step
+
+    def _release(self, shard: Shard) -> bool:
+        """Release the sensors this shard loses, for up to RELEASE_SLICE seconds; whether all are."""
+        now = time.monotonic()
+        began = self.releasing = self.releasing or now
+        deadline = now + RELEASE_SLICE
+        for key in [key for key in shard.sensors if not self.owns(key)]:
+            if time.monotonic() >= deadline:
+                return False
+            shard.remove(key)  # its results stored, its model checkpointed and dropped
+        self.handover_s["release_s"] = time.monotonic() - began
+        self.releasing = None
+        return True
+
+
+def shard_task(spec: FleetSpec, timing: Timing, me: str, name: str, push: bool,
+               shard_key: str) -> dict[str, Any]:
+    """Run one worker's shard, following the coordinator's assignment, until it stops; its final status."""
+    from distributed import Queue, Variable, secede
 
     from influxhtm.htm.client import InfluxHtmClient
     from influxhtm.running.fleet_shard import Shard, run_shard_loop
 
     secede()  # a long-running task: leave the worker's thread pool free
+    assignment = Variable(f"{name}-assignment")
+    membership = Membership(me, assignment.get())
     client = InfluxHtmClient.from_settings(spec.database, spec.settings, create=spec.create)
     stop = threading.Event()
-    generation_stop = Event(stop_name)
 
     def watch() -> None:
         while not stop.is_set():
             with contextlib.suppress(Exception):  # the scheduler is away for a moment: look again
-                if generation_stop.wait(timeout=0.5):
+                membership.latest = latest = assignment.get(timeout=1)
+                if latest["phase"] == STOP:
                     stop.set()
                     return
-            time.sleep(0.01)
+            stop.wait(ASSIGNMENT_POLL)
 
-    watcher = threading.Thread(target=watch, name="influxhtm-fleet-stop", daemon=True)
+    watcher = threading.Thread(target=watch, name="influxhtm-fleet-assignment", daemon=True)
     watcher.start()
-    stats = Queue(stats_name)
-    shard = Shard(spec, client, owns=lambda key: owner_of(key, workers) == me, stop=stop)
+    stats, acks = Queue(f"{name}-stats"), Queue(f"{name}-acks")
+    shard = Shard(spec, client, owns=membership.owns, stop=stop)
+
+    def discover() -> set[SensorKey]:
+        return spec.selector.discover(client)
 
     def report(status: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):
-            stats.put({**status, "worker": me, "generation": stop_name})
+            stats.put({**status, **membership.handover_s, "worker": me, "shard": shard_key})
+
+    def ack(epoch: int) -> None:
+        acks.put({"worker": me, "shard": shard_key, "epoch": epoch})
 
     try:
-        run_shard_loop(shard, news=DaskNews(news_name) if news_name else None, timing=timing,
-                       discover=lambda: spec.selector.discover(client), report=report)
+        run_shard_loop(shard, news=DaskNews(f"{name}-news-{me}") if push else None, timing=timing,
+                       discover=discover, report=report,
+                       between=lambda: membership.follow(shard, discover, ack))
     finally:
         stop.set()
         client.close()
-    return {**shard.status(), "worker": me, "generation": stop_name}
+    return {**shard.status(), "worker": me, "shard": shard_key}
 
 
 def _workers(dask: Any) -> list[str]:
     return sorted(dask.scheduler_info()["workers"])
 
 
+#: The counts of a shard, summed over every shard that ran; the figures of the live shards, summed.
+COUNTS = ("points", "results", "errors", "evictions", "restores")
+GAUGES = ("sensors", "in_memory", "failed")
+
+
 class Coordinator:
-    """Starts, watches and stops the generations of shards (see the module's text)."""
+    """Starts and watches the shards, publishes the assignment and hands sensors over (see the module)."""
 
     def __init__(self, fleet: Any, dask: Any, on_status: Callable[[dict[str, Any]], None] | None):
         self.fleet = fleet
         self.dask = dask
         self.on_status = on_status
         self.name = f"influxhtm-fleet-{uuid.uuid4().hex[:10]}"
-        self.done_totals = {"points": 0, "results": 0, "errors": 0, "evictions": 0, "restores": 0}
-        self.latest: dict[str, dict[str, Any]] = {}
-        self.generations = 0
-        self.snapshot: dict[str, Any] = {}
-        self.done_lag = LagHistogram()  # the lag of every point of the generations that ended
+        self.epoch = 0
+        self.phase = RUN
+        self.workers: list[str] = []  # the workers of the newest epoch
+        self.shards: dict[str, Any] = {}  # worker -> the future of its shard task
+        self.waiting: set[str] = set()  # workers whose release of this epoch is awaited
+        self.released_at = 0.0
+        self.started = 0
+        self.handovers: list[float] = []  # seconds from a release phase to its run phase
+        self.latest: dict[str, dict[str, Any]] = {}  # shard task key -> its newest status
+        self.done_totals = dict.fromkeys(COUNTS, 0)
+        self.done_lag = LagHistogram()  # the lag of every point of the shards that ended
+        self.queues: dict[str, Any] = {}
+        self.assignment: Any = None
+        self.stats: Any = None
+        self.acks: Any = None
 
     def run(self, news: queue.Queue[Any] | None) -> dict[str, Any]:
+        from distributed import Queue, Variable
+
+        self.assignment = Variable(f"{self.name}-assignment", client=self.dask)
+        self.stats = Queue(f"{self.name}-stats", client=self.dask)
+        self.acks = Queue(f"{self.name}-acks", client=self.dask)
+        next_check = next_status = time.monotonic()
+        try:
+            while not self.fleet.stop_event.is_set():
+                if news is not None and self.workers:
+                    self._forward(news)
+                else:
+                    self.fleet.stop_event.wait(FORWARD_EVERY)
+                now = time.monotonic()
+                if now >= next_check:
+                    self._check_members()
+                    next_check = now + MEMBERSHIP_CHECK
+                if self.phase == RELEASE:
+                    self._read_acks()
+                if now >= next_status:
+                    self._read_stats()
+                    next_status = now + self.fleet.timing.status_interval
+        finally:
+            self._stop_all()
+        return self.current()
+
+    # -- membership and the assignment -------------------------------------------------------------
+    def _check_members(self) -> None:
+        """Forget the shards of workers gone (and restart ended ones); a new epoch if the workers changed."""
+        alive = _workers(self.dask)
+        for worker, future in list(self.shards.items()):
+            if worker not in alive or future.done():
+                self._ended(worker, future)
+        if alive != self.workers:
+            self.workers = alive
+            if alive:
+                self._new_epoch()
+        for worker in alive:
+            if worker not in self.shards:
+                self._start(worker)
+
+    def _new_epoch(self) -> None:
+        self.epoch += 1
+        self.waiting = set(self.shards)  # every live shard may hold sensors that move
+        self.phase = RELEASE if self.waiting else RUN
+        self.released_at = time.monotonic()
+        self._publish()
+        log.info("fleet epoch %d on %d workers (%s)", self.epoch, len(self.workers), self.phase)
+
+    def _publish(self) -> None:
+        self.assignment.set({"epoch": self.epoch, "workers": self.workers, "phase": self.phase})
+
+    def _read_acks(self) -> None:
+        """Once every live shard has released what it loses, publish the run phase."""
+        with contextlib.suppress(Exception):
+            for ack in self.acks.get(batch=True):
+                if ack.get("epoch") == self.epoch:
+                    self.waiting.discard(ack.get("worker", ""))
+        if not self.waiting & set(self.shards):
+            self.phase = RUN
+            self._publish()
+            self.handovers.append(time.monotonic() - self.released_at)
+            log.info("fleet epoch %d: released in %.3f s", self.epoch, self.handovers[-1])
+
+    def _start(self, worker: str) -> None:
+        self.started += 1
+        self.shards[worker] = self.dask.submit(
+            shard_task, self.fleet.spec, self.fleet.timing, worker, self.name, self.fleet.mode != "poll",
+            f"{self.name}-shard-{self.started}",
+            key=f"{self.name}-shard-{self.started}", workers=[worker], allow_other_workers=False, pure=False,
+        )
+
+    def _ended(self, worker: str, future: Any) -> None:
+        """A shard task ended or its worker is gone: keep its counts, forget it."""
+        del self.shards[worker]
+        self.waiting.discard(worker)
+        status = self.latest.pop(future.key, None)
+        if future.done() and future.status == "finished":
+            status = future.result()
+        else:
+            with contextlib.suppress(Exception):
+                log.warning("fleet shard on %s ended: %r", worker,
+                            future.exception(timeout=0) if future.done() else "its worker is gone")
+        future.cancel()
+        for key in COUNTS:
+            self.done_totals[key] += (status or {}).get(key, 0)
+        self.done_lag.merge((status or {}).get("lag_histogram") or ())
+
+    def _stop_all(self) -> None:
+        """Stop every shard (each stores its results and checkpoints its models); keep their figures."""
+        from distributed import wait
+
+        self.phase = STOP
+        with contextlib.suppress(Exception):
+            self._publish()
+            alive = set(_workers(self.dask))  # a shard whose worker is gone will not answer
+            wait([future for worker, future in self.shards.items() if worker in alive], timeout=STOP_TIMEOUT)
+        self._read_stats()
+        for worker, future in self.shards.items():
+            if future.done() and future.status == "finished":
+                self.latest[future.key] = future.result()
+            else:
+                log.warning("fleet shard on %s did not stop in time", worker)
+            future.cancel()
+
+    # -- news and figures -------------------------------------------------------------------------------
+    def _forward(self, news: queue.Queue[Any]) -> None:
+        """Send the pushed points' news to the shards that own their sensors (in the newest epoch)."""
         from distributed import Queue
 
-        stats = Queue(f"{self.name}-stats", client=self.dask)
-        while not self.fleet.stop_event.is_set():
-            workers = _workers(self.dask)
-            if not workers:
-                self.fleet.stop_event.wait(MEMBERSHIP_CHECK)
-                continue
-            self._generation(workers, news, stats)
-        return self.totals()
-
-    def _generation(self, workers: list[str], news: queue.Queue[Any] | None, stats: Any) -> None:
-        from distributed import Event, Queue
-
-        self.generations += 1
-        tag = f"{self.name}-{self.generations}"
-        stop = Event(f"{tag}-stop", client=self.dask)
-        queues = {w: Queue(f"{tag}-news-{w}", client=self.dask) for w in workers} if news is not None else {}
-        futures = {
-            worker: self.dask.submit(
-                shard_task, self.fleet.spec, self.fleet.timing, worker, workers, f"{tag}-stop",
-                f"{tag}-news-{worker}" if news is not None else None, f"{self.name}-stats",
-                key=f"{tag}-{worker}", workers=[worker], allow_other_workers=False, pure=False,
-            )
-            for worker in workers
-        }
-        log.info("fleet generation %d on %d workers", self.generations, len(workers))
-        self.latest = {}
-        next_check = time.monotonic() + MEMBERSHIP_CHECK
-        next_status = time.monotonic() + self.fleet.timing.status_interval
-        while not self.fleet.stop_event.is_set():
-            if news is not None:
-                self._forward(news, queues, workers)
-            else:
-                self.fleet.stop_event.wait(FORWARD_EVERY)
-            now = time.monotonic()
-            if now >= next_status:
-                self._read_stats(stats)
-                next_status = now + self.fleet.timing.status_interval
-            if now >= next_check:
-                next_check = now + MEMBERSHIP_CHECK
-                if _workers(self.dask) != workers or any(f.done() for f in futures.values()):
-                    break
-        stop.set()
-        self._read_stats(stats)
-        self._settle(futures)
-        self.snapshot = self.current()
-        for status in self.latest.values():
-            for key in self.done_totals:
-                self.done_totals[key] += status.get(key, 0)
-            self.done_lag.merge(status.get("lag_histogram") or ())
-        self.latest = {}
-
-    def _forward(self, news: queue.Queue[Any], queues: dict[str, Any], workers: list[str]) -> None:
-        """Send the pushed points' news to the shards that own their sensors."""
         batches: dict[str, list[tuple[str, str, int, float]]] = {}
         deadline = time.monotonic() + FORWARD_EVERY
         while True:
@@ -203,57 +362,40 @@ class Coordinator:
                 break
             if pushed.series is not None:
                 key: SensorKey = pushed.series
-                batches.setdefault(owner_of(key, workers), []).append((*key, pushed.time, pushed.received))
+                owner = owner_of(key, self.workers)
+                batches.setdefault(owner, []).append((*key, pushed.time, pushed.received))
         for worker, batch in batches.items():
-            with contextlib.suppress(Exception):  # a worker gone: its sensors catch up in the next generation
-                queues[worker].put(batch)
+            with contextlib.suppress(Exception):  # a worker gone: its sensors catch up from their checkpoints
+                if worker not in self.queues:
+                    self.queues[worker] = Queue(f"{self.name}-news-{worker}", client=self.dask)
+                self.queues[worker].put(batch)
 
-    def _settle(self, futures: dict[str, Any]) -> None:
-        """Wait for the live shards to checkpoint and stop; forget the ones of workers that are gone."""
-        from distributed import wait
-
-        alive = set(_workers(self.dask))
-        live = [f for w, f in futures.items() if w in alive]
+    def _read_stats(self) -> None:
+        live = {future.key for future in self.shards.values()}
         with contextlib.suppress(Exception):
-            wait(live, timeout=STOP_TIMEOUT)
-        for worker, future in futures.items():
-            if future.done() and future.status == "finished":
-                self.latest[worker] = future.result()
-            elif future.done():
-                log.warning("fleet shard on %s ended with %r", worker, future.exception())
-            future.cancel()
-
-    def _read_stats(self, stats: Any) -> None:
-        with contextlib.suppress(Exception):
-            for status in stats.get(batch=True):
-                if status.get("generation") == f"{self.name}-{self.generations}-stop":
-                    self.latest[status["worker"]] = status
+            for status in self.stats.get(batch=True):
+                if status.get("shard") in live:
+                    self.latest[status["shard"]] = status
         if self.on_status is not None:
             self.on_status(self.current())
 
     def current(self) -> dict[str, Any]:
-        """The fleet's status: sums over the workers; the lag over every point of every worker and
-        generation (`lag_p50`, `lag_p95`); the window's `p50`/`p95` of the worst worker."""
-        status: dict[str, Any] = {key: value for key, value in self.done_totals.items()}
+        """The fleet's status: counts summed over every shard, figures over the live ones (the window's
+        p50/p95 of the worst), the lag (`lag_p50`, `lag_p95`) over every point of every shard."""
+        status: dict[str, Any] = dict(self.done_totals)
         lag = LagHistogram(self.done_lag.pairs())
-        for worker_status in self.latest.values():
-            for key in ("points", "results", "errors", "evictions", "restores"):
-                status[key] = status.get(key, 0) + worker_status.get(key, 0)
-            for key in ("sensors", "in_memory", "failed"):
-                status[key] = status.get(key, 0) + worker_status.get(key, 0)
-            for key in ("p50", "p95"):
-                if worker_status.get(key) is not None:
-                    status[key] = max(status.get(key) or 0.0, worker_status[key])
-            lag.merge(worker_status.get("lag_histogram") or ())
+        for shard_status in self.latest.values():
+            for key in (*COUNTS, *GAUGES):
+                status[key] = status.get(key, 0) + shard_status.get(key, 0)
+            for key in ("p50", "p95", "release_s", "take_over_s"):
+                if shard_status.get(key) is not None:
+                    status[key] = max(status.get(key) or 0.0, shard_status[key])
+            lag.merge(shard_status.get("lag_histogram") or ())
         status["lag_p50"], status["lag_p95"] = lag.quantile(0.5), lag.quantile(0.95)
-        status["workers"] = len(self.latest)
-        status["generations"] = self.generations
+        status.update(workers=len(self.shards), epoch=self.epoch, handing_over=self.phase == RELEASE,
+                      handovers=len(self.handovers), handover_max_s=max(self.handovers, default=None),
+                      shards_started=self.started)
         return status
-
-    def totals(self) -> dict[str, Any]:
-        """The status at the end of the last generation, with the counts of every generation."""
-        return {**self.snapshot, **self.done_totals, "lag_p50": self.done_lag.quantile(0.5),
-                "lag_p95": self.done_lag.quantile(0.95), "generations": self.generations}
 
 
 def run_on_dask(fleet: Any, on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -285,4 +427,4 @@ def run_on_dask(fleet: Any, on_status: Callable[[dict[str, Any]], None] | None =
             dask.close()
 
 
-__all__ = ["Coordinator", "DaskNews", "run_on_dask", "shard_task"]
+__all__ = ["Coordinator", "DaskNews", "Membership", "run_on_dask", "shard_task"]

@@ -538,8 +538,12 @@ def _drain(news: Any, pending: dict[SensorKey, dict[int, float]], timeout: float
 
 def run_shard_loop(shard: Shard, *, news: Any, timing: Timing, discover: Callable[[], set[SensorKey]],
                    report: Callable[[dict[str, Any]], None] | None = None,
-                   max_points: int | None = None) -> None:
-    """Run `shard` until its stop event (or `max_points`): discover, catch up, take pushes, poll."""
+                   max_points: int | None = None, between: Callable[[], None] | None = None) -> None:
+    """Run `shard` until its stop event (or `max_points`): discover, catch up, take pushes, poll.
+
+    `between` is called at the top of every round (a Dask shard follows the coordinator's
+    assignment of sensors there: `fleet_dask.Membership.follow`).
+    """
     shard.max_points = max_points
     try:
         shard.sync(shard.until_done(discover) or set())
@@ -549,6 +553,8 @@ def run_shard_loop(shard: Shard, *, news: Any, timing: Timing, discover: Callabl
         next_discover = time.monotonic() + timing.discover_interval
         next_report = time.monotonic() + timing.status_interval
         while not shard.done():
+            if between is not None:
+                between()
             wait = max(0.0, min(0.1, next_poll - time.monotonic()))
             if news is not None:
                 for key in _drain(news, pending, wait):
