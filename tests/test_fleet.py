@@ -110,6 +110,60 @@ def test_packed_states_are_compressed_and_round_trip():
     assert unpack_state(packed) == state
 
 
+def _identity(key):
+    return {"database": "d", "measurement": "m", "component": key, "model_id": "x"}
+
+
+class _SlowWrites:
+    """Stands in for `checkpoint.save` in the writer's thread: holds each write until `go` is set."""
+
+    def __init__(self, save):
+        self.save, self.go, self.started = save, threading.Event(), threading.Event()
+
+    def __call__(self, *args):
+        self.started.set()
+        assert self.go.wait(10)
+        self.save(*args)
+
+
+def test_checkpoints_are_written_beside_the_loop_and_a_model_restored_before_its_write_is_the_same(
+        tmp_path, monkeypatch):
+    from influxhtm.core.times import from_ns
+    from influxhtm.model.data_layout import SensorReading
+    from influxhtm.running import model_cache
+
+    slow = _SlowWrites(model_cache.checkpoints.save)
+    monkeypatch.setattr(model_cache.checkpoints, "save", slow)
+    cache = model_cache.ModelCache(tmp_path, lambda key: ewma(), _identity, max_models=1)
+    model = cache.take("a").model
+    for i, value in enumerate((1.0, 5.0, 2.0)):
+        model.run(SensorReading(time=from_ns(i), value=value, component="a"))
+    cache.stored("a", 2)
+    state = model.get_state()
+    cache.take("b")  # evicts "a": its checkpoint waits for the writer, the loop goes on
+    assert slow.started.wait(10) and not any(tmp_path.glob("*.ckpt"))
+    assert cache.saved_last_ns("a") == 2
+    restored = cache.take("a")  # from the waiting checkpoint, in memory
+    assert restored.restored and restored.last_ns == 2 and restored.model.get_state() == state
+    slow.go.set()
+    cache.save_all()  # waits until written
+    assert len(list(tmp_path.glob("*.ckpt"))) == 1  # "b" saw no point: nothing to keep
+    assert model_cache.ModelCache(tmp_path, lambda key: ewma(), _identity).take(
+        "a").model.get_state() == state
+    cache.close()
+
+
+def test_a_checkpoint_that_cannot_be_written_is_raised_by_the_next_save(tmp_path):
+    from influxhtm.running.model_cache import ModelCache
+
+    (tmp_path / "file").write_text("not a directory")
+    cache = ModelCache(tmp_path / "file", lambda key: ewma(), _identity)
+    cache.take("a")
+    cache.stored("a", 1)
+    with pytest.raises(OSError):
+        cache.save_all()
+
+
 # -- one process --------------------------------------------------------------------------------
 def test_poll_fleet_models_every_matching_sensor_new_ones_too_and_releases_removed_ones(client, tmp_path):
     for i, component in enumerate(("a", "b", "c")):

@@ -215,6 +215,9 @@ class _Holder:
     def remove(self, key):
         del self.sensors[key]
 
+    def released(self):
+        pass
+
     def sync(self, present):
         self.sensors = {key: True for key in present if self.owns(key)}
 

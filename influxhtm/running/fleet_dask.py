@@ -157,6 +157,7 @@ class Membership:
             if time.monotonic() >= deadline:
                 return False
             shard.remove(key)  # its results stored, its model checkpointed and dropped
+        shard.released()  # the checkpoints written (beside the loop, in parallel) before the ack
         self.handover_s["release_s"] = time.monotonic() - began
         self.releasing = None
         return True

@@ -5,6 +5,7 @@ Dask worker (see `influxhtm.running.fleet`)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import queue
@@ -32,6 +33,8 @@ from influxhtm.running.subscription import PushedPoint
 log = logging.getLogger(__name__)
 
 MODES = ("subscription", "poll")
+#: Sensors of a round whose checkpoints are read ahead of the one being fed (`ModelCache.prefetch`).
+PREFETCH = 3
 
 
 def _key_of(value: Any) -> SensorKey:
@@ -148,8 +151,9 @@ class Shard:
             return fresh
         return create_model(self.spec.engine, **(self.sensors[key].store.params or {}))
 
-    def add(self, key: SensorKey) -> Tracked:
-        """Run sensor `key`: register its model (or find it registered) and read where it stopped."""
+    def add(self, key: SensorKey, registered: Any = None) -> Tracked:
+        """Run sensor `key`: register its model (or find it registered: `registered`, its store when
+        known already) and read where it stopped."""
         from influxhtm.core.errors import ModelNotFound
         from influxhtm.htm.model_store import get_model
         from influxhtm.running.engines import create_model_for
@@ -157,10 +161,10 @@ class Shard:
         tracked = self.sensors.get(key)
         if tracked is not None:
             return tracked
-        sensor = self.client.create_sensor(*key)
+        sensor = registered.sensor if registered is not None else self.client.create_sensor(*key)
         model_id = self.spec.model_id_of(key)
         try:
-            store = get_model(sensor, model_id)
+            store = registered if registered is not None else get_model(sensor, model_id)
             if not store.registered:
                 raise ModelNotFound(model_id)
         except ModelNotFound:
@@ -171,7 +175,8 @@ class Shard:
                 model_id, params=resolved if isinstance(resolved, dict) else params,
                 engine=self.engine_name, exist_ok=True,
             )
-            self._fresh[key] = model
+            if self.spec.max_models is None and self.spec.max_bytes is None:
+                self._fresh[key] = model  # used by its first take; not held outside a bounded cache
         identity = checkpoints.identity(sensor, store, _Registered(store.params))
         identity["model_class"] = f"engine:{self.engine_name}"
         tracked = Tracked(sensor, store, identity, None)
@@ -184,7 +189,8 @@ class Shard:
         return tracked
 
     def remove(self, key: SensorKey) -> None:
-        """Release sensor `key`: store its results, checkpoint its model, forget it."""
+        """Release sensor `key`: store its results, checkpoint its model (written beside the loop:
+        `released` waits for it), forget it."""
         if key not in self.sensors:
             return
         self.flush()
@@ -195,7 +201,9 @@ class Shard:
     def sync(self, present: Iterable[SensorKey]) -> tuple[int, int]:
         """Run the owned sensors of `present` and release the others; (added, removed)."""
         wanted = {key for key in present if self.owns(key)}
-        new = [key for key in sorted(wanted - set(self.sensors)) if self.try_add(key)]
+        adding = sorted(wanted - set(self.sensors))
+        registered = self.registered(adding)
+        new = [key for key in adding if self.try_add(key, registered.get(key))]
         self.learn_stored(new)
         removed = 0
         for key in sorted(set(self.sensors) - wanted):
@@ -203,10 +211,30 @@ class Shard:
             removed += 1
         return len(new), removed
 
-    def try_add(self, key: SensorKey) -> bool:
+    def registered(self, keys: Iterable[SensorKey]) -> dict[SensorKey, Any]:
+        """The registered model stores of `keys`, from one registry query per measurement and model id
+        (a shard that takes over hundreds of sensors does not ask for each one)."""
+        from influxhtm.htm.model_store import get_models
+
+        groups: dict[tuple[str, str], list[str]] = {}
+        for key in keys:
+            with contextlib.suppress(Exception):  # a bad model id is `add`'s to report
+                groups.setdefault((key[0], self.spec.model_id_of(key)), []).append(key[1])
+        found: dict[SensorKey, Any] = {}
+        for (measurement, model_id), components in sorted(groups.items()):
+            stores = self.until_done(functools.partial(get_models, self.client, measurement, model_id,
+                                                       components)) or {}
+            found.update({(measurement, component): store for component, store in stores.items()})
+        return found
+
+    def released(self) -> None:
+        """Wait until the checkpoints of the sensors removed so far are written (a new owner reads them)."""
+        self.cache.written()
+
+    def try_add(self, key: SensorKey, registered: Any = None) -> bool:
         """`add`, counting a sensor that cannot be added (bad parameters, say) as an error of its own."""
         try:
-            self.add(key)
+            self.add(key, registered)
             return True
         except (InfluxConnectionError, ServerError):
             raise
@@ -310,7 +338,9 @@ class Shard:
         """Feed each sensor its new points in time order; results wait in the round's batch. Points fed."""
         now = time.time() if now is None else now
         fed = 0
-        for key in sorted(rows):
+        keys = sorted(rows)
+        for i, key in enumerate(keys):
+            self.cache.prefetch(keys[i:i + PREFETCH])  # the next restores decompress meanwhile
             fed += self._feed_one(key, rows[key], seen or {}, now)
         return fed
 
@@ -399,7 +429,9 @@ class Shard:
     def close(self) -> int:
         """Store what waits and checkpoint every model in memory; how many checkpoints were written."""
         self.flush()
-        return self.cache.save_all()
+        saved = self.cache.save_all()
+        self.cache.close()
+        return saved
 
     # -- rounds -------------------------------------------------------------------------------
     def poll_once(self) -> bool:
