@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,6 +108,60 @@ def test_packed_states_are_compressed_and_round_trip():
     packed = pack_state(state)
     assert len(packed["zlib"]) < 2_000 < packed["nbytes"]
     assert unpack_state(packed) == state
+
+
+def _identity(key):
+    return {"database": "d", "measurement": "m", "component": key, "model_id": "x"}
+
+
+class _SlowWrites:
+    """Stands in for `checkpoint.save` in the writer's thread: holds each write until `go` is set."""
+
+    def __init__(self, save):
+        self.save, self.go, self.started = save, threading.Event(), threading.Event()
+
+    def __call__(self, *args):
+        self.started.set()
+        assert self.go.wait(10)
+        self.save(*args)
+
+
+def test_checkpoints_are_written_beside_the_loop_and_a_model_restored_before_its_write_is_the_same(
+        tmp_path, monkeypatch):
+    from influxhtm.core.times import from_ns
+    from influxhtm.model.data_layout import SensorReading
+    from influxhtm.running import model_cache
+
+    slow = _SlowWrites(model_cache.checkpoints.save)
+    monkeypatch.setattr(model_cache.checkpoints, "save", slow)
+    cache = model_cache.ModelCache(tmp_path, lambda key: ewma(), _identity, max_models=1)
+    model = cache.take("a").model
+    for i, value in enumerate((1.0, 5.0, 2.0)):
+        model.run(SensorReading(time=from_ns(i), value=value, component="a"))
+    cache.stored("a", 2)
+    state = model.get_state()
+    cache.take("b")  # evicts "a": its checkpoint waits for the writer, the loop goes on
+    assert slow.started.wait(10) and not any(tmp_path.glob("*.ckpt"))
+    assert cache.saved_last_ns("a") == 2
+    restored = cache.take("a")  # from the waiting checkpoint, in memory
+    assert restored.restored and restored.last_ns == 2 and restored.model.get_state() == state
+    slow.go.set()
+    cache.save_all()  # waits until written
+    assert len(list(tmp_path.glob("*.ckpt"))) == 1  # "b" saw no point: nothing to keep
+    assert model_cache.ModelCache(tmp_path, lambda key: ewma(), _identity).take(
+        "a").model.get_state() == state
+    cache.close()
+
+
+def test_a_checkpoint_that_cannot_be_written_is_raised_by_the_next_save(tmp_path):
+    from influxhtm.running.model_cache import ModelCache
+
+    (tmp_path / "file").write_text("not a directory")
+    cache = ModelCache(tmp_path / "file", lambda key: ewma(), _identity)
+    cache.take("a")
+    cache.stored("a", 1)
+    with pytest.raises(OSError):
+        cache.save_all()
 
 
 # -- one process --------------------------------------------------------------------------------
@@ -221,6 +276,25 @@ def test_a_restarted_fleet_continues_with_no_lost_or_duplicated_result(client, t
     for component in "ab":
         assert results(client, "power", component, "r1") == results(client, "power", component, "r2")
         assert [row[1] for row in counts(client, "power", "r1")] == [40, 40]
+
+
+def test_points_recomputed_after_a_resume_add_no_lag_new_ones_do(client, tmp_path):
+    """The lag counts each point's first result only. A fleet that lost its checkpoints recomputes
+    every point (their results were stored long ago, the old code counted years of lag for them);
+    the points that are new to it count, from their own timestamps."""
+    write(client, "power", "a", 0, 20)
+    write(client, "power", "b", 0, 20, seed=1)
+    options = dict(engine=ewma, model_id="lag1", mode="poll", checkpoint_every=1000)
+    first = Fleet(client, "power", checkpoint_dir=tmp_path / "gone", **options).run(max_points=40)
+    assert first.points == 40 and first.lag_p50 > 3600  # written at T0, years ago: caught up late
+    shutil.rmtree(tmp_path / "gone")  # every sensor starts again at its first point
+    now = time.time_ns()
+    client.write_lines([f"power,component={c} value={v} {now - (5 - i) * 1_000_000}"
+                        for c in "ab" for i, v in enumerate((3.0, 4.0, 2.5, 7.0, 1.0))])
+    second = Fleet(client, "power", checkpoint_dir=tmp_path / "gone", **options).run(max_points=50)
+    assert second.points == 50 and second.results == 50 and second.errors == 0  # 40 recomputed, 10 new
+    assert second.lag_p95 is not None and second.lag_p95 < 60, second  # the 10 new points only
+    assert [row[1] for row in counts(client, "power", "lag1")] == [25, 25]  # still one result per point
 
 
 def test_brainblocks_models_evicted_and_restored_stay_within_the_documented_tolerance(client, tmp_path):

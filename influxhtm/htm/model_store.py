@@ -221,6 +221,25 @@ def registered_models(sensor: SensorSeries) -> list[HtmModelStore]:
     return sorted(stores, key=lambda s: s.model_id)
 
 
+def get_models(client: Any, measurement: str, model_id: str, components: Iterable[str]
+               ) -> dict[str, HtmModelStore]:
+    """The registered models `model_id` of many sensors of `measurement`, by component, in one query
+    (a component without a registry entry is left out; `get_model` tells why)."""
+    from influxhtm.influxql.expressions import MAX_IN_VALUES
+
+    check_name(model_id, "model_id")
+    wanted = sorted(set(components))
+    query = Repository(client, ModelRecord, tags={"measurement": measurement}).query().where(id=model_id)
+    if len(wanted) <= MAX_IN_VALUES:
+        query = query.where(component=wanted)
+    found: dict[str, HtmModelStore] = {}
+    for record in query.all():
+        if record.component in wanted and record.component not in found:  # the first, as `get_model`
+            found[record.component] = _store_from_record(client.create_sensor(measurement, record.component),
+                                                         record)
+    return found
+
+
 def get_model(sensor: SensorSeries, model_id: str) -> HtmModelStore:
     check_name(model_id, "model_id")
     record = registry(sensor).query().where(id=model_id).first()

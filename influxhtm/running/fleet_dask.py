@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from influxhtm.running.report import LagHistogram
 from influxhtm.running.routing import SensorKey, owner_of
 
 if TYPE_CHECKING:
@@ -157,6 +158,7 @@ class Membership:
             if time.monotonic() >= deadline:
                 return False
             shard.remove(key)  # its results stored, its model checkpointed and dropped
+        shard.released()  # the checkpoints written (beside the loop, in parallel) before the ack
         self.handover_s["release_s"] = time.monotonic() - began
         self.releasing = None
         return True
@@ -237,7 +239,7 @@ class Coordinator:
         self.handovers: list[float] = []  # seconds from a release phase to its run phase
         self.latest: dict[str, dict[str, Any]] = {}  # shard task key -> its newest status
         self.done_totals = dict.fromkeys(COUNTS, 0)
-        self.worst: dict[str, float] = {}
+        self.done_lag = LagHistogram()  # the lag of every point of the shards that ended
         self.queues: dict[str, Any] = {}
         self.assignment: Any = None
         self.stats: Any = None
@@ -329,7 +331,7 @@ class Coordinator:
         future.cancel()
         for key in COUNTS:
             self.done_totals[key] += (status or {}).get(key, 0)
-        self._note_worst(status or {})
+        self.done_lag.merge((status or {}).get("lag_histogram") or ())
 
     def _stop_all(self) -> None:
         """Stop every shard (each stores its results and checkpoints its models); keep their figures."""
@@ -379,21 +381,19 @@ class Coordinator:
         if self.on_status is not None:
             self.on_status(self.current())
 
-    def _note_worst(self, status: Mapping[str, Any]) -> None:
-        for key in ("lag_p50", "lag_p95"):
-            if status.get(key) is not None:
-                self.worst[key] = max(self.worst.get(key) or 0.0, status[key])
-
     def current(self) -> dict[str, Any]:
-        """The fleet's status: counts summed over every shard, figures over the live ones, the worst lag."""
+        """The fleet's status: counts summed over every shard, figures over the live ones (the window's
+        p50/p95 of the worst), the lag (`lag_p50`, `lag_p95`) over every point of every shard."""
         status: dict[str, Any] = dict(self.done_totals)
-        status.update(self.worst)
+        lag = LagHistogram(self.done_lag.pairs())
         for shard_status in self.latest.values():
             for key in (*COUNTS, *GAUGES):
                 status[key] = status.get(key, 0) + shard_status.get(key, 0)
-            for key in ("p50", "p95", "lag_p50", "lag_p95", "release_s", "take_over_s"):
+            for key in ("p50", "p95", "release_s", "take_over_s"):
                 if shard_status.get(key) is not None:
                     status[key] = max(status.get(key) or 0.0, shard_status[key])
+            lag.merge(shard_status.get("lag_histogram") or ())
+        status["lag_p50"], status["lag_p95"] = lag.quantile(0.5), lag.quantile(0.95)
         status.update(workers=len(self.shards), epoch=self.epoch, handing_over=self.phase == RELEASE,
                       handovers=len(self.handovers), handover_max_s=max(self.handovers, default=None),
                       shards_started=self.started)

@@ -5,6 +5,7 @@ Dask worker (see `influxhtm.running.fleet`)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import queue
@@ -25,13 +26,15 @@ from influxhtm.model.line_protocol import Batch
 from influxhtm.running import checkpoint as checkpoints
 from influxhtm.running.live import SETTLE_SECONDS, Interrupted, UntilDone
 from influxhtm.running.model_cache import ModelCache
-from influxhtm.running.report import StreamingStats
+from influxhtm.running.report import LagHistogram
 from influxhtm.running.routing import Selector, SensorKey
 from influxhtm.running.subscription import PushedPoint
 
 log = logging.getLogger(__name__)
 
 MODES = ("subscription", "poll")
+#: Sensors of a round whose checkpoints are read ahead of the one being fed (`ModelCache.prefetch`).
+PREFETCH = 3
 
 
 def _key_of(value: Any) -> SensorKey:
@@ -98,6 +101,9 @@ class Tracked:
     last_ns: int | None
     since_checkpoint: int = 0
     failed: str | None = None
+    #: The newest result stored when this shard took the sensor: the points up to it are recomputed
+    #: (a resume from an older checkpoint), their results were stored before, so they add no lag.
+    replay_until: int | None = None
 
 
 class Shard:
@@ -123,12 +129,12 @@ class Shard:
         self._fresh: dict[SensorKey, Any] = {}  # models made to register a sensor, used by its first take
         self._lines: list[str] = []
         self._unstored: dict[SensorKey, tuple[int, int]] = {}  # key -> (last ns fed, points fed)
-        self._seen: list[tuple[int, float]] = []  # (ns, wall time seen) of the points of _lines
+        self._seen: list[tuple[int, float, bool]] = []  # (ns, wall time seen, a first result) of _lines
         self.points = 0
         self.results = 0
         self.own_errors = 0  # sensors that could not be added or failed
-        self.lag = StreamingStats()
-        self.window_lag = StreamingStats()
+        self.lag = LagHistogram()  # point timestamp -> result stored, of each point's first result
+        self.window_lag = LagHistogram()  # seen (pushed or read) -> stored, since the last status
         self.until_done = UntilDone(self.stop, "fleet")
         #: Stop after about this many points (a round may take one more chunk per sensor).
         self.max_points: int | None = None
@@ -145,8 +151,9 @@ class Shard:
             return fresh
         return create_model(self.spec.engine, **(self.sensors[key].store.params or {}))
 
-    def add(self, key: SensorKey) -> Tracked:
-        """Run sensor `key`: register its model (or find it registered) and read where it stopped."""
+    def add(self, key: SensorKey, registered: Any = None) -> Tracked:
+        """Run sensor `key`: register its model (or find it registered: `registered`, its store when
+        known already) and read where it stopped."""
         from influxhtm.core.errors import ModelNotFound
         from influxhtm.htm.model_store import get_model
         from influxhtm.running.engines import create_model_for
@@ -154,10 +161,10 @@ class Shard:
         tracked = self.sensors.get(key)
         if tracked is not None:
             return tracked
-        sensor = self.client.create_sensor(*key)
+        sensor = registered.sensor if registered is not None else self.client.create_sensor(*key)
         model_id = self.spec.model_id_of(key)
         try:
-            store = get_model(sensor, model_id)
+            store = registered if registered is not None else get_model(sensor, model_id)
             if not store.registered:
                 raise ModelNotFound(model_id)
         except ModelNotFound:
@@ -168,7 +175,8 @@ class Shard:
                 model_id, params=resolved if isinstance(resolved, dict) else params,
                 engine=self.engine_name, exist_ok=True,
             )
-            self._fresh[key] = model
+            if self.spec.max_models is None and self.spec.max_bytes is None:
+                self._fresh[key] = model  # used by its first take; not held outside a bounded cache
         identity = checkpoints.identity(sensor, store, _Registered(store.params))
         identity["model_class"] = f"engine:{self.engine_name}"
         tracked = Tracked(sensor, store, identity, None)
@@ -181,7 +189,8 @@ class Shard:
         return tracked
 
     def remove(self, key: SensorKey) -> None:
-        """Release sensor `key`: store its results, checkpoint its model, forget it."""
+        """Release sensor `key`: store its results, checkpoint its model (written beside the loop:
+        `released` waits for it), forget it."""
         if key not in self.sensors:
             return
         self.flush()
@@ -192,19 +201,40 @@ class Shard:
     def sync(self, present: Iterable[SensorKey]) -> tuple[int, int]:
         """Run the owned sensors of `present` and release the others; (added, removed)."""
         wanted = {key for key in present if self.owns(key)}
-        added = removed = 0
-        for key in sorted(wanted - set(self.sensors)):
-            if self.try_add(key):
-                added += 1
+        adding = sorted(wanted - set(self.sensors))
+        registered = self.registered(adding)
+        new = [key for key in adding if self.try_add(key, registered.get(key))]
+        self.learn_stored(new)
+        removed = 0
         for key in sorted(set(self.sensors) - wanted):
             self.remove(key)
             removed += 1
-        return added, removed
+        return len(new), removed
 
-    def try_add(self, key: SensorKey) -> bool:
+    def registered(self, keys: Iterable[SensorKey]) -> dict[SensorKey, Any]:
+        """The registered model stores of `keys`, from one registry query per measurement and model id
+        (a shard that takes over hundreds of sensors does not ask for each one)."""
+        from influxhtm.htm.model_store import get_models
+
+        groups: dict[tuple[str, str], list[str]] = {}
+        for key in keys:
+            with contextlib.suppress(Exception):  # a bad model id is `add`'s to report
+                groups.setdefault((key[0], self.spec.model_id_of(key)), []).append(key[1])
+        found: dict[SensorKey, Any] = {}
+        for (measurement, model_id), components in sorted(groups.items()):
+            stores = self.until_done(functools.partial(get_models, self.client, measurement, model_id,
+                                                       components)) or {}
+            found.update({(measurement, component): store for component, store in stores.items()})
+        return found
+
+    def released(self) -> None:
+        """Wait until the checkpoints of the sensors removed so far are written (a new owner reads them)."""
+        self.cache.written()
+
+    def try_add(self, key: SensorKey, registered: Any = None) -> bool:
         """`add`, counting a sensor that cannot be added (bad parameters, say) as an error of its own."""
         try:
-            self.add(key)
+            self.add(key, registered)
             return True
         except (InfluxConnectionError, ServerError):
             raise
@@ -212,6 +242,32 @@ class Shard:
             self.own_errors += 1
             log.warning("fleet: sensor %s/%s: %s", key[0], key[1], error)
             return False
+
+    def learn_stored(self, keys: Iterable[SensorKey]) -> None:
+        """Note each sensor's newest stored result (`Tracked.replay_until`): one query per result
+        measurement and model id. A sensor resumed from an older checkpoint recomputes the points
+        after it; their results were stored before (by a killed worker, a stopped run), so
+        those points count as done, not as lag."""
+        groups: dict[tuple[str, str], list[SensorKey]] = {}
+        for key in keys:
+            tracked = self.sensors.get(key)
+            if tracked is not None:
+                groups.setdefault((tracked.sensor.result_measurement, tracked.store.model_id), []).append(key)
+        for (measurement, model_id), group in sorted(groups.items()):
+            newest = self._newest_results(measurement, model_id, [key[1] for key in group])
+            for key in group:
+                self.sensors[key].replay_until = newest.get(key[1])
+
+    def _newest_results(self, measurement: str, model_id: str, components: list[str]) -> dict[str, int]:
+        from influxhtm.influxql.expressions import MAX_IN_VALUES
+
+        query = Query().from_(measurement).select("*").where(id=model_id).group_by("component")
+        if len(components) <= MAX_IN_VALUES:
+            query = query.where(component=sorted(components))
+        query = query.order_by("time", "desc").limit(1)
+        series = self.until_done(lambda: self.client.result_series(query)) or []
+        return {(part.get("tags") or {}).get("component", ""): part["values"][0][0]
+                for part in series if part.get("values")}
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, keys: Iterable[SensorKey], upto: int | None = None
@@ -282,7 +338,9 @@ class Shard:
         """Feed each sensor its new points in time order; results wait in the round's batch. Points fed."""
         now = time.time() if now is None else now
         fed = 0
-        for key in sorted(rows):
+        keys = sorted(rows)
+        for i, key in enumerate(keys):
+            self.cache.prefetch(keys[i:i + PREFETCH])  # the next restores decompress meanwhile
             fed += self._feed_one(key, rows[key], seen or {}, now)
         return fed
 
@@ -312,7 +370,8 @@ class Shard:
                 return fed + self._fail(key, error)
             if result is not None:
                 self._lines.append(line_of(result, point, ns))
-            self._seen.append((ns, seen.get((key, ns), now)))
+            first = tracked.replay_until is None or ns > tracked.replay_until
+            self._seen.append((ns, seen.get((key, ns), now), first))
             last = ns
             fed += 1
         self._note(key, last, fed)
@@ -347,9 +406,10 @@ class Shard:
                     f"were not stored and will be computed again by the next run") from None
         self._lines, self._unstored, self._seen = [], {}, []
         stored = time.time()
-        for ns, at in seen:
-            self.lag.add(stored - ns / 1e9)
-            self.window_lag.add(stored - at)
+        for ns, at, first in seen:
+            if first:
+                self.lag.add(stored - ns / 1e9)
+                self.window_lag.add(stored - at)
         self.points += len(seen)
         self.results += len(lines)
         for key, (last, count) in unstored.items():
@@ -369,7 +429,9 @@ class Shard:
     def close(self) -> int:
         """Store what waits and checkpoint every model in memory; how many checkpoints were written."""
         self.flush()
-        return self.cache.save_all()
+        saved = self.cache.save_all()
+        self.cache.close()
+        return saved
 
     # -- rounds -------------------------------------------------------------------------------
     def poll_once(self) -> bool:
@@ -431,12 +493,11 @@ class Shard:
 
     def status(self) -> dict[str, Any]:
         """Counters for the status line (the window's lag is reset)."""
-        window = self.window_lag.summary()
-        self.window_lag = StreamingStats()
-        lag = self.lag.summary()
+        window, self.window_lag = self.window_lag, LagHistogram()
         return {
-            "lag_p50": lag.median if lag else None,
-            "lag_p95": lag.p95 if lag else None,
+            "lag_p50": self.lag.quantile(0.5),
+            "lag_p95": self.lag.quantile(0.95),
+            "lag_histogram": self.lag.pairs(),
             "sensors": len(self.sensors),
             "in_memory": len(self.cache),
             "points": self.points,
@@ -445,9 +506,9 @@ class Shard:
             "failed": sum(1 for t in self.sensors.values() if t.failed is not None),
             "evictions": self.cache.evictions,
             "restores": self.cache.restores,
-            "p50": window.median if window else None,
-            "p95": window.p95 if window else None,
-            "window_count": window.count if window else 0,
+            "p50": window.quantile(0.5),
+            "p95": window.quantile(0.95),
+            "window_count": window.count,
         }
 
 
@@ -529,8 +590,8 @@ def run_shard_loop(shard: Shard, *, news: Any, timing: Timing, discover: Callabl
             wait = max(0.0, min(0.1, next_poll - time.monotonic()))
             if news is not None:
                 for key in _drain(news, pending, wait):
-                    if key not in shard.sensors and shard.owns(key):
-                        shard.try_add(key)  # a new sensor, told by its push
+                    if key not in shard.sensors and shard.owns(key) and shard.try_add(key):
+                        shard.learn_stored([key])  # a new sensor, told by its push
                 if pending:
                     shard.take_pushed(pending)
             else:

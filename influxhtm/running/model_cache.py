@@ -18,12 +18,16 @@ engine whose `get_state`/`set_state` round-trip is exact).
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
+import logging
 import pickle
+import queue
 import re
+import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +35,25 @@ import attrs
 
 from influxhtm.running import checkpoint as checkpoints
 
+log = logging.getLogger(__name__)
+
 #: zlib level of checkpoints: level 1 is about 5x smaller and fast (see the module's text).
 COMPRESSION = 1
+#: Threads that compress and write checkpoints, and the checkpoints each holds waiting at most (the
+#: loop that submits one more waits): a BrainBlocks state waits as its pickle, about 5.3 MB.
+WRITE_THREADS = 2
+WRITE_QUEUE = 2
+#: Threads that read and decompress the checkpoints of models about to be restored (`prefetch`).
+READ_THREADS = 2
 
 
 def pack_state(state: Any) -> dict[str, Any]:
     """A model's state as a checkpoint's compressed payload (with its pickled size, `nbytes`)."""
-    pickled = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    return pack_pickled(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def pack_pickled(pickled: bytes) -> dict[str, Any]:
+    """A pickled state as a checkpoint's compressed payload."""
     return {"zlib": zlib.compress(pickled, COMPRESSION), "nbytes": len(pickled)}
 
 
@@ -54,6 +70,105 @@ def checkpoint_path(directory: Path, identity: Mapping[str, Any]) -> Path:
     digest = hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{parts[1]}.{parts[2]}")[:80]
     return directory / f"{readable}.{digest}.ckpt"
+
+
+@attrs.frozen
+class Pending:
+    """A checkpoint pickled, waiting to be compressed and written."""
+
+    identity: dict[str, Any]
+    pickled: bytes | None
+    last_ns: int | None
+
+
+class CheckpointWriter:
+    """Compresses and writes checkpoints on a thread of its own, so the loop that feeds models goes on.
+
+    zlib and the file system release the GIL: the compression (most of a checkpoint's
+    cost, about 50 ms for a BrainBlocks model) runs beside the loop. A checkpoint waiting
+    here is what a restore or `last_ns` reads (`pending`); `wait` and `flush` block until
+    written. A process killed meanwhile loses only the waiting checkpoints: the sensors
+    resume from older ones and recompute the results after them (one result per point).
+    A write that fails is raised by the next `submit`, `wait` or `flush`.
+    """
+
+    def __init__(self, threads: int = WRITE_THREADS, depth: int = WRITE_QUEUE):
+        # One queue per thread, a path always to the same one: two writes of a path never race.
+        self._queues: list[queue.Queue[Path | None]] = [queue.Queue(maxsize=depth) for _ in range(threads)]
+        self._threads: list[threading.Thread | None] = [None] * threads
+        self._pending: dict[Path, Pending] = {}
+        self._lock = threading.Lock()
+        self._written = threading.Condition(self._lock)
+        self._error: BaseException | None = None
+
+    def submit(self, path: Path, pending: Pending) -> None:
+        self._raise()
+        with self._lock:
+            self._pending[path] = pending  # the newest state of a path wins
+        i = hash(path) % len(self._queues)
+        thread = self._threads[i]
+        if thread is None or not thread.is_alive():
+            thread = self._threads[i] = threading.Thread(
+                target=self._run, args=(self._queues[i],), name="influxhtm-checkpoints", daemon=True)
+            thread.start()
+        self._queues[i].put(path)
+
+    def pending(self, path: Path) -> Pending | None:
+        with self._lock:
+            return self._pending.get(path)
+
+    def wait(self, path: Path) -> None:
+        """Block until the checkpoint of `path` is written (at once if none waits)."""
+        with self._written:
+            while path in self._pending and self._error is None:
+                self._written.wait(0.5)
+        self._raise()
+
+    def flush(self) -> None:
+        """Block until every waiting checkpoint is written."""
+        with self._written:
+            while self._pending and self._error is None:
+                self._written.wait(0.5)
+        self._raise()
+
+    def close(self) -> None:
+        """Write what waits, then end the thread."""
+        self.flush()
+        for i, thread in enumerate(self._threads):
+            if thread is not None and thread.is_alive():
+                self._queues[i].put(None)
+                thread.join()
+            self._threads[i] = None
+
+    def _raise(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _run(self, paths: queue.Queue[Path | None]) -> None:
+        while True:
+            path = paths.get()
+            if path is None:
+                return
+            with self._lock:
+                pending = self._pending.get(path)
+            if pending is None:
+                continue  # written already, with a newer state
+            try:
+                state = pack_pickled(pending.pickled) if pending.pickled is not None else None
+                checkpoints.save(path, pending.identity, state, pending.last_ns)
+            except BaseException as error:  # noqa: BLE001 - handed to the loop by the next call
+                log.error("checkpoint %s not written: %s", path, error)
+                with self._written:
+                    self._error = error
+                    if self._pending.get(path) is pending:
+                        del self._pending[path]  # the older checkpoint stays: its sensor recomputes more
+                    self._written.notify_all()
+                continue
+            with self._written:
+                if self._pending.get(path) is pending:
+                    del self._pending[path]
+                self._written.notify_all()
 
 
 @attrs.define
@@ -106,6 +221,9 @@ class ModelCache:
         self.evictions = 0
         self.restores = 0
         self.checkpoints = 0
+        self.writer = CheckpointWriter()
+        self._reader: concurrent.futures.ThreadPoolExecutor | None = None
+        self._prefetched: dict[Hashable, concurrent.futures.Future[tuple[Any, Any, int | None]]] = {}
 
     def __len__(self) -> int:
         return len(self._held)
@@ -135,13 +253,19 @@ class ModelCache:
         last_ns = saved_ns = None
         restored = False
         nbytes = None
-        if path.exists():
-            saved = checkpoints.load(path, identity)
+        pending = self.writer.pending(path)
+        prefetched = self._prefetched.pop(key, None)
+        if pending is not None or prefetched is not None or path.exists():
+            if pending is not None:  # its checkpoint is still being written: the same state, from memory
+                state = None if pending.pickled is None else pickle.loads(pending.pickled)
+                nbytes, last_ns = (len(pending.pickled) if pending.pickled else None), pending.last_ns
+            else:
+                state, nbytes, last_ns = (prefetched.result() if prefetched is not None
+                                          else _read_state(path, identity))
             set_state = getattr(model, "set_state", None)
-            if saved.get("state") is not None and callable(set_state):
-                set_state(unpack_state(saved["state"]))
-                nbytes = saved["state"].get("nbytes") if isinstance(saved["state"], Mapping) else None
-            last_ns = saved_ns = saved["last_ns"]
+            if state is not None and callable(set_state):
+                set_state(state)
+            saved_ns = last_ns
             restored = True
             self.restores += 1
         held = Held(model, identity, path, last_ns, saved_ns=saved_ns)
@@ -150,6 +274,21 @@ class ModelCache:
         self._make_room(extra=held.nbytes)
         self._held[key] = held
         return Restored(model, last_ns, restored)
+
+    def prefetch(self, keys: Iterable[Hashable]) -> None:
+        """Start reading and decompressing the checkpoints of `keys` that are not held, on threads of
+        their own (zlib releases the GIL), for `take` to find ready: a restore's decompression (about
+        40 ms for a BrainBlocks model) overlaps the loop's work on the models before it."""
+        for key in keys:
+            if key in self._held or key in self._prefetched:
+                continue
+            identity = self.identity(key)
+            path = checkpoint_path(self.directory, identity)
+            if self.writer.pending(path) is not None or not path.exists():
+                continue
+            if self._reader is None:
+                self._reader = concurrent.futures.ThreadPoolExecutor(READ_THREADS, "influxhtm-restores")
+            self._prefetched[key] = self._reader.submit(_read_state, path, identity)
 
     def stored(self, key: Hashable, last_ns: int) -> None:
         """The results of `key`'s model are stored up to `last_ns`."""
@@ -186,22 +325,39 @@ class ModelCache:
         if held.last_ns is None or held.last_ns == held.saved_ns:
             return False
         get_state = getattr(held.model, "get_state", None)
-        state = pack_state(get_state()) if callable(get_state) else None
-        checkpoints.save(held.path, held.identity, state, held.last_ns)
-        if state is not None:
-            held.nbytes = state["nbytes"]  # the size estimate follows the model's growth
+        pickled = pickle.dumps(get_state(), protocol=pickle.HIGHEST_PROTOCOL) if callable(get_state) else None
+        self.writer.submit(held.path, Pending(held.identity, pickled, held.last_ns))
+        if pickled is not None:
+            held.nbytes = len(pickled)  # the size estimate follows the model's growth
         held.saved_ns = held.last_ns
         self.checkpoints += 1
         return True
 
     def save_all(self) -> int:
-        """Checkpoint every held model that changed; how many were written."""
-        return sum(self.save(key) for key in list(self._held))
+        """Checkpoint every held model that changed and wait until written; how many were."""
+        saved = sum(self.save(key) for key in list(self._held))
+        self.writer.flush()
+        return saved
 
     def release(self, key: Hashable) -> None:
-        """Checkpoint and drop one model (a sensor that is gone, or moved to another worker)."""
+        """Checkpoint and drop one model (a sensor that is gone, or moved to another worker: `written`
+        tells when its checkpoint is there for the new owner to read)."""
+        self._prefetched.pop(key, None)
         if key in self._held:
             self.evict(key)
+
+    def written(self) -> None:
+        """Wait until every checkpoint submitted so far is written."""
+        self.writer.flush()
+
+    def close(self) -> None:
+        """Write the waiting checkpoints and end the writer's and reader's threads (they start again
+        if needed)."""
+        self.writer.close()
+        self._prefetched.clear()
+        if self._reader is not None:
+            self._reader.shutdown()
+            self._reader = None
 
     def last_saved_ns(self, key: Hashable) -> int | None:
         held = self._held.get(key)
@@ -209,7 +365,17 @@ class ModelCache:
 
     def saved_last_ns(self, key: Hashable) -> int | None:
         """The last stored time the checkpoint of `key` records (None without one), identity checked."""
-        return read_last_ns(checkpoint_path(self.directory, self.identity(key)), self.identity(key))
+        path = checkpoint_path(self.directory, self.identity(key))
+        pending = self.writer.pending(path)
+        return pending.last_ns if pending is not None else read_last_ns(path, self.identity(key))
+
+
+def _read_state(path: Path, identity: Mapping[str, Any]) -> tuple[Any, Any, int | None]:
+    """A checkpoint's state (unpacked), its pickled size and last stored time, identity checked."""
+    saved = checkpoints.load(path, identity)
+    state = None if saved.get("state") is None else unpack_state(saved["state"])
+    nbytes = saved["state"].get("nbytes") if isinstance(saved["state"], Mapping) else None
+    return state, nbytes, saved["last_ns"]
 
 
 def state_size(model: Any) -> int:
@@ -228,5 +394,5 @@ def read_last_ns(path: Path, identity: Mapping[str, Any]) -> int | None:
     return last_ns
 
 
-__all__ = ["COMPRESSION", "ModelCache", "Restored", "checkpoint_path", "pack_state", "read_last_ns",
-           "state_size", "unpack_state"]
+__all__ = ["COMPRESSION", "CheckpointWriter", "ModelCache", "Restored", "checkpoint_path", "pack_pickled",
+           "pack_state", "read_last_ns", "state_size", "unpack_state"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -99,6 +100,53 @@ class StreamingStats:
             return None
         median, p95 = (quantile.value() for quantile in self.quantiles)
         return LatencyStats(self.count, self.total / self.count, median, p95, self.max)
+
+
+class LagHistogram:
+    """Seconds counted in log-spaced buckets (each 2% wide, from 0.1 ms): a quantile within 2%.
+
+    Unlike `StreamingStats` it merges: a fleet adds the histograms of all its
+    shards (every worker, every generation), so its p50 and p95 are over every
+    point, not the worst worker's. The counts travel as [bucket, count] pairs.
+    """
+
+    __slots__ = ("counts",)
+    FLOOR = 1e-4
+    RATIO = 1.02
+
+    def __init__(self, pairs: Iterable[Iterable[int]] = ()) -> None:
+        self.counts: dict[int, int] = {}
+        self.merge(pairs)
+
+    def add(self, seconds: float) -> None:
+        bucket = 0 if seconds <= self.FLOOR else 1 + int(math.log(seconds / self.FLOOR, self.RATIO))
+        self.counts[bucket] = self.counts.get(bucket, 0) + 1
+
+    def merge(self, pairs: Iterable[Iterable[int]]) -> LagHistogram:
+        """Add the counts of `pairs` (another histogram's `pairs()`); returns self."""
+        for bucket, count in pairs:
+            self.counts[int(bucket)] = self.counts.get(int(bucket), 0) + int(count)
+        return self
+
+    def pairs(self) -> list[list[int]]:
+        return [[bucket, count] for bucket, count in sorted(self.counts.items())]
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts.values())
+
+    def quantile(self, q: float) -> float | None:
+        """The upper edge of the bucket holding the `q` quantile (nearest rank); None when empty."""
+        total = self.count
+        if not total:
+            return None
+        rank = max(1, math.ceil(q * total))
+        seen = 0
+        for bucket, count in sorted(self.counts.items()):
+            seen += count
+            if seen >= rank:
+                return self.FLOOR * self.RATIO ** bucket
+        raise AssertionError("unreachable: the ranks add up to the count")
 
 
 def format_seconds(seconds: float) -> str:

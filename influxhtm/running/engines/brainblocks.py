@@ -74,6 +74,10 @@ PERM_MAX = 99
 
 #: Outputs kept by each block (BrainBlocks' default num_t); replayed after loading a state.
 _HISTORY = 2
+#: Where a block's memory passes through a file on its way to and from a state (BrainBlocks saves and
+#: loads only files): memory-backed when there is one, as a disk mounted with `discard` makes each
+#: removed file cost milliseconds.
+_SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
 def _is_int(value: Any) -> bool:
@@ -244,8 +248,10 @@ class BrainBlocksModel:
         self._likelihood = AnomalyLikelihood(**p["likelihood"])
         self._recent: list[float] = []  # the last _HISTORY values, to re-establish activity on load
         self.iteration = 0
+        self._pristine = True  # just built, never stepped: set_state of the same params needs no rebuild
 
     def _step(self, value: float, learn: bool) -> float:
+        self._pristine = False
         self._st.set_value(value)
         self._st.feedforward()
         self._pp.feedforward(learn)
@@ -276,6 +282,7 @@ class BrainBlocksModel:
 
     def reset(self) -> None:
         """Start a new sequence: forget the recent activity, keep what was learned."""
+        self._pristine = False
         for block in (self._st, self._pp, self._sl):
             block.clear()
         self._recent = []
@@ -292,7 +299,7 @@ class BrainBlocksModel:
         differ slightly, because new synapses are grown with a fresh random
         stream (on NAB art_daily_jumpsup, about 2% of the following scores).
         """
-        with tempfile.TemporaryDirectory(prefix="influxhtm-bb-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="influxhtm-bb-", dir=_SCRATCH) as tmp:
             memories = {}
             for name, block in (("pooler", self._pp), ("learner", self._sl)):
                 path = os.path.join(tmp, f"{name}.bin")
@@ -313,9 +320,12 @@ class BrainBlocksModel:
         """Continue from `get_state`'s result (the parameters come with it); see get_state."""
         if not isinstance(state, Mapping) or state.get("engine") != self.engine or state.get("version") != 1:
             raise ValidationError({"state": ["not a brainblocks model state (version 1)"]})
-        self.params = validate_params(state["params"])
-        self._build()
-        with tempfile.TemporaryDirectory(prefix="influxhtm-bb-") as tmp:
+        params = validate_params(state["params"])
+        # A model just made with these parameters has its blocks already: building them again is ~15 ms.
+        if not (getattr(self, "_pristine", False) and params == self.params):
+            self.params = params
+            self._build()
+        with tempfile.TemporaryDirectory(prefix="influxhtm-bb-", dir=_SCRATCH) as tmp:
             for name, block in (("pooler", self._pp), ("learner", self._sl)):
                 path = os.path.join(tmp, f"{name}.bin")
                 with open(path, "wb") as fh:
