@@ -377,3 +377,34 @@ def test_a_shard_the_assignment_no_longer_names_stops():
         member.latest = replaced
         member.follow(shard, set, lambda epoch: None)
     assert old_shard.stop.is_set() and not new_shard.stop.is_set()
+
+
+def test_a_take_over_interrupted_by_a_new_epoch_takes_nothing_while_releasing_and_finishes_after(monkeypatch):
+    from influxhtm.running import fleet_dask
+    from influxhtm.running.fleet_dask import RELEASE, RUN, Membership
+
+    monkeypatch.setattr(fleet_dask, "TAKE_SLICE", 0.0, raising=False)
+    monkeypatch.setattr(fleet_dask, "TAKE_GROUP", 5, raising=False)
+    keys = {("m", f"c{i}") for i in range(120)}
+    first = {"epoch": 1, "workers": ["a"], "phase": RUN}
+    members = {w: Membership(w, first) for w in "abc"}
+    shards = {w: _Holder(members[w].owns) for w in "abc"}
+    shards["a"].sync(keys)
+
+    def step(workers, epoch, phase, rounds=1):
+        for _ in range(rounds):
+            for w in workers:
+                members[w].latest = {"epoch": epoch, "workers": workers, "phase": phase}
+                members[w].follow(shards[w], lambda: keys, lambda _epoch: None)
+                held = [key for shard in shards.values() for key in shard.sensors]
+                assert len(held) == len(set(held)), "a sensor held by two shards"
+
+    step(["a", "b"], 2, RELEASE)
+    step(["a", "b"], 2, RUN)  # "b" takes one group of the sensors it gains, then epoch 3 comes
+    assert len(shards["b"].sensors) == 5
+    step(["a", "b", "c"], 3, RELEASE, rounds=4)
+    assert len(shards["b"].sensors) <= 5  # nothing taken while releasing (it may release some)
+    step(["a", "b", "c"], 3, RUN, rounds=30)
+    assert all(not members[w].gained for w in "abc")
+    for w in "abc":
+        assert set(shards[w].sensors) == {k for k in keys if owner_of(k, ["a", "b", "c"]) == w}

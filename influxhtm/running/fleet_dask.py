@@ -145,8 +145,8 @@ class Membership:
             return
         step = (int(latest["epoch"]), str(latest["phase"]))
         if step == self.followed:
-            if self.gained:
-                self._take(shard)  # the next slice of a take-over
+            if self.gained and self.phase == RUN:
+                self._take(shard)  # the next slice of a take-over (a new epoch's release stops it)
             return
         self.target, self.phase = list(latest["workers"]), step[1]
         if self.phase == STOP or self.me not in self.target:
