@@ -61,7 +61,7 @@ RELEASE_SLICE = 0.2
 #: Seconds of taking gained sensors a shard does per round (restoring and catching up a group of
 #: TAKE_GROUP at a time; between rounds it serves the sensors it kept). At least one group per round.
 TAKE_SLICE = 0.2
-TAKE_GROUP = 8
+TAKE_GROUP = 4  # BrainBlocks: about 60 ms a restore, so a group is about one slice
 #: The phases of an assignment (see the module's text).
 RELEASE, RUN, STOP = "release", "run", "stop"
 
