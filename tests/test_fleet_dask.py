@@ -94,7 +94,7 @@ def fleet_on_cluster(client, tmp_path, n_workers, **options):
 
 
 def workers_of(dask):
-    return sorted(dask.scheduler_info()["workers"])
+    return sorted(dask.nthreads())  # not scheduler_info(): see the test of `_workers`
 
 
 def counts_now(client, components):
@@ -227,6 +227,12 @@ class _Holder:
     def catch_up(self):
         pass
 
+    def take(self, keys):
+        self.sensors.update({key: True for key in keys if self.owns(key)})
+
+    def done(self):
+        return self.stop.is_set()
+
 
 def test_an_assignment_never_gives_a_sensor_to_two_shards_and_keeps_the_stayers_where_they_are():
     from influxhtm.running.fleet_dask import RELEASE, RUN, Membership
@@ -247,6 +253,8 @@ def test_an_assignment_never_gives_a_sensor_to_two_shards_and_keeps_the_stayers_
             for w in workers:
                 members[w].latest = {"epoch": epoch, "workers": workers, "phase": phase}
                 members[w].follow(shards[w], lambda: keys, acks.append)
+                while phase == RUN and members[w].gained:  # the take-over's next slices
+                    members[w].follow(shards[w], lambda: keys, acks.append)
                 held = [key for shard in shards.values() for key in shard.sensors]
                 assert len(held) == len(set(held)), "a sensor held by two shards"
             if phase == RELEASE:  # only what moves was released; what stays was kept
@@ -273,3 +281,130 @@ def test_a_dask_fleet_s_lag_is_over_every_point_of_every_shard():
     assert 0.05 <= status["lag_p50"] <= 0.05 * LagHistogram.RATIO
     coordinator.done_lag.merge(histogram(8.0, 1))  # a shard that ended (its worker died): its points count
     assert 8.0 <= coordinator.current()["lag_p95"] <= 8.0 * LagHistogram.RATIO
+
+
+def test_a_shard_that_gains_many_sensors_takes_them_in_slices_and_serves_its_own_between(
+        client, tmp_path, monkeypatch):
+    """A survivor takes a dead worker's sensors a group per round (TAKE_SLICE 0: exactly one group),
+    its own sensors' new points stored at every round in between; afterwards every point has
+    exactly one result, the numbers of a run without Dask. The old code took them all in one block."""
+    from influxhtm.running import fleet_dask
+    from influxhtm.running.fleet_dask import RELEASE, RUN, Membership
+    from influxhtm.running.fleet_shard import FleetSpec, Shard, Timing, run_shard_loop
+    from influxhtm.running.routing import Selector
+
+    monkeypatch.setattr(fleet_dask, "TAKE_SLICE", 0.0, raising=False)
+    monkeypatch.setattr(fleet_dask, "TAKE_GROUP", 2, raising=False)
+    keys = {("power", c) for c in SENSORS}
+    for i, component in enumerate(SENSORS):
+        write(client, "power", component, 0, 12, seed=i)
+    spec = FleetSpec(database=client.database, settings=client.settings, selector=Selector(["power"]),
+                     engine=ewma, model_id="d1", checkpoint_dir=str(tmp_path / "ckpt"), checkpoint_every=5)
+    first = {"epoch": 1, "workers": ["a", "b"], "phase": RUN}
+    dead_membership = Membership("b", first)
+    dead = Shard(spec, client, owns=dead_membership.owns)
+    dead.sync(keys)
+    dead.catch_up()
+    dead.cache.close()  # "b" dies: its checkpoints are those of every 5 points, its results all stored
+    gained = {key for key in keys if owner_of(key, ["a", "b"]) == "b"}
+    kept = keys - gained
+    assert len(gained) >= 6 and kept
+    membership = Membership("a", first)
+    shard = Shard(spec, client, owns=membership.owns)
+    written = {"n": 12}
+    rounds: list[tuple[int, bool]] = []  # (gained sensors held, every kept sensor up to date) per round
+
+    def between():
+        n = written["n"]
+        up_to_date = all(shard.sensors[key].last_ns == T0 + (n - 1) * STEP for key in kept)
+        rounds.append((len(gained & set(shard.sensors)), up_to_date))
+        if len(rounds) == 1:
+            membership.latest = {"epoch": 2, "workers": ["a"], "phase": RELEASE}
+        elif len(rounds) == 2:
+            membership.latest = {"epoch": 2, "workers": ["a"], "phase": RUN}
+        if len(rounds) > 2 and rounds[-1][0] == len(gained):
+            shard.stop.set()  # every gained sensor taken: the round is the last
+            return
+        for i, component in enumerate(SENSORS):  # a new point for every sensor, each round
+            write(client, "power", component, n, 1, seed=i)
+        written["n"] = n + 1
+        membership.follow(shard, lambda: keys, lambda epoch: None)
+
+    run_shard_loop(shard, news=None, discover=lambda: keys, between=between,
+                   timing=Timing(poll_interval=0.0, discover_interval=3600.0, status_interval=3600.0))
+    taking = [held for held, _ in rounds[2:]]  # the rounds after the take-over began
+    print(f"gained {len(gained)}, held per round {[held for held, _ in rounds]}")
+    assert taking[0] < len(gained), "the gained sensors were taken in one block"
+    assert taking == [min(2 * i, len(gained)) for i in range(1, (len(gained) + 1) // 2 + 1)]  # a group each
+    # Every round during the take-over began with the kept sensors' newest point stored.
+    assert all(up_to_date for _, up_to_date in rounds[1:])
+    assert shard.errors == 0 and shard.cache.restores >= len(gained)
+    assert_one_result_per_point_as_without_dask(client, tmp_path, written["n"])
+
+
+def test_the_coordinator_sees_every_worker_while_the_client_refreshes_its_cached_scheduler_info():
+    """The client's periodic update of its cached scheduler info lists no workers; the old
+    `_workers` (`scheduler_info()`) raced with it and saw every worker gone (about 1 look in 10
+    with the update every millisecond), so the coordinator ended and restarted every shard."""
+    import dask
+
+    from influxhtm.running.fleet_dask import _workers
+
+    with dask.config.set({"distributed.client.scheduler-info-interval": "1ms"}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                     dashboard_address=":0", silence_logs=40) as cluster, \
+            distributed.Client(cluster) as dask_client:
+        expected = sorted(cluster.scheduler.workers)
+        assert len(expected) == 2
+        seen = [_workers(dask_client) for _ in range(3000)]
+    assert all(workers == expected for workers in seen), sum(workers != expected for workers in seen)
+
+
+def test_a_shard_the_assignment_no_longer_names_stops():
+    """A Dask task that is cancelled while it runs goes on running: a shard the coordinator
+    replaced (a new shard task on its worker) stops instead of running its sensors twice."""
+    from influxhtm.running.fleet_dask import RUN, Membership
+
+    first = {"epoch": 1, "workers": ["a"], "phase": RUN, "shards": {"a": "fleet-shard-1"}}
+    old, new = Membership("a", first, "fleet-shard-1"), Membership("a", first, "fleet-shard-2")
+    old_shard, new_shard = _Holder(old.owns), _Holder(new.owns)
+    for member, shard in ((old, old_shard), (new, new_shard)):
+        member.follow(shard, set, lambda epoch: None)
+    # Shard 2 started before the assignment names it: it does not take shard 1's name for its own end.
+    assert not old_shard.stop.is_set() and not new_shard.stop.is_set()
+    replaced = {**first, "shards": {"a": "fleet-shard-2"}}  # the coordinator started shard 2 on "a"
+    for member, shard in ((old, old_shard), (new, new_shard)):
+        member.latest = replaced
+        member.follow(shard, set, lambda epoch: None)
+    assert old_shard.stop.is_set() and not new_shard.stop.is_set()
+
+
+def test_a_take_over_interrupted_by_a_new_epoch_takes_nothing_while_releasing_and_finishes_after(monkeypatch):
+    from influxhtm.running import fleet_dask
+    from influxhtm.running.fleet_dask import RELEASE, RUN, Membership
+
+    monkeypatch.setattr(fleet_dask, "TAKE_SLICE", 0.0, raising=False)
+    monkeypatch.setattr(fleet_dask, "TAKE_GROUP", 5, raising=False)
+    keys = {("m", f"c{i}") for i in range(120)}
+    first = {"epoch": 1, "workers": ["a"], "phase": RUN}
+    members = {w: Membership(w, first) for w in "abc"}
+    shards = {w: _Holder(members[w].owns) for w in "abc"}
+    shards["a"].sync(keys)
+
+    def step(workers, epoch, phase, rounds=1):
+        for _ in range(rounds):
+            for w in workers:
+                members[w].latest = {"epoch": epoch, "workers": workers, "phase": phase}
+                members[w].follow(shards[w], lambda: keys, lambda _epoch: None)
+                held = [key for shard in shards.values() for key in shard.sensors]
+                assert len(held) == len(set(held)), "a sensor held by two shards"
+
+    step(["a", "b"], 2, RELEASE)
+    step(["a", "b"], 2, RUN)  # "b" takes one group of the sensors it gains, then epoch 3 comes
+    assert len(shards["b"].sensors) == 5
+    step(["a", "b", "c"], 3, RELEASE, rounds=4)
+    assert len(shards["b"].sensors) <= 5  # nothing taken while releasing (it may release some)
+    step(["a", "b", "c"], 3, RUN, rounds=30)
+    assert all(not members[w].gained for w in "abc")
+    for w in "abc":
+        assert set(shards[w].sensors) == {k for k in keys if owner_of(k, ["a", "b", "c"]) == w}

@@ -15,7 +15,10 @@ live shard stores its results, checkpoints and drops exactly the sensors whose
 owner changes (`Shard.remove`), keeps running the others, and acknowledges (a
 Dask `Queue`). Once every live shard has acknowledged, the coordinator
 publishes the *run* phase: each shard takes the sensors it gained, restores
-them from the checkpoints just written and catches them up. So a sensor runs in
+them from the checkpoints just written and catches them up, a group at a time
+for up to TAKE_SLICE seconds per round, serving the sensors it kept between
+rounds (a survivor that gains hundreds of models does not stall its own
+sensors while it restores them all). So a sensor runs in
 at most one shard at a time, and one that keeps its owner never stops. A new
 worker gets a shard at once (holding nothing until the run phase). The sensors
 of a dead worker resume on their new owners from their last checkpoints and
@@ -55,6 +58,10 @@ NEWS_POLL = 0.05
 ASSIGNMENT_POLL = 0.05
 #: Seconds of releasing models a shard does per round (between them it serves the sensors it keeps).
 RELEASE_SLICE = 0.2
+#: Seconds of taking gained sensors a shard does per round (restoring and catching up a group of
+#: TAKE_GROUP at a time; between rounds it serves the sensors it kept). At least one group per round.
+TAKE_SLICE = 0.2
+TAKE_GROUP = 4  # BrainBlocks: about 60 ms a restore, so a group is about one slice
 #: The phases of an assignment (see the module's text).
 RELEASE, RUN, STOP = "release", "run", "stop"
 
@@ -103,8 +110,10 @@ class Membership:
     during a release phase it runs only the sensors it owns under both those and the new workers.
     """
 
-    def __init__(self, me: str, first: Mapping[str, Any]):
+    def __init__(self, me: str, first: Mapping[str, Any], shard_key: str | None = None):
         self.me = me
+        self.shard_key = shard_key  # this shard's task key: one the assignment no longer names stops
+        self.named = False  # whether the assignment has named this shard (a new one may see its predecessor)
         self.latest: Mapping[str, Any] = first  # the newest assignment read (see `shard_task`)
         self.phase: str = first["phase"]
         self.target: list[str] = list(first["workers"])
@@ -112,6 +121,10 @@ class Membership:
         self.followed: tuple[int, str] | None = None
         self.handover_s: dict[str, float] = {}  # seconds the last release and take-over took here
         self.releasing: float | None = None  # when the release under way began
+        #: Sensors gained in the run phase and not taken yet (`owns` them not until taken), and
+        #: when that take-over began.
+        self.gained: set[SensorKey] = set()
+        self.taking: float | None = None
         if self.phase == RUN:  # a shard started in a run phase holds nothing to release
             self.running = self.target
             self.followed = (first["epoch"], RUN)
@@ -119,7 +132,7 @@ class Membership:
     def owns(self, key: SensorKey) -> bool:
         """Whether this shard runs sensor `key` now (`Shard.owns`)."""
         running = self.running
-        if not running or self.me not in running or owner_of(key, running) != self.me:
+        if key in self.gained or not running or self.me not in running or owner_of(key, running) != self.me:
             return False
         return self.phase == RUN or (self.me in self.target and owner_of(key, self.target) == self.me)
 
@@ -127,8 +140,13 @@ class Membership:
                ack: Callable[[int], None]) -> None:
         """Follow the newest assignment: release and acknowledge, or take the sensors gained, or stop."""
         latest = self.latest
+        if self.replaced(latest):
+            shard.stop.set()  # the coordinator cancelled this shard (a cancelled Dask task runs on)
+            return
         step = (int(latest["epoch"]), str(latest["phase"]))
         if step == self.followed:
+            if self.gained and self.phase == RUN:
+                self._take(shard)  # the next slice of a take-over (a new epoch's release stops it)
             return
         self.target, self.phase = list(latest["workers"]), step[1]
         if self.phase == STOP or self.me not in self.target:
@@ -142,12 +160,32 @@ class Membership:
                 log.warning("fleet shard on %s: acknowledging epoch %d: %s", self.me, step[0], error)
                 return
         else:
-            started = time.monotonic()
-            self.running = self.target
-            shard.sync(shard.until_done(discover) or set())  # restores the sensors gained
-            shard.catch_up()
-            self.handover_s["take_over_s"] = time.monotonic() - started
+            self.running, self.gained, self.taking = self.target, set(), time.monotonic()
+            present = shard.until_done(discover) or set()
+            self.gained = {key for key in present if key not in shard.sensors and self.owns(key)}
+            self._take(shard)
         self.followed = step
+
+    def replaced(self, latest: Mapping[str, Any]) -> bool:
+        """Whether the assignment, having named this shard task for this worker, names another now."""
+        current = (latest.get("shards") or {}).get(self.me)
+        if self.shard_key is None or current is None:
+            return False
+        self.named = self.named or current == self.shard_key
+        return self.named and current != self.shard_key
+
+    def _take(self, shard: Shard) -> None:
+        """Take gained sensors, TAKE_GROUP at a time, for up to TAKE_SLICE seconds (at least one group)."""
+        deadline = time.monotonic() + TAKE_SLICE
+        while self.gained and not shard.done():
+            group = sorted(self.gained)[:TAKE_GROUP]
+            self.gained.difference_update(group)  # owned from now on
+            shard.take(group)  # added, restored and caught up
+            if time.monotonic() >= deadline:
+                break
+        if not self.gained and self.taking is not None:
+            self.handover_s["take_over_s"] = time.monotonic() - self.taking
+            self.taking = None
 
     def _release(self, shard: Shard) -> bool:
         """Release the sensors this shard loses, for up to RELEASE_SLICE seconds; whether all are."""
@@ -174,7 +212,7 @@ def shard_task(spec: FleetSpec, timing: Timing, me: str, name: str, push: bool,
 
     secede()  # a long-running task: leave the worker's thread pool free
     assignment = Variable(f"{name}-assignment")
-    membership = Membership(me, assignment.get())
+    membership = Membership(me, assignment.get(), shard_key)
     client = InfluxHtmClient.from_settings(spec.database, spec.settings, create=spec.create)
     stop = threading.Event()
 
@@ -212,8 +250,19 @@ def shard_task(spec: FleetSpec, timing: Timing, me: str, name: str, push: bool,
     return {**shard.status(), "worker": me, "shard": shard_key}
 
 
-def _workers(dask: Any) -> list[str]:
-    return sorted(dask.scheduler_info()["workers"])
+def _workers(dask: Any) -> list[str] | None:
+    """The scheduler's workers, asked now (None if it could not be asked).
+
+    Not `Client.scheduler_info()`: that returns the client's cached identity, which the
+    client's own periodic update (every `distributed.client.scheduler-info-interval`)
+    replaces with one that lists no workers; a look that raced with it saw every worker
+    gone (at full size twice in five minutes: every shard ended and restarted).
+    """
+    try:
+        return sorted(dask.nthreads())
+    except OSError as error:
+        log.warning("fleet: could not ask the scheduler for its workers: %s", error)
+        return None
 
 
 #: The counts of a shard, summed over every shard that ran; the figures of the live shards, summed.
@@ -275,6 +324,8 @@ class Coordinator:
     def _check_members(self) -> None:
         """Forget the shards of workers gone (and restart ended ones); a new epoch if the workers changed."""
         alive = _workers(self.dask)
+        if alive is None:
+            return  # the scheduler away for a moment: look again at the next check
         for worker, future in list(self.shards.items()):
             if worker not in alive or future.done():
                 self._ended(worker, future)
@@ -282,9 +333,11 @@ class Coordinator:
             self.workers = alive
             if alive:
                 self._new_epoch()
-        for worker in alive:
-            if worker not in self.shards:
-                self._start(worker)
+        missing = [worker for worker in alive if worker not in self.shards]
+        for worker in missing:
+            self._start(worker)
+        if missing and self.assignment is not None:
+            self._publish()  # names the new shards: a cancelled one still running stops
 
     def _new_epoch(self) -> None:
         self.epoch += 1
@@ -295,14 +348,16 @@ class Coordinator:
         log.info("fleet epoch %d on %d workers (%s)", self.epoch, len(self.workers), self.phase)
 
     def _publish(self) -> None:
-        self.assignment.set({"epoch": self.epoch, "workers": self.workers, "phase": self.phase})
+        self.assignment.set({"epoch": self.epoch, "workers": self.workers, "phase": self.phase,
+                             "shards": {worker: future.key for worker, future in self.shards.items()}})
 
     def _read_acks(self) -> None:
         """Once every live shard has released what it loses, publish the run phase."""
         with contextlib.suppress(Exception):
             for ack in self.acks.get(batch=True):
-                if ack.get("epoch") == self.epoch:
-                    self.waiting.discard(ack.get("worker", ""))
+                future = self.shards.get(ack.get("worker", ""))
+                if ack.get("epoch") == self.epoch and future is not None and future.key == ack.get("shard"):
+                    self.waiting.discard(ack.get("worker", ""))  # from the worker's current shard only
         if not self.waiting & set(self.shards):
             self.phase = RUN
             self._publish()
@@ -340,7 +395,7 @@ class Coordinator:
         self.phase = STOP
         with contextlib.suppress(Exception):
             self._publish()
-            alive = set(_workers(self.dask))  # a shard whose worker is gone will not answer
+            alive = set(_workers(self.dask) or ())  # a shard whose worker is gone will not answer
             wait([future for worker, future in self.shards.items() if worker in alive], timeout=STOP_TIMEOUT)
         self._read_stats()
         for worker, future in self.shards.items():

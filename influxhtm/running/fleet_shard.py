@@ -201,15 +201,27 @@ class Shard:
     def sync(self, present: Iterable[SensorKey]) -> tuple[int, int]:
         """Run the owned sensors of `present` and release the others; (added, removed)."""
         wanted = {key for key in present if self.owns(key)}
-        adding = sorted(wanted - set(self.sensors))
-        registered = self.registered(adding)
-        new = [key for key in adding if self.try_add(key, registered.get(key))]
-        self.learn_stored(new)
+        new = self._add_all(sorted(wanted - set(self.sensors)))
         removed = 0
         for key in sorted(set(self.sensors) - wanted):
             self.remove(key)
             removed += 1
         return len(new), removed
+
+    def take(self, keys: Iterable[SensorKey]) -> list[SensorKey]:
+        """Run `keys`, sensors this shard gained (a take-over slice, `fleet_dask.Membership`): add them,
+        restore their models and catch up just them; the keys added. The caller then serves the
+        sensors it kept before the next slice."""
+        new = self._add_all(sorted(keys))
+        self.catch_up(new)
+        return new
+
+    def _add_all(self, keys: list[SensorKey]) -> list[SensorKey]:
+        """`try_add` each of `keys` (their registry entries found in one query), note their stored results."""
+        registered = self.registered(keys)
+        new = [key for key in keys if self.try_add(key, registered.get(key))]
+        self.learn_stored(new)
+        return new
 
     def registered(self, keys: Iterable[SensorKey]) -> dict[SensorKey, Any]:
         """The registered model stores of `keys`, from one registry query per measurement and model id
@@ -434,16 +446,18 @@ class Shard:
         return saved
 
     # -- rounds -------------------------------------------------------------------------------
-    def poll_once(self) -> bool:
-        """Read and feed every sensor's new points, store the results; whether more wait."""
-        rows, more = self.read(list(self.sensors))
+    def poll_once(self, keys: Iterable[SensorKey] | None = None) -> bool:
+        """Read and feed every sensor's (or `keys`') new points, store the results; whether more wait."""
+        rows, more = self.read(list(self.sensors) if keys is None else keys)
         self.feed(rows)
         self.flush()
         return more
 
-    def catch_up(self) -> None:
-        """Poll until no sensor has more waiting (or the shard is stopped or has its `max_points`)."""
-        while not self.done() and self.poll_once():
+    def catch_up(self, keys: Iterable[SensorKey] | None = None) -> None:
+        """Poll every sensor (or `keys`) until none has more waiting (or the shard is stopped or has
+        its `max_points`)."""
+        keys = None if keys is None else list(keys)
+        while not self.done() and self.poll_once(keys):
             pass
 
     @property
