@@ -110,6 +110,16 @@ def checkpointed(directory):
     return {path.name.split(".")[1] for path in directory.glob("*.ckpt")}
 
 
+def kill_and_wait_for_new_results(run, client, victim, victims):
+    """SIGKILL the worker `victim`; seconds until each of its sensors `victims` has 5 more results."""
+    pid = run.dask.run(os.getpid, workers=[victim])[victim]
+    before = counts_now(client, victims)
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: all(n > before[c] + 5 for c, n in counts_now(client, victims).items()), timeout=60)
+    return time.monotonic() - killed
+
+
 def assert_one_result_per_point_as_without_dask(client, tmp_path, total):
     """Exactly one result per point (keyed by series and time), the numbers of a run without Dask."""
     alone = Fleet(client, "power", engine=ewma, model_id="d2", checkpoint_dir=tmp_path / "alone", mode="poll")
@@ -128,12 +138,7 @@ def test_a_killed_worker_s_sensors_resume_elsewhere_with_exactly_one_result_per_
         victims = [c for c in SENSORS if owner_of(("power", c), workers) == victim]
         assert victims and len(victims) < len(SENSORS)  # both workers run sensors
         time.sleep(1.0)
-        pid = run.dask.run(os.getpid, workers=[victim])[victim]
-        before = counts_now(client, victims)
-        killed = time.monotonic()
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: all(n > before[c] + 5 for c, n in counts_now(client, victims).items()), timeout=60)
-        recovered = time.monotonic() - killed
+        recovered = kill_and_wait_for_new_results(run, client, victim, victims)
         run.finish()
     report = run.report
     print(f"recovered in {recovered:.1f} s; {run.total} points per sensor; {report}")
@@ -181,12 +186,7 @@ def test_a_killed_worker_moves_only_its_own_sensors_and_its_replacement_only_tho
         victim, survivor = first
         victims = [c for c in SENSORS if owner_of(("power", c), first) == victim]
         assert victims and len(victims) < len(SENSORS)
-        pid = run.dask.run(os.getpid, workers=[victim])[victim]
-        before = counts_now(client, victims)
-        killed = time.monotonic()
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: all(n > before[c] + 5 for c, n in counts_now(client, victims).items()), timeout=60)
-        recovered = time.monotonic() - killed
+        recovered = kill_and_wait_for_new_results(run, client, victim, victims)
         # The nanny starts a replacement worker; it gets a shard and the sensors it gains.
         wait_for(lambda: len(workers_of(run.dask)) == 2 and victim not in workers_of(run.dask), timeout=60)
         final = workers_of(run.dask)

@@ -115,7 +115,7 @@ class AsyncWritePipeline(AccountedPipeline):
             return
         while len(self._pending) >= self.depth:
             await self._settle_one()
-        span = batch.time_span() if self.connections > 1 else None
+        span = self.span_of(batch)
         before = [task for task, _, other in self._pending if not apart(span, [other])]
         task = asyncio.create_task(self._post(batch, before))
         self._pending.append((task, len(batch), span))

@@ -121,6 +121,10 @@ class AccountedPipeline:
         """The one error of the write: every refusal, with the exact counts."""
         return self.account.refused(not_sent, stopped_by)
 
+    def span_of(self, batch: Batch) -> Span:
+        """The batch's time span, looked at only when batches may travel side by side (`apart`)."""
+        return batch.time_span() if self.connections > 1 else None
+
 
 class WritePipeline(AccountedPipeline):
     """An ordered, bounded, pipelined write: `put` batches, then `close` (see the module docstring).
@@ -152,7 +156,7 @@ class WritePipeline(AccountedPipeline):
         self.account.check_open(self._closed)
         if not len(batch):
             return
-        span = batch.time_span() if self.connections > 1 else None
+        span = self.span_of(batch)
         while self._must_wait(span):
             self._settle_one()
         self._pending.append((self._poster.submit(self._post, batch), len(batch), span))
