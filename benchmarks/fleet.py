@@ -37,6 +37,7 @@ import attrs
 from influxhtm import InfluxHtmClient
 from influxhtm.influxql import admin
 from influxhtm.running.fleet import Fleet
+from influxhtm.running.fleet_dask import worker_names
 from influxhtm.running.routing import owner_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -199,10 +200,11 @@ def memory_phase(host: str, port: int, sizes: FleetSizes, workdir: Path, log: An
 
 def kill_one_worker(client: InfluxHtmClient, dask: Any, sensors: list[str], log: Any) -> float | None:
     """SIGKILL one worker; seconds until each of its sensors has a result newer than the kill."""
-    workers = sorted(dask.nthreads())  # not scheduler_info(): its cache can list none (docs/fleet.rst)
-    victim = workers[0]
-    victims = [s for s in sensors if owner_of(("m", s), workers) == victim]
-    pid = dask.run(os.getpid, workers=[victim])[victim]
+    names = worker_names(dask)  # sensors are owned by worker name (a replacement keeps it)
+    victim = sorted(names)[0]
+    victims = [s for s in sensors if owner_of(("m", s), sorted(names)) == victim]
+    address = names[victim]
+    pid = dask.run(os.getpid, workers=[address])[address]
     killed_ns = time.time_ns()
     started = time.monotonic()
     os.kill(pid, signal.SIGKILL)

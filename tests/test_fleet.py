@@ -234,6 +234,30 @@ def run_shard_rounds(client, spec, rounds_of_writes):
     return shard
 
 
+def test_sensors_started_together_are_checkpointed_in_different_rounds(client, tmp_path):
+    """Each sensor starts counting towards its first checkpoint at a stable offset: 20 sensors fed
+    a point per round with `checkpoint_every=10` are checkpointed over several rounds, each once in
+    10 rounds. The old code checkpointed all 20 in the tenth round (1,000 BrainBlocks at once stall
+    a worker for a minute)."""
+    components = [f"c{i}" for i in range(20)]
+    spec = FleetSpec(database=client.database, settings=client.settings, selector=Selector(["power"]),
+                     engine=ewma, model_id="ck", checkpoint_dir=str(tmp_path), checkpoint_every=10)
+    shard = Shard(spec, client)
+    shard.sync({("power", c) for c in components})
+    per_round = []
+    for n in range(10):
+        for i, component in enumerate(components):
+            write(client, "power", component, n, 1, seed=i)
+        before = shard.cache.checkpoints
+        while shard.poll_once():
+            pass
+        per_round.append(shard.cache.checkpoints - before)
+    shard.cache.close()
+    print(f"checkpoints per round: {per_round}")
+    assert sum(per_round) == len(components)  # each sensor once in `checkpoint_every` points
+    assert max(per_round) <= len(components) // 2 and sum(1 for n in per_round if n) >= 4
+
+
 @pytest.mark.parametrize("bound", [{"max_models": 2}, {"max_bytes": 2500}])
 def test_evicted_models_give_the_results_of_models_that_never_left_memory_bit_for_bit(client, tmp_path,
                                                                                       bound):

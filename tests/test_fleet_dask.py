@@ -22,7 +22,7 @@ from test_fleet import STEP, T0, results, wait_for, write
 from influxhtm.htm.client import InfluxHtmClient
 from influxhtm.influxql import admin
 from influxhtm.running.fleet import Fleet
-from influxhtm.running.fleet_dask import Coordinator
+from influxhtm.running.fleet_dask import Coordinator, worker_names
 from influxhtm.running.report import LagHistogram
 from influxhtm.running.routing import owner_of
 
@@ -94,7 +94,8 @@ def fleet_on_cluster(client, tmp_path, n_workers, **options):
 
 
 def workers_of(dask):
-    return sorted(dask.nthreads())  # not scheduler_info(): see the test of `_workers`
+    """The workers' names, sorted: what owns sensors (`owner_of`)."""
+    return sorted(worker_names(dask))
 
 
 def counts_now(client, components):
@@ -111,8 +112,9 @@ def checkpointed(directory):
 
 
 def kill_and_wait_for_new_results(run, client, victim, victims):
-    """SIGKILL the worker `victim`; seconds until each of its sensors `victims` has 5 more results."""
-    pid = run.dask.run(os.getpid, workers=[victim])[victim]
+    """SIGKILL the worker named `victim`; seconds until each of its sensors `victims` has 5 more results."""
+    address = worker_names(run.dask)[victim]
+    pid = run.dask.run(os.getpid, workers=[address])[address]
     before = counts_now(client, victims)
     killed = time.monotonic()
     os.kill(pid, signal.SIGKILL)
@@ -180,30 +182,53 @@ def test_a_joining_worker_takes_only_the_sensors_it_gains_and_the_others_never_s
 
 
 @pytest.mark.timeout(240)
-def test_a_killed_worker_moves_only_its_own_sensors_and_its_replacement_only_those_it_gains(client, tmp_path):
+def test_a_killed_worker_s_replacement_takes_exactly_its_sensors_and_no_other_sensor_moves(client, tmp_path):
+    """The nanny restarts a killed worker under its name: the replacement takes the victim's
+    sensors, the survivor's are never released (no checkpoint), and no new epoch is published.
+    The old code owned sensors by address: the replacement took half of every sensor."""
     with fleet_on_cluster(client, tmp_path, 2, checkpoint_every=10**6) as run:
-        first = workers_of(run.dask)
-        victim, survivor = first
-        victims = [c for c in SENSORS if owner_of(("power", c), first) == victim]
+        first = worker_names(run.dask)
+        victim, survivor = sorted(first)
+        victims = [c for c in SENSORS if owner_of(("power", c), sorted(first)) == victim]
         assert victims and len(victims) < len(SENSORS)
         recovered = kill_and_wait_for_new_results(run, client, victim, victims)
-        # The nanny starts a replacement worker; it gets a shard and the sensors it gains.
-        wait_for(lambda: len(workers_of(run.dask)) == 2 and victim not in workers_of(run.dask), timeout=60)
-        final = workers_of(run.dask)
-        upto = run.written["n"] + 10  # a second after the replacement came: every sensor runs again
+        final = worker_names(run.dask)
+        assert sorted(final) == sorted(first) and final[victim] != first[victim]  # replaced, same name
+        upto = run.written["n"] + 10  # a second later: every sensor runs
+        wait_for(lambda: all(n >= upto for n in counts_now(client, SENSORS).values()), timeout=30)
+        saved = checkpointed(run.checkpoint_dir)
+        status = run.status()
+        run.finish()
+    stayers = [c for c in SENSORS if c not in victims]
+    print(f"recovered in {recovered:.1f} s; checkpointed {sorted(saved)}; {status}")
+    assert saved.isdisjoint(stayers)  # the survivor's sensors were never released
+    assert status["epoch"] == 1 and status["handovers"] == 0  # nothing moved but the victim's sensors
+    assert status["shards_started"] == 3 and status["workers"] == 2  # the replacement got a shard
+    assert recovered < 30
+    assert_one_result_per_point_as_without_dask(client, tmp_path, run.total)
+
+
+@pytest.mark.timeout(240)
+def test_with_no_grace_a_killed_worker_s_sensors_move_to_the_survivor_and_back_to_its_replacement(
+        client, tmp_path):
+    """`replace_grace=0`: the survivor takes the victim's sensors at once (a new epoch), the
+    replacement takes them back (another), keeping the survivor's own sensors where they are."""
+    with fleet_on_cluster(client, tmp_path, 2, checkpoint_every=10**6, replace_grace=0) as run:
+        first = worker_names(run.dask)
+        victim, survivor = sorted(first)
+        victims = [c for c in SENSORS if owner_of(("power", c), sorted(first)) == victim]
+        recovered = kill_and_wait_for_new_results(run, client, victim, victims)
+        wait_for(lambda: run.status().get("epoch", 0) >= 3 and not run.status().get("handing_over"),
+                 timeout=60)
+        upto = run.written["n"] + 10
         wait_for(lambda: all(n >= upto for n in counts_now(client, SENSORS).values()), timeout=30)
         saved = checkpointed(run.checkpoint_dir)
         run.finish()
-        status = run.status()
-    stayers = [c for c in SENSORS
-               if owner_of(("power", c), first) == survivor and owner_of(("power", c), final) == survivor]
-    print(f"recovered in {recovered:.1f} s; stayers {stayers}; checkpointed {sorted(saved)}; {run.report}")
-    assert stayers
-    # The survivor's sensors that stay were never released: no checkpoint was written for them.
-    assert saved.isdisjoint(stayers)
+    stayers = [c for c in SENSORS if c not in victims]
+    print(f"recovered in {recovered:.1f} s; checkpointed {sorted(saved)}")
+    assert saved.isdisjoint(stayers) and saved <= set(victims)  # only the victim's moved (twice)
     assert recovered < 30
     assert_one_result_per_point_as_without_dask(client, tmp_path, run.total)
-    assert status["shards_started"] >= 3 and status["workers"] == 2  # the replacement got a shard
 
 
 class _Holder:
@@ -356,7 +381,7 @@ def test_the_coordinator_sees_every_worker_while_the_client_refreshes_its_cached
             distributed.Client(cluster) as dask_client:
         expected = sorted(cluster.scheduler.workers)
         assert len(expected) == 2
-        seen = [_workers(dask_client) for _ in range(3000)]
+        seen = [sorted((_workers(dask_client) or {}).values()) for _ in range(3000)]
     assert all(workers == expected for workers in seen), sum(workers != expected for workers in seen)
 
 

@@ -71,7 +71,9 @@ class Fleet:
     their checkpoints (shared by every worker on a cluster). `mode` is
     "subscription" (push; the default) or "poll". `scheduler` is a
     `dask.distributed.Client` or a scheduler address: the sensors are split over
-    its workers; without it everything runs in this process.
+    its workers; without it everything runs in this process. `replace_grace` is how
+    many seconds the sensors of a Dask worker that is gone wait for a replacement of
+    the same name (a nanny's restart) before they move to the other workers.
     """
 
     def __init__(
@@ -97,13 +99,17 @@ class Fleet:
         chunk_size: int = 10_000,
         scheduler: Any = None,
         retention_policy: str = "autogen",
+        replace_grace: float = 10.0,
     ):
         if mode not in MODES:
             raise ValidationError({"mode": [f"{mode!r} is not one of {', '.join(MODES)}"]})
-        for name, value in (("poll_interval", poll_interval), ("discover_interval", discover_interval),
-                            ("status_interval", status_interval)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValidationError({name: [f"{value!r} is not a positive number of seconds"]})
+        for name, value, least in (("poll_interval", poll_interval, "positive"),
+                                   ("discover_interval", discover_interval, "positive"),
+                                   ("status_interval", status_interval, "positive"),
+                                   ("replace_grace", replace_grace, "0 or more")):
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                    or (value == 0 and least == "positive")):
+                raise ValidationError({name: [f"{value!r} is not a number of seconds ({least})"]})
         self.client = client
         self.spec = FleetSpec(
             database=client.database, settings=client.settings,
@@ -117,6 +123,7 @@ class Fleet:
         self.timing = Timing(float(poll_interval), float(discover_interval), float(status_interval))
         self.scheduler = scheduler
         self.retention_policy = retention_policy
+        self.replace_grace = float(replace_grace)
         self.stop_event = threading.Event()
         self.shard: Shard | None = None
         self.last_status: dict[str, Any] = {}

@@ -20,9 +20,15 @@ for up to TAKE_SLICE seconds per round, serving the sensors it kept between
 rounds (a survivor that gains hundreds of models does not stall its own
 sensors while it restores them all). So a sensor runs in
 at most one shard at a time, and one that keeps its owner never stops. A new
-worker gets a shard at once (holding nothing until the run phase). The sensors
-of a dead worker resume on their new owners from their last checkpoints and
-recompute what came after them; results are keyed by series and time, so each
+worker gets a shard at once (holding nothing until the run phase).
+
+Workers own sensors by *name* (`owner_of` over the workers' Dask names): a
+nanny restarts a killed worker under its name, so its replacement takes exactly
+its sensors and no other sensor moves. A worker gone keeps its sensors for
+`Fleet.replace_grace` seconds; with no replacement by then, a new epoch moves
+them to the others (and back if the name returns). The sensors of a dead worker
+resume on their new owners from their last checkpoints and recompute what came
+after them; results are keyed by series and time, so each
 input point still has exactly one stored result. Pushed news goes to the
 owner of the newest epoch (a new owner drops it until the run phase and then
 reads from its checkpoint anyway).
@@ -250,8 +256,11 @@ def shard_task(spec: FleetSpec, timing: Timing, me: str, name: str, push: bool,
     return {**shard.status(), "worker": me, "shard": shard_key}
 
 
-def _workers(dask: Any) -> list[str] | None:
-    """The scheduler's workers, asked now (None if it could not be asked).
+def _workers(dask: Any) -> dict[str, str] | None:
+    """The scheduler's workers, asked now: name -> address (None if it could not be asked).
+
+    A worker's *name* is what owns sensors: a nanny restarts a killed worker under the
+    same name (at a new address), so its replacement takes exactly its sensors.
 
     Not `Client.scheduler_info()`: that returns the client's cached identity, which the
     client's own periodic update (every `distributed.client.scheduler-info-interval`)
@@ -259,10 +268,17 @@ def _workers(dask: Any) -> list[str] | None:
     gone (at full size twice in five minutes: every shard ended and restarted).
     """
     try:
-        return sorted(dask.nthreads())
+        identity = dask.sync(dask.scheduler.identity, n_workers=-1)
     except OSError as error:
         log.warning("fleet: could not ask the scheduler for its workers: %s", error)
         return None
+    workers = identity.get("workers") or {}
+    return {str(info.get("name", address)): address for address, info in sorted(workers.items())}
+
+
+def worker_names(dask: Any) -> dict[str, str]:
+    """The cluster's workers now, by the name that owns sensors (`owner_of(key, sorted(names))`)."""
+    return _workers(dask) or {}
 
 
 #: The counts of a shard, summed over every shard that ran; the figures of the live shards, summed.
@@ -280,8 +296,11 @@ class Coordinator:
         self.name = f"influxhtm-fleet-{uuid.uuid4().hex[:10]}"
         self.epoch = 0
         self.phase = RUN
-        self.workers: list[str] = []  # the workers of the newest epoch
-        self.shards: dict[str, Any] = {}  # worker -> the future of its shard task
+        self.workers: list[str] = []  # the workers (names) of the newest epoch
+        self.shards: dict[str, Any] = {}  # worker name -> the future of its shard task
+        self.addresses: dict[str, str] = {}  # worker name -> the address its shard task is pinned to
+        self.live: set[str] = set()  # the workers (names) alive at the last look
+        self.gone: dict[str, float] = {}  # worker name -> since when it is gone (awaiting a replacement)
         self.waiting: set[str] = set()  # workers whose release of this epoch is awaited
         self.released_at = 0.0
         self.started = 0
@@ -322,20 +341,31 @@ class Coordinator:
 
     # -- membership and the assignment -------------------------------------------------------------
     def _check_members(self) -> None:
-        """Forget the shards of workers gone (and restart ended ones); a new epoch if the workers changed."""
+        """Forget the shards of workers gone (and restart ended ones); a new epoch if the workers changed.
+
+        A worker gone keeps its sensors for `Fleet.replace_grace` seconds: a replacement of
+        the same name (its nanny's restart) takes them, and no other sensor moves.
+        """
         alive = _workers(self.dask)
         if alive is None:
             return  # the scheduler away for a moment: look again at the next check
+        now = time.monotonic()
         for worker, future in list(self.shards.items()):
-            if worker not in alive or future.done():
+            if alive.get(worker) != self.addresses.get(worker) or future.done():
                 self._ended(worker, future)
-        if alive != self.workers:
-            self.workers = alive
-            if alive:
+        for worker in self.live - set(alive):
+            self.gone[worker] = now
+        self.live = set(alive)
+        self.gone = {worker: since for worker, since in self.gone.items()
+                     if worker not in alive and now - since < self.fleet.replace_grace}
+        members = sorted({*alive, *self.gone})
+        if members != self.workers:
+            self.workers = members
+            if members:
                 self._new_epoch()
         missing = [worker for worker in alive if worker not in self.shards]
         for worker in missing:
-            self._start(worker)
+            self._start(worker, alive[worker])
         if missing and self.assignment is not None:
             self._publish()  # names the new shards: a cancelled one still running stops
 
@@ -364,17 +394,20 @@ class Coordinator:
             self.handovers.append(time.monotonic() - self.released_at)
             log.info("fleet epoch %d: released in %.3f s", self.epoch, self.handovers[-1])
 
-    def _start(self, worker: str) -> None:
+    def _start(self, worker: str, address: str) -> None:
+        """Start the shard of worker `worker` (a name) on its process at `address`."""
         self.started += 1
+        self.addresses[worker] = address
         self.shards[worker] = self.dask.submit(
             shard_task, self.fleet.spec, self.fleet.timing, worker, self.name, self.fleet.mode != "poll",
             f"{self.name}-shard-{self.started}",
-            key=f"{self.name}-shard-{self.started}", workers=[worker], allow_other_workers=False, pure=False,
+            key=f"{self.name}-shard-{self.started}", workers=[address], allow_other_workers=False, pure=False,
         )
 
     def _ended(self, worker: str, future: Any) -> None:
         """A shard task ended or its worker is gone: keep its counts, forget it."""
         del self.shards[worker]
+        self.addresses.pop(worker, None)
         self.waiting.discard(worker)
         status = self.latest.pop(future.key, None)
         if future.done() and future.status == "finished":
@@ -395,8 +428,9 @@ class Coordinator:
         self.phase = STOP
         with contextlib.suppress(Exception):
             self._publish()
-            alive = set(_workers(self.dask) or ())  # a shard whose worker is gone will not answer
-            wait([future for worker, future in self.shards.items() if worker in alive], timeout=STOP_TIMEOUT)
+            alive = _workers(self.dask) or {}  # a shard whose worker is gone will not answer
+            wait([future for worker, future in self.shards.items()
+                  if alive.get(worker) == self.addresses.get(worker)], timeout=STOP_TIMEOUT)
         self._read_stats()
         for worker, future in self.shards.items():
             if future.done() and future.status == "finished":

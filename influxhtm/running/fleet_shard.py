@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import queue
 import threading
@@ -89,6 +90,15 @@ class FleetSpec:
         from influxhtm.running.sweep import model_id_for
 
         return self.model_id or model_id_for(self.engine, self.params_of(key))
+
+
+def checkpoint_offset(key: SensorKey, every: int) -> int:
+    """Where sensor `key` starts counting towards its first checkpoint (0 to `every` - 1, a stable
+    hash): sensors that start together are checkpointed in different rounds, not all in one
+    (1,000 BrainBlocks checkpoints at once keep a worker busy for a minute). A resumed sensor
+    still recomputes at most `every` points."""
+    digest = hashlib.sha1("\n".join(key).encode()).digest()
+    return int.from_bytes(digest[:4], "big") % max(1, every)
 
 
 @attrs.define
@@ -179,7 +189,8 @@ class Shard:
                 self._fresh[key] = model  # used by its first take; not held outside a bounded cache
         identity = checkpoints.identity(sensor, store, _Registered(store.params))
         identity["model_class"] = f"engine:{self.engine_name}"
-        tracked = Tracked(sensor, store, identity, None)
+        tracked = Tracked(sensor, store, identity, None,
+                          since_checkpoint=checkpoint_offset(key, self.spec.checkpoint_every))
         self.sensors[key] = tracked
         saved = self.cache.saved_last_ns(key)
         if saved is not None:
