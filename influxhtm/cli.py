@@ -938,13 +938,15 @@ def demo(ctx: Context, output_dir: str, keep_server: bool, create: bool, progres
 @click.option("--since", default=None,
               help="sensors without a checkpoint start here (ISO 8601; default: their first point)")
 @click.option("--scheduler", default=None, help="dask: address of a running scheduler (tcp://host:8786)")
+@click.option("--replace-grace", type=float, default=10.0, show_default=True,
+              help="dask: seconds a worker's sensors wait for a replacement of its name before they move")
 @pass_context
 @command_errors
 def fleet_command(
     ctx: Context, measurements: tuple[str, ...], regex: str | None, tags: tuple[str, ...], engine: str,
     params: str | None, overrides: str | None, model_id: str | None, checkpoint_dir: str,
     max_models: int | None, mode: str, poll_interval: float, checkpoint_every: int, since: str | None,
-    scheduler: str | None,
+    scheduler: str | None, replace_grace: float,
 ) -> None:
     """Keep a live model for every sensor of MEASUREMENTS (and --regex); Ctrl-C checkpoints and stops."""
     from influxhtm.running.fleet import Fleet, status_line
@@ -959,7 +961,7 @@ def fleet_command(
         ctx.client(), list(measurements) or None, regex=regex, tags=dict(pairs), engine=engine,
         params=parse_params(params), overrides=per_sensor, model_id=model_id, checkpoint_dir=checkpoint_dir,
         max_models=max_models, mode=mode, poll_interval=poll_interval, checkpoint_every=checkpoint_every,
-        since=since, scheduler=scheduler,
+        since=since, scheduler=scheduler, replace_grace=replace_grace,
     )
     previous = {}
     if threading.current_thread() is threading.main_thread():  # signals can only be caught there
