@@ -234,6 +234,19 @@ def run_shard_rounds(client, spec, rounds_of_writes):
     return shard
 
 
+@pytest.mark.parametrize(("option", "value"), [("poll_interval", 0), ("status_interval", -1.0),
+                                               ("discover_interval", True), ("replace_grace", -0.5),
+                                               ("replace_grace", "10")])
+def test_fleet_timings_that_are_not_numbers_of_seconds_are_refused_by_name(client, option, value):
+    with pytest.raises(ValidationError) as caught:
+        Fleet(client, "power", **{option: value})
+    assert list(caught.value.errors) == [option] and repr(value) in str(caught.value)
+
+
+def test_a_replace_grace_of_zero_is_allowed(client):
+    assert Fleet(client, "power", replace_grace=0).replace_grace == 0.0
+
+
 def test_sensors_started_together_are_checkpointed_in_different_rounds(client, tmp_path):
     """Each sensor starts counting towards its first checkpoint at a stable offset: 20 sensors fed
     a point per round with `checkpoint_every=10` are checkpointed over several rounds, each once in
