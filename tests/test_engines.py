@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import pickle
 import random
 import re
@@ -396,6 +397,34 @@ def test_brainblocks_state_round_trip(nab_points):
     assert differing < 0.1 * len(rest)
     with pytest.raises(ValidationError, match="state"):
         other.set_state({"engine": "replay"})
+
+
+def test_brainblocks_states_taken_and_set_on_several_threads_at_once_stay_their_own(nab_points):
+    """A state's memories pass through scratch files of each thread (a fleet restores on reader
+    threads beside its loop): states of different sizes, at once, never mix."""
+    import concurrent.futures
+
+    lo, hi = value_range(nab_points)
+    models = [create_model("brainblocks", value_range=(lo, hi), num_s=size, num_c=size)
+              for size in (32, 64, 96, 128)]
+    for p in nab_points[:40]:
+        for model in models:
+            model.run(p)
+    states = [model.get_state() for model in models]
+
+    def round_trips(i):
+        pooled = set()
+        for _ in range(5):
+            copy = create_model("brainblocks", value_range=(lo, hi), num_s=32 * (i + 1), num_c=32 * (i + 1))
+            copy.set_state(states[i])
+            pooled.add(copy.get_state()["memories"]["pooler"])
+        return pooled
+
+    opened = len(os.listdir("/proc/self/fd"))
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(round_trips, range(4)))
+    assert got == [{state["memories"]["pooler"]} for state in states]
+    assert len(os.listdir("/proc/self/fd")) <= opened  # the threads' files are closed when they end
 
 
 def test_brainblocks_reset_keeps_what_was_learned(nab_points):

@@ -26,10 +26,13 @@ without it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
-from typing import Any, Mapping, Sequence
+import threading
+from collections.abc import Iterator
+from typing import Any, Callable, Mapping, Sequence
 
 from influxhtm.core.errors import ValidationError
 from influxhtm.running.engines.base import EngineNotInstalled
@@ -78,6 +81,70 @@ _HISTORY = 2
 #: loads only files): memory-backed when there is one, as a disk mounted with `discard` makes each
 #: removed file cost milliseconds.
 _SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+class _ThreadFiles:
+    """The in-memory files of one thread and process, closed when the thread ends."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.fds: dict[str, int] = {}
+
+    def __del__(self) -> None:
+        for fd in self.fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class _MemoryFiles(threading.local):
+    """One in-memory file per block name and thread (``memfd``, reached as ``/proc/self/fd/N``), kept
+    open and written over in place: a state's memories pass through them without a directory made
+    and removed, nor pages allocated, each time (a restore's `set_state`: about 4 ms less)."""
+
+    files: _ThreadFiles | None = None
+
+    def path(self, name: str) -> str:
+        files = self.files
+        if files is None or files.pid != os.getpid():  # a forked child shares its parent's: its own
+            files = self.files = _ThreadFiles()
+        fd = files.fds.get(name)
+        if fd is None:
+            fd = files.fds[name] = os.memfd_create(f"influxhtm-bb-{name}", os.MFD_CLOEXEC)
+        return f"/proc/self/fd/{fd}"
+
+
+def _memory_files_work() -> bool:
+    try:
+        files = _MemoryFiles()
+        with open(files.path("probe"), "wb") as fh:
+            fh.write(b"ok")
+        with open(files.path("probe"), "rb") as fh:
+            return fh.read() == b"ok"
+    except (AttributeError, OSError):  # no memfd_create (not Linux), or no /proc
+        return False
+
+
+_MEMORY_FILES = _MemoryFiles() if _memory_files_work() else None
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Callable[[str], str]]:
+    """Paths a block's memory is saved to and loaded from, by name: the thread's in-memory files, else
+    a temporary directory (in `_SCRATCH`) removed afterwards."""
+    if _MEMORY_FILES is not None:
+        yield _MEMORY_FILES.path
+        return
+    with tempfile.TemporaryDirectory(prefix="influxhtm-bb-", dir=_SCRATCH) as tmp:
+        yield lambda name: os.path.join(tmp, f"{name}.bin")
+
+
+def _write_over(path: str, data: bytes) -> None:
+    """`data` as the whole content of `path`, written over the pages already there."""
+    with open(path, "r+b" if os.path.exists(path) else "wb", buffering=0) as fh:
+        view = memoryview(data)
+        while view:
+            view = view[fh.write(view):]
+        fh.truncate(len(data))
 
 
 def _is_int(value: Any) -> bool:
@@ -299,10 +366,10 @@ class BrainBlocksModel:
         differ slightly, because new synapses are grown with a fresh random
         stream (on NAB art_daily_jumpsup, about 2% of the following scores).
         """
-        with tempfile.TemporaryDirectory(prefix="influxhtm-bb-", dir=_SCRATCH) as tmp:
-            memories = {}
+        memories = {}
+        with _scratch() as path_of:
             for name, block in (("pooler", self._pp), ("learner", self._sl)):
-                path = os.path.join(tmp, f"{name}.bin")
+                path = path_of(name)
                 block.save(path)
                 with open(path, "rb") as fh:
                     memories[name] = fh.read()
@@ -325,11 +392,10 @@ class BrainBlocksModel:
         if not (getattr(self, "_pristine", False) and params == self.params):
             self.params = params
             self._build()
-        with tempfile.TemporaryDirectory(prefix="influxhtm-bb-", dir=_SCRATCH) as tmp:
+        with _scratch() as path_of:
             for name, block in (("pooler", self._pp), ("learner", self._sl)):
-                path = os.path.join(tmp, f"{name}.bin")
-                with open(path, "wb") as fh:
-                    fh.write(state["memories"][name])
+                path = path_of(name)
+                _write_over(path, state["memories"][name])
                 if not block.load(path):
                     raise ValidationError({f"state.memories.{name}": ["BrainBlocks could not load it"]})
         for value in state["recent"]:
