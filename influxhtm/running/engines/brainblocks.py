@@ -27,6 +27,7 @@ without it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import tempfile
@@ -113,26 +114,26 @@ class _MemoryFiles(threading.local):
         return f"/proc/self/fd/{fd}"
 
 
-def _memory_files_work() -> bool:
+@functools.cache
+def _memory_files() -> _MemoryFiles | None:
+    """The threads' in-memory files, when this system has them (Linux: ``memfd_create`` and ``/proc``)."""
+    files = _MemoryFiles()
     try:
-        files = _MemoryFiles()
         with open(files.path("probe"), "wb") as fh:
             fh.write(b"ok")
         with open(files.path("probe"), "rb") as fh:
-            return fh.read() == b"ok"
-    except (AttributeError, OSError):  # no memfd_create (not Linux), or no /proc
-        return False
-
-
-_MEMORY_FILES = _MemoryFiles() if _memory_files_work() else None
+            return files if fh.read() == b"ok" else None
+    except (AttributeError, OSError):
+        return None
 
 
 @contextlib.contextmanager
 def _scratch() -> Iterator[Callable[[str], str]]:
     """Paths a block's memory is saved to and loaded from, by name: the thread's in-memory files, else
     a temporary directory (in `_SCRATCH`) removed afterwards."""
-    if _MEMORY_FILES is not None:
-        yield _MEMORY_FILES.path
+    files = _memory_files()
+    if files is not None:
+        yield files.path
         return
     with tempfile.TemporaryDirectory(prefix="influxhtm-bb-", dir=_SCRATCH) as tmp:
         yield lambda name: os.path.join(tmp, f"{name}.bin")
