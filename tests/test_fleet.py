@@ -374,6 +374,7 @@ def test_a_brainblocks_model_restored_ahead_continues_exactly_as_one_given_its_p
     cache.stored("a", 49)
     cache.save_all()
     cache.close()
+    assert [f.stat().st_size < 250_000 for f in tmp_path.glob("*.ckpt")] == [True]  # was 0.96 MB
     state = original.get_state()
     small = create_model("brainblocks", value_range=[0.0, 1.0], num_s=64, num_c=64)
     small.run(points[0])  # a smaller state through the same thread's scratch files, in between

@@ -32,6 +32,7 @@ import math
 import os
 import tempfile
 import threading
+import zlib
 from collections.abc import Iterator
 from typing import Any, Callable, Mapping, Sequence
 
@@ -139,7 +140,59 @@ def _scratch() -> Iterator[Callable[[str], str]]:
         yield lambda name: os.path.join(tmp, f"{name}.bin")
 
 
-def _write_over(path: str, data: bytes) -> None:
+#: The parameters a PatternPooler's initial memory depends on (not the value range).
+_POOLER_PARAMS = ("num_i", "num_ai", "num_s", "num_as", "perm_thr", "perm_inc", "perm_dec", "pct_pool",
+                  "pct_conn", "pct_learn", "seed")
+
+
+@functools.lru_cache(maxsize=8)
+def _initial_pooler(key: tuple[Any, ...]) -> tuple[bytes, int]:
+    """The memory of a PatternPooler just built with these parameters (`_POOLER_PARAMS`' values) and
+    its CRC-32. A pooler learns by changing permanences only (its receptors' addresses are drawn once,
+    from `seed`): a learned memory differs from this one in a few percent of its bytes."""
+    blocks = _import_blocks()
+    p = dict(zip(_POOLER_PARAMS, key, strict=True))
+    st = blocks.ScalarTransformer(0.0, 1.0, p["num_i"], p["num_ai"])
+    pp = blocks.PatternPooler(
+        p["num_s"], p["num_as"], p["perm_thr"], p["perm_inc"], p["perm_dec"],
+        p["pct_pool"], p["pct_conn"], p["pct_learn"], seed=p["seed"],
+    )  # fmt: skip
+    pp.input.add_child(st.output, 0)
+    pp.init()
+    with _scratch() as path_of:
+        path = path_of("pooler")
+        pp.save(path)
+        memory = bytes(_read_all(path))
+    return memory, zlib.crc32(memory)
+
+
+def _xor(data: bytes | bytearray, base: bytes, into: bytearray | None = None) -> bytearray:
+    """`data` XOR `base` (of the same length), in `into` (which may be `data`) or a new bytearray: the
+    bytes that differ are the only ones not zero."""
+    import numpy
+
+    out = bytearray(len(data)) if into is None else into
+    numpy.bitwise_xor(numpy.frombuffer(data, numpy.uint8), numpy.frombuffer(base, numpy.uint8),
+                      out=numpy.frombuffer(out, numpy.uint8))
+    return out
+
+
+def _read_all(path: str) -> bytearray:
+    """The content of `path`, read into one buffer of its size (a block's memory: megabytes)."""
+    with open(path, "rb", buffering=0) as fh:
+        data = bytearray(os.fstat(fh.fileno()).st_size)
+        view, got = memoryview(data), 0
+        while got < len(data):
+            n = fh.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        view.release()
+    del data[got:]
+    return data
+
+
+def _write_over(path: str, data: bytes | bytearray) -> None:
     """`data` as the whole content of `path`, written over the pages already there."""
     with open(path, "r+b" if os.path.exists(path) else "wb", buffering=0) as fh:
         view = memoryview(data)
@@ -367,36 +420,57 @@ class BrainBlocksModel:
         differ slightly, because new synapses are grown with a fresh random
         stream (on NAB art_daily_jumpsup, about 2% of the following scores).
         """
-        memories = {}
+        memories: dict[str, bytearray] = {}
         with _scratch() as path_of:
             for name, block in (("pooler", self._pp), ("learner", self._sl)):
                 path = path_of(name)
                 block.save(path)
-                with open(path, "rb") as fh:
-                    memories[name] = fh.read()
+                memories[name] = _read_all(path)
+        initial, crc = _initial_pooler(self._pooler_key())
+        pooler = memories["pooler"]
+        crc_kept: int | None = crc
+        if len(initial) == len(pooler):
+            # kept as its difference from the pooler it started as: mostly zeros, ~10x smaller compressed
+            _xor(pooler, initial, into=pooler)
+        else:
+            crc_kept = None  # not a pooler memory of the size its parameters give: kept as it is
         return {
             "engine": self.engine,
-            "version": 1,
+            "version": 2,
             "params": self.params,
             "iteration": self.iteration,
             "recent": list(self._recent),
             "memories": memories,
+            "pooler_initial_crc32": crc_kept,
             "likelihood": self._likelihood.get_state(),
         }
 
+    def _pooler_key(self) -> tuple[Any, ...]:
+        return tuple(self.params[k] for k in _POOLER_PARAMS)
+
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Continue from `get_state`'s result (the parameters come with it); see get_state."""
-        if not isinstance(state, Mapping) or state.get("engine") != self.engine or state.get("version") != 1:
-            raise ValidationError({"state": ["not a brainblocks model state (version 1)"]})
+        version = state.get("version") if isinstance(state, Mapping) else None
+        if not isinstance(state, Mapping) or state.get("engine") != self.engine or version not in (1, 2):
+            raise ValidationError({"state": ["not a brainblocks model state (version 1 or 2)"]})
         params = validate_params(state["params"])
         # A model just made with these parameters has its blocks already: building them again is ~15 ms.
         if not (getattr(self, "_pristine", False) and params == self.params):
             self.params = params
             self._build()
+        memories = dict(state["memories"])
+        crc = state.get("pooler_initial_crc32") if state["version"] == 2 else None
+        if crc is not None:
+            initial, initial_crc = _initial_pooler(self._pooler_key())
+            if crc != initial_crc or len(initial) != len(memories["pooler"]):
+                raise ValidationError({"state.memories.pooler": [
+                    "kept as its difference from the initial pooler of another BrainBlocks build (the "
+                    "initial poolers differ): restore it with the BrainBlocks that saved it"]})
+            memories["pooler"] = _xor(memories["pooler"], initial)
         with _scratch() as path_of:
             for name, block in (("pooler", self._pp), ("learner", self._sl)):
                 path = path_of(name)
-                _write_over(path, state["memories"][name])
+                _write_over(path, memories[name])
                 if not block.load(path):
                     raise ValidationError({f"state.memories.{name}": ["BrainBlocks could not load it"]})
         for value in state["recent"]:
