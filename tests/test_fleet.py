@@ -405,6 +405,14 @@ def test_a_brainblocks_model_restored_ahead_continues_exactly_as_one_given_its_p
     assert runs[0][0] == original.run(points[50])  # and the next result is the uninterrupted model's
     cold.close()
     ahead.close()
+    # a state the engine refuses (another BrainBlocks build's): the error names the checkpoint file
+    from influxhtm.running import checkpoint as checkpoints
+    from influxhtm.running.model_cache import checkpoint_path, pack_state
+
+    path = checkpoint_path(tmp_path, _identity("a"))
+    checkpoints.save(path, _identity("a"), pack_state({**state, "pooler_initial_crc32": 1}), 49)
+    with pytest.raises(ValidationError, match=f"{path.name}.*initial pooler"):
+        new_cache().take("a")
 
 
 def test_the_cli_fleet_shows_its_status_and_checkpoints_every_model_on_sigterm(client, tmp_path,

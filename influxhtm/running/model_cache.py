@@ -33,6 +33,7 @@ from typing import Any
 
 import attrs
 
+from influxhtm.core.errors import ValidationError
 from influxhtm.running import checkpoint as checkpoints
 
 log = logging.getLogger(__name__)
@@ -279,7 +280,11 @@ class ModelCache:
         time). Read and checked before the model is made: a checkpoint of another run makes none."""
         state, nbytes, last_ns = _read_state(path, identity)
         model = self.make(key)
-        _set_state(model, state)
+        try:
+            _set_state(model, state)
+        except ValidationError as error:  # a state this engine refuses: say which checkpoint holds it
+            raise ValidationError({"checkpoint": [f"{str(path)!r} holds a state this model refuses: {error}"]}
+                                  ) from error
         return model, nbytes, last_ns
 
     def prefetch(self, keys: Iterable[Hashable]) -> None:

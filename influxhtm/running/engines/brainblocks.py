@@ -419,6 +419,10 @@ class BrainBlocksModel:
         score is the same as an uninterrupted model's; later scores may still
         differ slightly, because new synapses are grown with a fresh random
         stream (on NAB art_daily_jumpsup, about 2% of the following scores).
+
+        Version 2: the pooler's memory is kept as its XOR with the memory of the
+        pooler it started as (`_initial_pooler`), mostly zeros, and that memory's
+        CRC-32, which `set_state` checks; version 1 kept it as it is.
         """
         memories: dict[str, bytearray] = {}
         with _scratch() as path_of:
