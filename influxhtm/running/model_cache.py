@@ -7,7 +7,8 @@ it from its checkpoint (or makes a new one); making room evicts the least
 recently used model after writing its checkpoint. A checkpoint is the run's
 checkpoint (`influxhtm.running.checkpoint`: identity checked on load, written
 atomically) whose state is the model's pickled state compressed with zlib at
-level 1 (a BrainBlocks state: about 5.3 MB to 0.95 MB in about 40 ms).
+level 1 (a BrainBlocks state: about 5.3 MB to 0.09 MB in about 10 ms; 0.95 MB in 33 ms before its
+version 2, see docs/fleet.rst, *Moving a BrainBlocks model*).
 
 A checkpoint records the time of the last point whose result is *stored*: the
 owner must store a model's results before it is evicted (`before_evict`), so an
@@ -86,7 +87,7 @@ class CheckpointWriter:
     """Compresses and writes checkpoints on a thread of its own, so the loop that feeds models goes on.
 
     zlib and the file system release the GIL: the compression (most of a checkpoint's
-    cost, about 50 ms for a BrainBlocks model) runs beside the loop. A checkpoint waiting
+    cost, about 10 ms for a BrainBlocks model) runs beside the loop. A checkpoint waiting
     here is what a restore or `last_ns` reads (`pending`); `wait` and `flush` block until
     written. A process killed meanwhile loses only the waiting checkpoints: the sensors
     resume from older ones and recompute the results after them (one result per point).
