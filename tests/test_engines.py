@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import pickle
 import random
 import re
@@ -396,6 +397,63 @@ def test_brainblocks_state_round_trip(nab_points):
     assert differing < 0.1 * len(rest)
     with pytest.raises(ValidationError, match="state"):
         other.set_state({"engine": "replay"})
+
+
+def test_brainblocks_states_taken_and_set_on_several_threads_at_once_stay_their_own(nab_points):
+    """A state's memories pass through scratch files of each thread (a fleet restores on reader
+    threads beside its loop): states of different sizes, at once, never mix."""
+    import concurrent.futures
+
+    lo, hi = value_range(nab_points)
+    models = [create_model("brainblocks", value_range=(lo, hi), num_s=size, num_c=size)
+              for size in (32, 64, 96, 128)]
+    for p in nab_points[:40]:
+        for model in models:
+            model.run(p)
+    states = [model.get_state() for model in models]
+
+    def round_trips(i):
+        pooled = set()
+        for _ in range(5):
+            copy = create_model("brainblocks", value_range=(lo, hi), num_s=32 * (i + 1), num_c=32 * (i + 1))
+            copy.set_state(states[i])
+            pooled.add(bytes(copy.get_state()["memories"]["pooler"]))
+        return pooled
+
+    opened = len(os.listdir("/proc/self/fd"))
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(round_trips, range(4)))
+    assert got == [{bytes(state["memories"]["pooler"])} for state in states]
+    assert len(os.listdir("/proc/self/fd")) <= opened  # the threads' files are closed when they end
+
+
+def test_brainblocks_states_keep_the_pooler_as_its_difference_and_version_1_states_still_load(
+        nab_points, tmp_path):
+    lo, hi = value_range(nab_points)
+    model = create_model("brainblocks", value_range=(lo, hi))
+    for p in nab_points[:200]:
+        model.run(p)
+    state = model.get_state()
+    raw = {}
+    for name, block in (("pooler", model._pp), ("learner", model._sl)):
+        block.save(str(tmp_path / name))
+        raw[name] = (tmp_path / name).read_bytes()
+    # the pooler is kept as what differs from the pooler it started as: mostly zeros
+    assert state["version"] == 2 and len(state["memories"]["pooler"]) == len(raw["pooler"])
+    assert state["memories"]["pooler"].count(0) > 0.9 * len(raw["pooler"]) > raw["pooler"].count(0)
+    # a state of the previous release (version 1: the memories as BrainBlocks saves them) still loads
+    old = {k: v for k, v in state.items() if k != "pooler_initial_crc32"} | {"version": 1, "memories": raw}
+    from_old, from_new = create_model("brainblocks", value_range=(lo, hi)), create_model("brainblocks",
+                                                                                         value_range=(0, 1))
+    from_old.set_state(old)
+    from_new.set_state(state)
+    assert from_old.get_state() == from_new.get_state()
+    rest = nab_points[200:260]
+    assert [from_old.run(p) for p in rest] == [from_new.run(p) for p in rest]
+    # a difference from another BrainBlocks build's initial pooler is refused, not loaded wrong
+    with pytest.raises(ValidationError, match="initial pooler"):
+        create_model("brainblocks", value_range=(lo, hi)).set_state(
+            {**state, "pooler_initial_crc32": state["pooler_initial_crc32"] ^ 1})
 
 
 def test_brainblocks_reset_keeps_what_was_learned(nab_points):

@@ -360,6 +360,98 @@ def test_brainblocks_models_evicted_and_restored_stay_within_the_documented_tole
     assert differing / total <= 0.10, f"{differing} of {total} raw scores differ"
 
 
+def test_a_shard_restores_the_models_it_resumes_on_reader_threads_and_they_continue_bit_for_bit(
+        client, tmp_path):
+    components = "abcdef"
+    base = dict(database=client.database, settings=client.settings, selector=Selector(["power"]),
+                engine=ewma, chunk_size=4)
+    first = run_shard_rounds(client, FleetSpec(**base, model_id="r", checkpoint_dir=str(tmp_path / "r")),
+                             [[(c, 0, 12, i) for i, c in enumerate(components)]])
+    assert first.points == 72 and first.errors == 0
+    for i, component in enumerate(components):
+        write(client, "power", component, 12, 12, seed=i)
+    second = Shard(FleetSpec(**base, model_id="r", checkpoint_dir=str(tmp_path / "r")), client)
+    made_on = []
+    make = second.cache.make
+    second.cache.make = lambda key: made_on.append(threading.current_thread()) or make(key)
+    second.sync({("power", c) for c in components})
+    while second.poll_once():
+        pass
+    second.close()
+    assert second.errors == 0 and second.points == 72 and second.cache.restores == 6
+    # restored ahead, beside the loop: the loop (this thread) built none of them
+    assert len(made_on) == 6 and threading.current_thread() not in made_on
+    run_shard_rounds(client, FleetSpec(**base, model_id="all", checkpoint_dir=str(tmp_path / "all")), [[]])
+    for component in components:
+        expected = results(client, "power", component, "all")
+        assert len(expected) == 24
+        assert results(client, "power", component, "r") == expected  # exact equality of the floats
+
+
+def test_a_brainblocks_model_restored_ahead_continues_exactly_as_one_given_its_plain_state(tmp_path):
+    pytest.importorskip("brainblocks")
+    import random
+
+    from influxhtm.core.times import from_ns
+    from influxhtm.model.data_layout import SensorReading
+    from influxhtm.running.engines import create_model
+    from influxhtm.running.model_cache import ModelCache
+
+    params = {"value_range": [0.0, 100.0]}  # the fleet benchmark's (benchmarks/fleet.py BB_PARAMS)
+    rng = random.Random(3)
+    points = [SensorReading(time=from_ns(i), value=rng.uniform(0.0, 100.0), component="a") for i in range(90)]
+
+    def new_cache():
+        return ModelCache(tmp_path, lambda key: create_model("brainblocks", **params), _identity)
+
+    cache = new_cache()
+    original = cache.take("a").model
+    for p in points[:50]:
+        original.run(p)
+    cache.stored("a", 49)
+    cache.save_all()
+    cache.close()
+    assert [f.stat().st_size < 250_000 for f in tmp_path.glob("*.ckpt")] == [True]  # was 0.96 MB
+    state = original.get_state()
+    small = create_model("brainblocks", value_range=[0.0, 1.0], num_s=64, num_c=64)
+    small.run(points[0])  # a smaller state through the same thread's scratch files, in between
+    plain = create_model("brainblocks", **params)
+    plain.set_state(state)
+
+    cold = new_cache()
+    on_loop = cold.take("a")
+    ahead = new_cache()
+    loop, made_on = threading.current_thread(), []
+    ahead.make = lambda key: made_on.append(threading.current_thread()) or cache.make(key)
+    ahead.prefetch(["a"])
+    taken = ahead.take("a")
+    assert made_on and loop not in made_on  # made and set on a reader's thread
+    assert on_loop.restored and taken.restored and on_loop.last_ns == taken.last_ns == 49
+    small_state = small.get_state()
+    reference = plain.get_state()  # the learner's usage counters count the replay of the recent values
+    assert reference["memories"]["pooler"] == state["memories"]["pooler"]
+    assert {k: v for k, v in reference.items() if k != "memories"} == {
+        k: v for k, v in state.items() if k != "memories"}
+    for restored in (on_loop.model, taken.model):
+        assert restored.get_state() == reference  # the memories bit for bit, likelihood, recent values
+    again = create_model("brainblocks", value_range=[0.0, 1.0], num_s=64, num_c=64)
+    again.set_state(small_state)  # over the bigger states' scratch files
+    assert again.get_state()["memories"]["pooler"] == small_state["memories"]["pooler"]
+    runs = [[model.run(p) for p in points[50:]] for model in (plain, on_loop.model, taken.model)]
+    assert runs[0] == runs[1] == runs[2]  # the cache's restores continue exactly as the plain one
+    assert runs[0][0] == original.run(points[50])  # and the next result is the uninterrupted model's
+    cold.close()
+    ahead.close()
+    # a state the engine refuses (another BrainBlocks build's): the error names the checkpoint file
+    from influxhtm.running import checkpoint as checkpoints
+    from influxhtm.running.model_cache import checkpoint_path, pack_state
+
+    path = checkpoint_path(tmp_path, _identity("a"))
+    checkpoints.save(path, _identity("a"), pack_state({**state, "pooler_initial_crc32": 1}), 49)
+    with pytest.raises(ValidationError, match=f"{path.name}.*initial pooler"):
+        new_cache().take("a")
+
+
 def test_the_cli_fleet_shows_its_status_and_checkpoints_every_model_on_sigterm(client, tmp_path,
                                                                               influx_settings):
     for i, component in enumerate("ab"):

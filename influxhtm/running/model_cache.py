@@ -7,7 +7,8 @@ it from its checkpoint (or makes a new one); making room evicts the least
 recently used model after writing its checkpoint. A checkpoint is the run's
 checkpoint (`influxhtm.running.checkpoint`: identity checked on load, written
 atomically) whose state is the model's pickled state compressed with zlib at
-level 1 (a BrainBlocks state: about 5.3 MB to 0.95 MB in about 40 ms).
+level 1 (a BrainBlocks state: about 5.3 MB to 0.09 MB in about 10 ms; 0.95 MB in 33 ms before its
+version 2, see docs/fleet.rst, *Moving a BrainBlocks model*).
 
 A checkpoint records the time of the last point whose result is *stored*: the
 owner must store a model's results before it is evicted (`before_evict`), so an
@@ -33,6 +34,7 @@ from typing import Any
 
 import attrs
 
+from influxhtm.core.errors import ValidationError
 from influxhtm.running import checkpoint as checkpoints
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ COMPRESSION = 1
 #: loop that submits one more waits): a BrainBlocks state waits as its pickle, about 5.3 MB.
 WRITE_THREADS = 2
 WRITE_QUEUE = 2
-#: Threads that read and decompress the checkpoints of models about to be restored (`prefetch`).
+#: Threads that restore the models about to be taken (`prefetch`: read, decompress, make, set).
 READ_THREADS = 2
 
 
@@ -85,7 +87,7 @@ class CheckpointWriter:
     """Compresses and writes checkpoints on a thread of its own, so the loop that feeds models goes on.
 
     zlib and the file system release the GIL: the compression (most of a checkpoint's
-    cost, about 50 ms for a BrainBlocks model) runs beside the loop. A checkpoint waiting
+    cost, about 10 ms for a BrainBlocks model) runs beside the loop. A checkpoint waiting
     here is what a restore or `last_ns` reads (`pending`); `wait` and `flush` block until
     written. A process killed meanwhile loses only the waiting checkpoints: the sensors
     resume from older ones and recompute the results after them (one result per point).
@@ -223,6 +225,7 @@ class ModelCache:
         self.checkpoints = 0
         self.writer = CheckpointWriter()
         self._reader: concurrent.futures.ThreadPoolExecutor | None = None
+        #: Models being restored ahead (`prefetch`): (model, pickled size, last stored time).
         self._prefetched: dict[Hashable, concurrent.futures.Future[tuple[Any, Any, int | None]]] = {}
 
     def __len__(self) -> int:
@@ -248,37 +251,48 @@ class ModelCache:
             self._held.move_to_end(key)
             return Restored(held.model, held.last_ns, False)
         identity = self.identity(key)
-        model = self.make(key)
         path = checkpoint_path(self.directory, identity)
-        last_ns = saved_ns = None
-        restored = False
+        last_ns = None
         nbytes = None
         pending = self.writer.pending(path)
         prefetched = self._prefetched.pop(key, None)
-        if pending is not None or prefetched is not None or path.exists():
-            if pending is not None:  # its checkpoint is still being written: the same state, from memory
-                state = None if pending.pickled is None else pickle.loads(pending.pickled)
-                nbytes, last_ns = (len(pending.pickled) if pending.pickled else None), pending.last_ns
-            else:
-                state, nbytes, last_ns = (prefetched.result() if prefetched is not None
-                                          else _read_state(path, identity))
-            set_state = getattr(model, "set_state", None)
-            if state is not None and callable(set_state):
-                set_state(state)
-            saved_ns = last_ns
-            restored = True
+        restored = pending is not None or prefetched is not None or path.exists()
+        if pending is not None:  # its checkpoint is still being written: the same state, from memory
+            model = self.make(key)
+            _set_state(model, None if pending.pickled is None else pickle.loads(pending.pickled))
+            nbytes, last_ns = (len(pending.pickled) if pending.pickled else None), pending.last_ns
+        elif prefetched is not None:  # restored on a reader's thread already
+            model, nbytes, last_ns = prefetched.result()
+        elif restored:
+            model, nbytes, last_ns = self._restore(key, path, identity)
+        else:
+            model = self.make(key)
+        if restored:
             self.restores += 1
-        held = Held(model, identity, path, last_ns, saved_ns=saved_ns)
+        held = Held(model, identity, path, last_ns, saved_ns=last_ns)
         if self.max_bytes is not None:
             held.nbytes = nbytes if isinstance(nbytes, int) else self.size_of(model)
         self._make_room(extra=held.nbytes)
         self._held[key] = held
         return Restored(model, last_ns, restored)
 
+    def _restore(self, key: Hashable, path: Path, identity: Mapping[str, Any]) -> tuple[Any, Any, int | None]:
+        """A model of `key` continuing from its checkpoint at `path`: (model, pickled size, last stored
+        time). Read and checked before the model is made: a checkpoint of another run makes none."""
+        state, nbytes, last_ns = _read_state(path, identity)
+        model = self.make(key)
+        try:
+            _set_state(model, state)
+        except ValidationError as error:  # a state this engine refuses: say which checkpoint holds it
+            raise ValidationError({"checkpoint": [f"{str(path)!r} holds a state this model refuses: {error}"]}
+                                  ) from error
+        return model, nbytes, last_ns
+
     def prefetch(self, keys: Iterable[Hashable]) -> None:
-        """Start reading and decompressing the checkpoints of `keys` that are not held, on threads of
-        their own (zlib releases the GIL), for `take` to find ready: a restore's decompression (about
-        40 ms for a BrainBlocks model) overlaps the loop's work on the models before it."""
+        """Start restoring the models of `keys` that are not held (read, decompress, make, set the
+        state: `_restore`) on threads of their own, for `take` to find ready: the decompression
+        releases the GIL, and the rest (a BrainBlocks model: about 10 ms holding the GIL) overlaps
+        the loop's waits for the server. A failure is raised by `take`."""
         for key in keys:
             if key in self._held or key in self._prefetched:
                 continue
@@ -288,7 +302,7 @@ class ModelCache:
                 continue
             if self._reader is None:
                 self._reader = concurrent.futures.ThreadPoolExecutor(READ_THREADS, "influxhtm-restores")
-            self._prefetched[key] = self._reader.submit(_read_state, path, identity)
+            self._prefetched[key] = self._reader.submit(self._restore, key, path, identity)
 
     def stored(self, key: Hashable, last_ns: int) -> None:
         """The results of `key`'s model are stored up to `last_ns`."""
@@ -376,6 +390,13 @@ def _read_state(path: Path, identity: Mapping[str, Any]) -> tuple[Any, Any, int 
     state = None if saved.get("state") is None else unpack_state(saved["state"])
     nbytes = saved["state"].get("nbytes") if isinstance(saved["state"], Mapping) else None
     return state, nbytes, saved["last_ns"]
+
+
+def _set_state(model: Any, state: Any) -> None:
+    """Continue `model` from `state` (nothing for a state of None or a model without `set_state`)."""
+    set_state = getattr(model, "set_state", None)
+    if state is not None and callable(set_state):
+        set_state(state)
 
 
 def state_size(model: Any) -> int:
