@@ -343,6 +343,7 @@ class ModelCache:
             path = checkpoint_path(self.directory, identity)
             if self.writer.pending(path) is not None or not path.exists():
                 continue
+            self._make_room(extra=0)  # ... and is made before it is read
             if self._reader is None:
                 self._reader = concurrent.futures.ThreadPoolExecutor(READ_THREADS, "influxhtm-restores")
             self._prefetched[key] = self._reader.submit(_read_state, path, identity)
