@@ -2,8 +2,10 @@
 
 `ModelCache` holds at most `max_models` models (and, optionally, about
 `max_bytes` of model state) in memory (a model's size: its pickled state, measured when it is made, restored
-or checkpointed). Taking a model that is not held restores
-it from its checkpoint (or makes a new one); making room evicts the least
+or checkpointed). The bounds count the states in flight as models too (checkpoints waiting to be
+written, states read ahead), and room is made before a model is restored or made: at no moment are
+more than `max_models` models' states in memory (beside the model in use). Taking a model that is
+not held restores it from its checkpoint (or makes a new one); making room evicts the least
 recently used model after writing its checkpoint. A checkpoint is the run's
 checkpoint (`influxhtm.running.checkpoint`: identity checked on load, written
 atomically) whose state is the model's pickled state compressed with zlib at
@@ -78,9 +80,10 @@ def keep_large_buffers_apart() -> bool:
     first model state (5 MB) the next ones come from the heaps of the threads that make them (the
     loop, the writer's and reader's threads), and a swapping cache leaves those heaps full of holes
     that are never given back. Measured in the fleet benchmark (20 BrainBlocks models of 60
-    sensors): the resident memory grew to 1.6x that of the models alone; with the threshold fixed it
-    stays at the models plus the states in flight. It is set once for the process (a swapping cache
-    is what such a process does); a page of its own costs about 1 ms per 5 MB state.
+    sensors), with the states in flight counted as models: peak resident memory 1.6x that of the
+    models alone, 1.24x with the threshold fixed. It is set once for the process (a swapping cache
+    is what such a process does); the price is the page faults of each new large buffer, about
+    3.5 ms per 5 MB on the loaded test machine (a few such buffers per swap).
     """
     if "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
@@ -150,6 +153,10 @@ class CheckpointWriter:
     def pending(self, path: Path) -> Pending | None:
         with self._lock:
             return self._pending.get(path)
+
+    def check(self) -> None:
+        """Raise the error of a write that failed, if one did (as `submit` does first)."""
+        self._raise()
 
     def waiting(self) -> tuple[int, int]:
         """The pickled states waiting to be written: how many, and their bytes."""
@@ -389,17 +396,25 @@ class ModelCache:
         self.before_evict(key)
         if key not in self._held:
             return  # storing the results made room already (see `trim`)
-        self.save(key)
-        del self._held[key]
+        self.writer.check()  # a failed write is raised while the model is still held
+        self._save(self._held.pop(key), drop=True)  # out of the cache first: a model let go is never saved
         self.evictions += 1
 
     def save(self, key: Hashable) -> bool:
         """Checkpoint `key`'s model if it has seen points since its last checkpoint; whether it did."""
-        held = self._held[key]
+        return self._save(self._held[key])
+
+    def _save(self, held: Held, drop: bool = False) -> bool:
+        """`save`; with `drop` the model is let go once its state is taken, before the state is
+        pickled (an evicted model, its state and their pickle are not all in memory at once)."""
         if held.last_ns is None or held.last_ns == held.saved_ns:
             return False
         get_state = getattr(held.model, "get_state", None)
-        pickled = pickle.dumps(get_state(), protocol=pickle.HIGHEST_PROTOCOL) if callable(get_state) else None
+        state = get_state() if callable(get_state) else None
+        if drop:
+            held.model = None
+        pickled = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL) if callable(get_state) else None
+        del state
         self.writer.submit(held.path, Pending(held.identity, pickled, held.last_ns))
         if pickled is not None:
             held.nbytes = len(pickled)  # the size estimate follows the model's growth
