@@ -174,6 +174,31 @@ def test_a_state_waiting_to_be_written_counts_as_a_model_in_memory(tmp_path, mon
     cache.close()
 
 
+def test_checkpointing_every_model_keeps_the_bound(tmp_path, monkeypatch):
+    """`save_all` (a fleet stopping) does not pickle every held model beside it: once the held models
+    and the waiting checkpoints fill `max_models`, each model is let go as its state is taken."""
+    from influxhtm.running import model_cache
+
+    slow = _SlowWrites(model_cache.checkpoints.save)
+    monkeypatch.setattr(model_cache.checkpoints, "save", slow)
+    cache = model_cache.ModelCache(tmp_path, lambda key: ewma(), _identity, max_models=3)
+    for i, key in enumerate("abc"):
+        cache.take(key)
+        cache.stored(key, i)
+    saver = threading.Thread(target=cache.save_all, daemon=True)
+    saver.start()
+    deadline = time.monotonic() + 10
+    while cache.writer.waiting()[0] < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache.writer.waiting()[0] == 3  # every state waits: the writes are held
+    assert len(cache) + cache.writer.waiting()[0] <= 3
+    slow.go.set()
+    saver.join(10)
+    assert not saver.is_alive()
+    assert [cache.saved_last_ns(key) for key in "abc"] == [0, 1, 2]
+    cache.close()
+
+
 def test_a_swapping_cache_keeps_large_buffers_off_the_heaps():
     """A bounded cache fixes glibc's mmap threshold (`keep_large_buffers_apart`): a 5 MB state allocated
     after one was freed gets pages of its own, not a hole in a heap that stays resident."""

@@ -362,12 +362,14 @@ class ModelCache:
     def _make_room(self, extra: int) -> None:
         """Evict least recently used models until one more (of `extra` bytes) fits beside the held
         models and the states in flight (`in_flight`)."""
-        while self._held:
-            states, nbytes = self.in_flight()
-            if not ((self.max_models is not None and len(self._held) + states >= self.max_models)
-                    or (self.max_bytes is not None and self.nbytes + nbytes + extra > self.max_bytes)):
-                return
+        while self._held and self._full(extra):
             self.evict(next(iter(self._held)))
+
+    def _full(self, extra: int = 0) -> bool:
+        """Whether one more model (of `extra` bytes) would pass a bound, the states in flight counted."""
+        states, nbytes = self.in_flight()
+        return ((self.max_models is not None and len(self._held) + states >= self.max_models)
+                or (self.max_bytes is not None and self.nbytes + nbytes + extra > self.max_bytes))
 
     def in_flight(self) -> tuple[int, int]:
         """The model states in memory beside the held models, and their bytes: the checkpoints waiting
@@ -423,8 +425,16 @@ class ModelCache:
         return True
 
     def save_all(self) -> int:
-        """Checkpoint every held model that changed and wait until written; how many were."""
-        saved = sum(self.save(key) for key in list(self._held))
+        """Checkpoint every held model that changed and wait until written; how many were. A bounded
+        cache keeps its bound meanwhile: once the held models and the waiting checkpoints fill it,
+        each model is let go as its state is taken (it is restored when taken again)."""
+        saved = 0
+        for key in list(self._held):
+            if self._full():  # its pickle would pass the bound beside it: the model is let go
+                self.writer.check()
+                saved += self._save(self._held.pop(key), drop=True)
+            else:
+                saved += self.save(key)
         self.writer.flush()
         return saved
 
