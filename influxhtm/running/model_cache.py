@@ -48,8 +48,10 @@ COMPRESSION = 1
 #: loop that submits one more waits): a BrainBlocks state waits as its pickle, about 5.3 MB.
 WRITE_THREADS = 2
 WRITE_QUEUE = 2
-#: Threads that read and decompress the checkpoints of models about to be restored (`prefetch`).
-READ_THREADS = 2
+#: Threads that read and decompress the checkpoints of models about to be restored (`prefetch`): one, as
+#: each holds a decompressed copy beside the state it unpickles (10 MB for BrainBlocks, not counted as a
+#: model); one keeps up with 10 restores a second.
+READ_THREADS = 1
 #: Allocations from this size on get pages of their own, given back when freed (`keep_large_buffers_apart`).
 MMAP_THRESHOLD = 128 * 1024
 
