@@ -153,6 +153,84 @@ def test_checkpoints_are_written_beside_the_loop_and_a_model_restored_before_its
     cache.close()
 
 
+def test_a_state_waiting_to_be_written_counts_as_a_model_in_memory(tmp_path, monkeypatch):
+    """`max_models` bounds the models' states in memory: a checkpoint waiting for the writer holds
+    one (a pickled BrainBlocks state is as large as its model), so room is made for it too; the
+    model in use is always held (a stalled writer leaves it alone in memory)."""
+    from influxhtm.running import model_cache
+
+    slow = _SlowWrites(model_cache.checkpoints.save)
+    monkeypatch.setattr(model_cache.checkpoints, "save", slow)
+    cache = model_cache.ModelCache(tmp_path, lambda key: ewma(), _identity, max_models=3)
+    for i, key in enumerate("abcde"):
+        cache.take(key)
+        cache.stored(key, i)
+        held, waiting = len(cache), cache.writer.waiting()[0]
+        assert held + waiting <= 3 or held == 1, (cache.keys(), waiting)
+    assert slow.started.wait(10) and cache.writer.waiting()[0] >= 1  # writes held: their states wait
+    slow.go.set()
+    cache.save_all()
+    assert {cache.saved_last_ns(key) for key in "abcde"} == {0, 1, 2, 3, 4}
+    cache.close()
+
+
+def test_checkpointing_every_model_keeps_the_bound(tmp_path, monkeypatch):
+    """`save_all` (a fleet stopping) does not pickle every held model beside it: once the held models
+    and the waiting checkpoints fill `max_models`, each model is let go as its state is taken."""
+    from influxhtm.running import model_cache
+
+    slow = _SlowWrites(model_cache.checkpoints.save)
+    monkeypatch.setattr(model_cache.checkpoints, "save", slow)
+    cache = model_cache.ModelCache(tmp_path, lambda key: ewma(), _identity, max_models=3)
+    for i, key in enumerate("abc"):
+        cache.take(key)
+        cache.stored(key, i)
+    saver = threading.Thread(target=cache.save_all, daemon=True)
+    saver.start()
+    deadline = time.monotonic() + 10
+    while cache.writer.waiting()[0] < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache.writer.waiting()[0] == 3  # every state waits: the writes are held
+    assert len(cache) + cache.writer.waiting()[0] <= 3
+    slow.go.set()
+    saver.join(10)
+    assert not saver.is_alive()
+    assert [cache.saved_last_ns(key) for key in "abc"] == [0, 1, 2]
+    cache.close()
+
+
+def test_a_swapping_cache_keeps_large_buffers_off_the_heaps():
+    """A bounded cache fixes glibc's mmap threshold (`keep_large_buffers_apart`): a 5 MB state allocated
+    after one was freed gets pages of its own, not a hole in a heap that stays resident."""
+    if not hasattr(__import__("ctypes").CDLL(None), "mallinfo2"):
+        pytest.skip("not glibc 2.33+: no mallinfo2 to look with")
+    probe = """if True:
+        import ctypes, sys
+        class Info(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                        "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = Info
+        from influxhtm.running.model_cache import ModelCache
+        ModelCache(sys.argv[1], lambda key: None, lambda key: {}, max_models=int(sys.argv[2]) or None)
+        state = bytes(5_000_000)
+        del state
+        before = libc.mallinfo2().hblks
+        state = bytes(5_000_000)
+        print(libc.mallinfo2().hblks - before)
+    """
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+
+    def own_pages(max_models):
+        out = subprocess.run([sys.executable, "-c", probe, "/nonexistent", str(max_models)], env=env,
+                             capture_output=True, text=True, timeout=60, check=True)
+        return int(out.stdout)
+
+    assert own_pages(0) == 0  # unbounded: glibc's own threshold, raised by the first free
+    assert own_pages(2) == 1
+
+
 def test_a_checkpoint_that_cannot_be_written_is_raised_by_the_next_save(tmp_path):
     from influxhtm.running.model_cache import ModelCache
 
@@ -294,6 +372,55 @@ def test_evicted_models_give_the_results_of_models_that_never_left_memory_bit_fo
         expected = results(client, "power", component, "all")
         assert len(expected) == 40
         assert results(client, "power", component, "lru") == expected  # exact equality of the floats
+
+
+class _Counted:
+    """An engine whose models count how many of them are alive, and note the most seen while one is
+    made or restored."""
+
+    alive = 0
+    most = 0
+
+    def __init__(self, **params):
+        self.inner = ewma(**params)
+        type(self).alive += 1
+        type(self).most = max(type(self).most, type(self).alive)
+
+    def __del__(self):
+        type(self).alive -= 1
+
+    @property
+    def params(self):
+        return self.inner.params
+
+    def run(self, point):
+        return self.inner.run(point)
+
+    def get_state(self):
+        return self.inner.get_state()
+
+    def set_state(self, state):
+        type(self).most = max(type(self).most, type(self).alive)
+        self.inner.set_state(state)
+
+
+def test_at_most_max_models_models_are_in_memory_even_while_one_is_restored(client, tmp_path):
+    """Room is made before a model is made or restored: with max_models=2 no third model is ever
+    alive, though every round touches six sensors (the old code made the new model first)."""
+    components = "abcdef"
+    for i, component in enumerate(components):
+        write(client, "power", component, 0, 12, seed=i)
+    shard = Shard(FleetSpec(database=client.database, settings=client.settings, selector=Selector(["power"]),
+                            engine=_Counted, model_id="counted", checkpoint_dir=str(tmp_path), chunk_size=3,
+                            max_models=2), client)
+    shard.sync({("power", c) for c in components})
+    _Counted.most = _Counted.alive  # registering made (and dropped) one model per sensor
+    while shard.poll_once():
+        pass
+    shard.close()
+    assert shard.errors == 0 and shard.cache.restores >= 18  # four rounds of six sensors
+    assert _Counted.most <= 2, f"{_Counted.most} models were alive at once"
+    assert all(len(results(client, "power", c, "counted")) == 12 for c in components)
 
 
 def test_a_restarted_fleet_continues_with_no_lost_or_duplicated_result(client, tmp_path):
