@@ -69,11 +69,12 @@ class FleetSizes:
 
 
 def checkpoint_every(interval: float) -> int:
-    """Points between two checkpoints of a sensor: one every 5 minutes. A BrainBlocks checkpoint costs
-    about 70 ms (most of it zlib, on a thread beside the loop); every 30 s for 1,000 sensors would be
-    33 a second, more than 2 cores. A sensor resumed after a kill recomputes at most this many points
-    (0.4 ms each)."""
-    return max(1, int(300 / interval))
+    """Points between two checkpoints of a sensor: one every 2 minutes. A BrainBlocks checkpoint costs
+    about 9 ms of the loop and 12 ms of a writer thread (docs/fleet.rst, *Moving a BrainBlocks
+    model*): for 1,000 sensors, 8 a second, about a fifth of a core. A sensor resumed after a kill
+    recomputes at most this many points (0.4 ms each), half of them on average: every 5 minutes, a
+    killed worker's 500 replayed some 3 s of points before they were back."""
+    return max(1, int(120 / interval))
 
 
 def _engine(name: str) -> tuple[Any, dict[str, Any]]:
@@ -117,9 +118,12 @@ class Writer:
         return sum(len(v) for v in self.written.values())
 
 
-def stored_times(client: InfluxHtmClient, measurement: str, model_id: str) -> dict[str, list[int]]:
+def stored_times(client: InfluxHtmClient, measurement: str, model_id: str,
+                 after: int | None = None) -> dict[str, list[int]]:
+    """The times of the stored results of `model_id` by sensor (only those after `after`, if given)."""
+    since = "" if after is None else f" AND time > {int(after)}"
     series = client.result_series(admin.Statement(
-        f'SELECT "anomalyScore" FROM "{measurement}_model" WHERE id = $id GROUP BY component',
+        f'SELECT "anomalyScore" FROM "{measurement}_model" WHERE id = $id{since} GROUP BY component',
         {"id": model_id}))
     return {s["tags"]["component"]: [row[0] for row in s["values"]] for s in series}
 
@@ -179,7 +183,7 @@ def memory_phase(host: str, port: int, sizes: FleetSizes, workdir: Path, log: An
         writer.thread.start()
         time.sleep(sizes.memory_seconds / 2)
         if sizes.kill:
-            recovery = kill_one_worker(client, dask, sensors, log)
+            recovery = kill_one_worker(client, dask, sensors, log, status)
         time.sleep(max(0.0, sizes.memory_seconds / 2 - (recovery or 0.0)))
     finally:
         writer.stop.set()
@@ -198,7 +202,8 @@ def memory_phase(host: str, port: int, sizes: FleetSizes, workdir: Path, log: An
             "errors": report.errors if report else None}
 
 
-def kill_one_worker(client: InfluxHtmClient, dask: Any, sensors: list[str], log: Any) -> float | None:
+def kill_one_worker(client: InfluxHtmClient, dask: Any, sensors: list[str], log: Any,
+                    status: dict[str, Any]) -> float | None:
     """SIGKILL one worker; seconds until each of its sensors has a result newer than the kill."""
     names = worker_names(dask)  # sensors are owned by worker name (a replacement keeps it)
     victim = sorted(names)[0]
@@ -210,10 +215,14 @@ def kill_one_worker(client: InfluxHtmClient, dask: Any, sensors: list[str], log:
     os.kill(pid, signal.SIGKILL)
     log(f"  killed worker {victim} (pid {pid}, {len(victims)} sensors)")
     while time.monotonic() - started < 120:
-        newest = stored_times(client, "m", "mem")
-        if all(max(newest.get(s, [0])) > killed_ns for s in victims):
+        newest = stored_times(client, "m", "mem", after=killed_ns)  # not every result, 4 times a second
+        if all(newest.get(s) for s in victims):
             took = time.monotonic() - started
-            log(f"  its sensors had new results after {took:.1f} s")
+            time.sleep(2.0)  # the replacement's status arrives every second
+            startup = (status.get("startups") or {}).get(victim) or {}
+            log(f"  its sensors had new results after {took:.1f} s (its replacement's shard found and added "
+                f"them in {startup.get('sync_s', 0):.1f} s, then restored and caught them up in "
+                f"{startup.get('catch_up_s', 0):.1f} s)")
             return took
         time.sleep(0.25)
     return None

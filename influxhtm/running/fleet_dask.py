@@ -284,6 +284,7 @@ def worker_names(dask: Any) -> dict[str, str]:
 #: The counts of a shard, summed over every shard that ran; the figures of the live shards, summed.
 COUNTS = ("points", "results", "errors", "evictions", "restores")
 GAUGES = ("sensors", "in_memory", "failed")
+STARTUP = ("sync_s", "catch_up_s")
 
 
 class Coordinator:
@@ -483,6 +484,10 @@ class Coordinator:
                     status[key] = max(status.get(key) or 0.0, shard_status[key])
             lag.merge(shard_status.get("lag_histogram") or ())
         status["lag_p50"], status["lag_p95"] = lag.quantile(0.5), lag.quantile(0.95)
+        #: How long each worker's current shard took to start (`Shard.startup_s`).
+        status["startups"] = {shard_status.get("worker"): {key: shard_status[key] for key in STARTUP
+                                                           if key in shard_status}
+                              for shard_status in self.latest.values()}
         status.update(workers=len(self.shards), epoch=self.epoch, handing_over=self.phase == RELEASE,
                       handovers=len(self.handovers), handover_max_s=max(self.handovers, default=None),
                       shards_started=self.started)

@@ -148,6 +148,9 @@ class Shard:
         self.until_done = UntilDone(self.stop, "fleet")
         #: Stop after about this many points (a round may take one more chunk per sensor).
         self.max_points: int | None = None
+        #: Seconds the shard's start took (`run_shard_loop`): finding and adding its sensors
+        #: (`sync_s`), then restoring and catching them up (`catch_up_s`).
+        self.startup_s: dict[str, float] = {}
 
     # -- sensors -------------------------------------------------------------------------
     def _identity(self, key: SensorKey) -> dict[str, Any]:
@@ -534,6 +537,7 @@ class Shard:
             "p50": window.quantile(0.5),
             "p95": window.quantile(0.95),
             "window_count": window.count,
+            **self.startup_s,
         }
 
 
@@ -603,8 +607,11 @@ def run_shard_loop(shard: Shard, *, news: Any, timing: Timing, discover: Callabl
     """
     shard.max_points = max_points
     try:
+        began = time.monotonic()
         shard.sync(shard.until_done(discover) or set())
+        shard.startup_s["sync_s"] = time.monotonic() - began
         shard.catch_up()
+        shard.startup_s["catch_up_s"] = time.monotonic() - began - shard.startup_s["sync_s"]
         pending: dict[SensorKey, dict[int, float]] = {}
         next_poll = time.monotonic() + timing.poll_interval
         next_discover = time.monotonic() + timing.discover_interval
