@@ -349,6 +349,31 @@ def test_sensors_started_together_are_checkpointed_in_different_rounds(client, t
     assert max(per_round) <= len(components) // 2 and sum(1 for n in per_round if n) >= 4
 
 
+def test_a_resumed_sensor_counts_its_points_from_its_checkpoint_so_a_take_over_writes_none(client, tmp_path):
+    """A sensor resumed from a checkpoint counts towards its next one from there, not from a new
+    offset: a shard that takes 20 sensors and recomputes 3 points each (checkpoint_every=10) writes
+    no checkpoint. The old code added the start offset to the recomputed points: a killed worker's
+    replacement checkpointed about a third of the models it had just restored."""
+    components = [f"c{i}" for i in range(20)]
+    spec = FleetSpec(database=client.database, settings=client.settings, selector=Selector(["power"]),
+                     engine=ewma, model_id="rs", checkpoint_dir=str(tmp_path), checkpoint_every=10)
+    for i, component in enumerate(components):
+        write(client, "power", component, 0, 4, seed=i)
+    first = Shard(spec, client)
+    first.sync({("power", c) for c in components})
+    first.catch_up()
+    first.close()  # every model checkpointed as the shard stops
+    assert len(list(tmp_path.glob("*.ckpt"))) == len(components)
+    for i, component in enumerate(components):
+        write(client, "power", component, 4, 3, seed=i)
+    second = Shard(spec, client)
+    second.sync({("power", c) for c in components})
+    second.catch_up()
+    assert second.points == 3 * len(components) and second.cache.restores == len(components)
+    assert second.cache.checkpoints == 0
+    second.cache.close()
+
+
 @pytest.mark.parametrize("bound", [{"max_models": 2}, {"max_bytes": 2500}])
 def test_evicted_models_give_the_results_of_models_that_never_left_memory_bit_for_bit(client, tmp_path,
                                                                                       bound):

@@ -192,14 +192,15 @@ class Shard:
                 self._fresh[key] = model  # used by its first take; not held outside a bounded cache
         identity = checkpoints.identity(sensor, store, _Registered(store.params))
         identity["model_class"] = f"engine:{self.engine_name}"
-        tracked = Tracked(sensor, store, identity, None,
-                          since_checkpoint=checkpoint_offset(key, self.spec.checkpoint_every))
+        tracked = Tracked(sensor, store, identity, None)
         self.sensors[key] = tracked
         saved = self.cache.saved_last_ns(key)
-        if saved is not None:
+        if saved is not None:  # its points count from its checkpoint: the checkpoints stay spread
             tracked.last_ns = saved
-        elif self.spec.since is not None:
-            tracked.last_ns = self.spec.since - 1
+        else:  # a new model: its first checkpoint comes at a point of its own (`checkpoint_offset`)
+            tracked.since_checkpoint = checkpoint_offset(key, self.spec.checkpoint_every)
+            if self.spec.since is not None:
+                tracked.last_ns = self.spec.since - 1
         return tracked
 
     def remove(self, key: SensorKey) -> None:
@@ -615,7 +616,7 @@ def run_shard_loop(shard: Shard, *, news: Any, timing: Timing, discover: Callabl
         pending: dict[SensorKey, dict[int, float]] = {}
         next_poll = time.monotonic() + timing.poll_interval
         next_discover = time.monotonic() + timing.discover_interval
-        next_report = time.monotonic() + timing.status_interval
+        next_report = time.monotonic()  # the first round reports how long the start took
         while not shard.done():
             if between is not None:
                 between()
