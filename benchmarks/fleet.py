@@ -198,7 +198,8 @@ def memory_phase(host: str, port: int, sizes: FleetSizes, workdir: Path, log: An
     return {"sensors": len(sensors), "interval_s": sizes.memory_interval, "seconds": sizes.memory_seconds,
             "points_per_s": len(sensors) / sizes.memory_interval,
             "lag_p50_s": report.lag_p50 if report else None, "lag_p95_s": report.lag_p95 if report else None,
-            "killed_worker_recovery_s": recovery, **check,
+            "killed_worker_recovery_s": recovery, "replacement_startup_s": status.get("replacement_startup"),
+            **check,
             "errors": report.errors if report else None}
 
 
@@ -218,8 +219,13 @@ def kill_one_worker(client: InfluxHtmClient, dask: Any, sensors: list[str], log:
         newest = stored_times(client, "m", "mem", after=killed_ns)  # not every result, 4 times a second
         if all(newest.get(s) for s in victims):
             took = time.monotonic() - started
-            time.sleep(2.0)  # the replacement's status arrives every second
-            startup = (status.get("startups") or {}).get(victim) or {}
+            startup: dict[str, float] = {}
+            for _ in range(120):  # the replacement's figures come with its status, once a second
+                startup = (status.get("startups") or {}).get(victim) or {}
+                if "catch_up_s" in startup:
+                    break
+                time.sleep(0.25)
+            status["replacement_startup"] = startup
             log(f"  its sensors had new results after {took:.1f} s (its replacement's shard found and added "
                 f"them in {startup.get('sync_s', 0):.1f} s, then restored and caught them up in "
                 f"{startup.get('catch_up_s', 0):.1f} s)")
@@ -348,8 +354,9 @@ def judge(results: dict[str, Any], sizes: FleetSizes) -> dict[str, bool]:
         "memory_exactly_once": memory["lost"] == 0 and memory["duplicated"] == 0,
         "swap_p95_le_5s": swapping["lag_p95_s"] <= 5.0,
         "swap_exactly_once": swapping["lost"] == 0 and swapping["duplicated"] == 0,
-        "swap_memory_le_1.3x": swapping["memory_ratio"] <= 1.3,
     }
+    if sizes.engine != "ewma":  # the test engine's models are a few bytes: its ratio measures the interpreter
+        verdict["swap_memory_le_1.3x"] = swapping["memory_ratio"] <= 1.3
     if sizes.kill:
         verdict["killed_recovered_within_30s"] = (memory["killed_worker_recovery_s"] or 99) <= 30.0
     if sizes.engine == "ewma":

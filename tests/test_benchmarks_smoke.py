@@ -21,6 +21,27 @@ from benchmarks.__main__ import table  # noqa: E402
 from benchmarks.cases import CASES, Row  # noqa: E402
 
 
+@pytest.mark.timeout(900)
+def test_fleet_quick_run_keeps_every_point_exactly_once_through_a_kill_and_a_restart(tmp_path: Path) -> None:
+    """`python -m benchmarks fleet --quick` (the soak at a small size, the deterministic engine):
+    a worker killed and replaced, a swapping fleet stopped and started again, and every input point
+    still has exactly one result, the swapped results equal to a run that never evicted. The
+    latency and memory targets are the full run's claim (docs/fleet.rst), not asserted here."""
+    output = tmp_path / "fleet.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUX_")}
+    run = subprocess.run([sys.executable, "-m", "benchmarks", "fleet", "--quick", "--output", str(output)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=840, env=env)
+    assert run.returncode in (0, 1), run.stderr[-3000:]
+    results = json.loads(output.read_text())
+    memory, swapping = results["memory"], results["swapping"]
+    assert memory["points"] > 0 and memory["lost"] == 0 and memory["duplicated"] == 0, memory
+    assert memory["killed_worker_recovery_s"] is not None, memory  # its sensors had new results
+    assert swapping["points"] > 0 and swapping["lost"] == 0 and swapping["duplicated"] == 0, swapping
+    assert swapping["evictions"] > 0 and swapping["restores"] > 0, swapping
+    assert swapping["identical_results"] == swapping["compared_results"] > 0, swapping
+    assert set(results["passed"]) >= {"memory_p95_le_1s", "swap_p95_le_5s", "killed_recovered_within_30s"}
+
+
 @pytest.mark.timeout(900)  # twelve cases, each on fresh databases: minutes on a loaded 2-core machine
 def test_quick_run_measures_every_case_and_writes_json(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
