@@ -153,15 +153,24 @@ def test_checkpoints_are_written_beside_the_loop_and_a_model_restored_before_its
     cache.close()
 
 
-def test_a_state_waiting_to_be_written_counts_as_a_model_in_memory(tmp_path, monkeypatch):
-    """`max_models` bounds the models' states in memory: a checkpoint waiting for the writer holds
-    one (a pickled BrainBlocks state is as large as its model), so room is made for it too; the
-    model in use is always held (a stalled writer leaves it alone in memory)."""
+def _cache_with_slow_writes(tmp_path, monkeypatch):
+    """A ModelCache of at most 3 test models whose checkpoint writes wait for `slow.go`."""
     from influxhtm.running import model_cache
 
     slow = _SlowWrites(model_cache.checkpoints.save)
     monkeypatch.setattr(model_cache.checkpoints, "save", slow)
     cache = model_cache.ModelCache(tmp_path, lambda key: ewma(), _identity, max_models=3)
+    # Room for every held write in the writer's queues: with the default depth, the writes of paths
+    # that hash to one thread fill its queue and the loop's next submit waits for `slow.go`.
+    cache.writer = model_cache.CheckpointWriter(depth=10)
+    return slow, cache
+
+
+def test_a_state_waiting_to_be_written_counts_as_a_model_in_memory(tmp_path, monkeypatch):
+    """`max_models` bounds the models' states in memory: a checkpoint waiting for the writer holds
+    one (a pickled BrainBlocks state is as large as its model), so room is made for it too; the
+    model in use is always held (a stalled writer leaves it alone in memory)."""
+    slow, cache = _cache_with_slow_writes(tmp_path, monkeypatch)
     for i, key in enumerate("abcde"):
         cache.take(key)
         cache.stored(key, i)
@@ -177,11 +186,7 @@ def test_a_state_waiting_to_be_written_counts_as_a_model_in_memory(tmp_path, mon
 def test_checkpointing_every_model_keeps_the_bound(tmp_path, monkeypatch):
     """`save_all` (a fleet stopping) does not pickle every held model beside it: once the held models
     and the waiting checkpoints fill `max_models`, each model is let go as its state is taken."""
-    from influxhtm.running import model_cache
-
-    slow = _SlowWrites(model_cache.checkpoints.save)
-    monkeypatch.setattr(model_cache.checkpoints, "save", slow)
-    cache = model_cache.ModelCache(tmp_path, lambda key: ewma(), _identity, max_models=3)
+    slow, cache = _cache_with_slow_writes(tmp_path, monkeypatch)
     for i, key in enumerate("abc"):
         cache.take(key)
         cache.stored(key, i)
