@@ -232,7 +232,9 @@ def test_a_swapping_cache_keeps_large_buffers_off_the_heaps():
                              capture_output=True, text=True, timeout=60, check=True)
         return int(out.stdout)
 
-    assert own_pages(0) == 0  # unbounded: glibc's own threshold, raised by the first free
+    # Unbounded, glibc raises its threshold at the first free and the second state usually comes from
+    # the heap (0 here; 1 in one run of the whole suite: not asserted). Bounded, it always has its own.
+    print(f"own pages: unbounded {own_pages(0)}, bounded {own_pages(2)}")
     assert own_pages(2) == 1
 
 
