@@ -155,14 +155,9 @@ def fleet_main(args: argparse.Namespace) -> int:
 
     from . import fleet
 
-    sizes = fleet.FleetSizes.full() if args.full else fleet.FleetSizes.quick() if args.quick \
-        else fleet.FleetSizes()
-
-    def log(message: str) -> None:
-        print(time.strftime("%H:%M:%S"), message, file=sys.stderr, flush=True)
-
+    sizes = fleet.FleetSizes.chosen(full=args.full, quick=args.quick)
     with LocalInfluxd() as server, tempfile.TemporaryDirectory(prefix="influxhtm-fleet-") as workdir:
-        results = fleet.run(server.host, server.port, sizes, Path(workdir), log)
+        results = fleet.run(server.host, server.port, sizes, Path(workdir), fleet.log)
         results["machine"] = machine(server.binary)
     output = args.output if args.output != DEFAULT_OUTPUT else DEFAULT_OUTPUT.with_name("fleet_results.json")
     output.parent.mkdir(parents=True, exist_ok=True)

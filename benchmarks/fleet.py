@@ -67,6 +67,16 @@ class FleetSizes:
         return cls(memory_sensors=1000, memory_interval=10.0, memory_seconds=600.0, swap_sensors=300,
                    swap_interval=30.0, swap_seconds=600.0, max_models=100)
 
+    @classmethod
+    def chosen(cls, *, full: bool, quick: bool) -> FleetSizes:
+        """The sizes of `--full`, `--quick`, or the default."""
+        return cls.full() if full else cls.quick() if quick else cls()
+
+
+def log(message: str) -> None:
+    """A line of the benchmark's progress on stderr, with the time."""
+    print(time.strftime("%H:%M:%S"), message, file=sys.stderr, flush=True)
+
 
 def checkpoint_every(interval: float) -> int:
     """Points between two checkpoints of a sensor: one every 2 minutes. A BrainBlocks checkpoint costs

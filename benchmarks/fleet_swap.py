@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from influxhtm.tools.server import LocalInfluxd
@@ -24,14 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--full", action="store_true")
     args = parser.parse_args(argv)
-    sizes = fleet.FleetSizes.full() if args.full else fleet.FleetSizes.quick() if args.quick \
-        else fleet.FleetSizes()
-
-    def log(message: str) -> None:
-        print(time.strftime("%H:%M:%S"), message, file=sys.stderr, flush=True)
-
+    sizes = fleet.FleetSizes.chosen(full=args.full, quick=args.quick)
     with LocalInfluxd() as server, tempfile.TemporaryDirectory(prefix="influxhtm-fleet-") as workdir:
-        print(json.dumps(fleet.swap_phase(server.host, server.port, sizes, Path(workdir), log)))
+        print(json.dumps(fleet.swap_phase(server.host, server.port, sizes, Path(workdir), fleet.log)))
     return 0
 
 

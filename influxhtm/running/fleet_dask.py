@@ -300,7 +300,6 @@ class Coordinator:
         self.workers: list[str] = []  # the workers (names) of the newest epoch
         self.shards: dict[str, Any] = {}  # worker name -> the future of its shard task
         self.addresses: dict[str, str] = {}  # worker name -> the address its shard task is pinned to
-        self.live: set[str] = set()  # the workers (names) alive at the last look
         self.gone: dict[str, float] = {}  # worker name -> since when it is gone (awaiting a replacement)
         self.waiting: set[str] = set()  # workers whose release of this epoch is awaited
         self.released_at = 0.0
@@ -354,9 +353,9 @@ class Coordinator:
         for worker, future in list(self.shards.items()):
             if alive.get(worker) != self.addresses.get(worker) or future.done():
                 self._ended(worker, future)
-        for worker in self.live - set(alive):
-            self.gone[worker] = now
-        self.live = set(alive)
+        for worker in self.workers:
+            if worker not in alive:
+                self.gone.setdefault(worker, now)  # a member gone: since now, or since it was first seen gone
         self.gone = {worker: since for worker, since in self.gone.items()
                      if worker not in alive and now - since < self.fleet.replace_grace}
         members = sorted({*alive, *self.gone})

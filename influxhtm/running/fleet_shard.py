@@ -610,9 +610,9 @@ def run_shard_loop(shard: Shard, *, news: Any, timing: Timing, discover: Callabl
     try:
         began = time.monotonic()
         shard.sync(shard.until_done(discover) or set())
-        shard.startup_s["sync_s"] = time.monotonic() - began
+        synced = time.monotonic()
         shard.catch_up()
-        shard.startup_s["catch_up_s"] = time.monotonic() - began - shard.startup_s["sync_s"]
+        shard.startup_s = {"sync_s": synced - began, "catch_up_s": time.monotonic() - synced}
         pending: dict[SensorKey, dict[int, float]] = {}
         next_poll = time.monotonic() + timing.poll_interval
         next_discover = time.monotonic() + timing.discover_interval

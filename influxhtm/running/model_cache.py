@@ -409,13 +409,19 @@ class ModelCache:
         self.before_evict(key)
         if key not in self._held:
             return  # storing the results made room already (see `trim`)
-        self.writer.check()  # a failed write is raised while the model is still held
-        self._save(self._held.pop(key), drop=True)  # out of the cache first: a model let go is never saved
+        self._let_go(key)
         self.evictions += 1
 
     def save(self, key: Hashable) -> bool:
         """Checkpoint `key`'s model if it has seen points since its last checkpoint; whether it did."""
         return self._save(self._held[key])
+
+    def _let_go(self, key: Hashable) -> bool:
+        """Checkpoint `key`'s model (if it changed) and drop it from the cache; whether it was saved.
+        A write that failed before is raised first, while the model is still held; the model leaves
+        the cache before its state is taken, so a model let go is never saved."""
+        self.writer.check()
+        return self._save(self._held.pop(key), drop=True)
 
     def _save(self, held: Held, drop: bool = False) -> bool:
         """`save`; with `drop` the model is let go once its state is taken, before the state is
@@ -442,8 +448,7 @@ class ModelCache:
         saved = 0
         for key in list(self._held):
             if self._full():  # its pickle would pass the bound beside it: the model is let go
-                self.writer.check()
-                saved += self._save(self._held.pop(key), drop=True)
+                saved += self._let_go(key)
             else:
                 saved += self.save(key)
         self.writer.flush()

@@ -153,10 +153,7 @@ def _initial_pooler(key: tuple[Any, ...]) -> tuple[bytes, int]:
     blocks = _import_blocks()
     p = dict(zip(_POOLER_PARAMS, key, strict=True))
     st = blocks.ScalarTransformer(0.0, 1.0, p["num_i"], p["num_ai"])
-    pp = blocks.PatternPooler(
-        p["num_s"], p["num_as"], p["perm_thr"], p["perm_inc"], p["perm_dec"],
-        p["pct_pool"], p["pct_conn"], p["pct_learn"], seed=p["seed"],
-    )  # fmt: skip
+    pp = _pattern_pooler(blocks, p)
     pp.input.add_child(st.output, 0)
     pp.init()
     with _scratch() as path_of:
@@ -164,6 +161,14 @@ def _initial_pooler(key: tuple[Any, ...]) -> tuple[bytes, int]:
         pp.save(path)
         memory = bytes(_read_all(path))
     return memory, zlib.crc32(memory)
+
+
+def _pattern_pooler(blocks: Any, p: Mapping[str, Any]) -> Any:
+    """A PatternPooler of the parameters `p` (a model's, or `_initial_pooler`'s), not yet initialised."""
+    return blocks.PatternPooler(
+        p["num_s"], p["num_as"], p["perm_thr"], p["perm_inc"], p["perm_dec"],
+        p["pct_pool"], p["pct_conn"], p["pct_learn"], seed=p["seed"],
+    )  # fmt: skip
 
 
 def _xor(data: bytes | bytearray, base: bytes, into: bytearray | None = None) -> bytearray:
@@ -354,10 +359,7 @@ class BrainBlocksModel:
         blocks = _import_blocks()
         p = self.params
         self._st = blocks.ScalarTransformer(p["min_val"], p["max_val"], p["num_i"], p["num_ai"])
-        self._pp = blocks.PatternPooler(
-            p["num_s"], p["num_as"], p["perm_thr"], p["perm_inc"], p["perm_dec"],
-            p["pct_pool"], p["pct_conn"], p["pct_learn"], seed=p["seed"],
-        )  # fmt: skip
+        self._pp = _pattern_pooler(blocks, p)
         self._sl = blocks.SequenceLearner(
             p["num_c"], p["num_spc"], p["num_dps"], p["num_rpd"], p["d_thresh"],
             p["perm_thr"], p["perm_inc"], p["perm_dec"], seed=p["seed"],
@@ -463,7 +465,7 @@ class BrainBlocksModel:
             self.params = params
             self._build()
         memories = dict(state["memories"])
-        crc = state.get("pooler_initial_crc32") if state["version"] == 2 else None
+        crc = state.get("pooler_initial_crc32") if version == 2 else None
         if crc is not None:
             initial, initial_crc = _initial_pooler(self._pooler_key())
             if crc != initial_crc or len(initial) != len(memories["pooler"]):
